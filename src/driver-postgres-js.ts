@@ -1,0 +1,78 @@
+import type { Options, PostgresType, Sql } from 'postgres';
+import type { DriverAdapter } from './driver.js';
+import { type ListenDriver, type ListenSession, quoteIdentifier } from './notifier.js';
+
+/** True for a postgres.js `Sql` instance (what `drizzle-orm/postgres-js` keeps as `db.$client`). */
+export function isPostgresJsClient(client: unknown): client is Sql {
+  if (typeof client !== 'function') return false;
+  const candidate = client as unknown as { listen?: unknown; options?: { host?: unknown } };
+  return typeof candidate.listen === 'function' && Array.isArray(candidate.options?.host);
+}
+
+/**
+ * LISTEN for postgres.js through a dedicated single-connection instance built from the
+ * client's own options. postgres.js's built-in `sql.listen` re-LISTENs after a drop but
+ * swallows a failed re-LISTEN (server still down) and never retries; owning the connection
+ * lets the shared notifier supervise reconnects for every driver the same way.
+ */
+export function postgresJsListenDriver(client: Sql): ListenDriver {
+  return {
+    name: 'postgres.js',
+    async open(events): Promise<ListenSession> {
+      const { default: postgres } = await import('postgres');
+      let closing = false;
+      // `onnotify` is the option postgres.js's own `sql.listen` is built on; it is not in the
+      // published types, hence the cast.
+      const connection = postgres({
+        ...(client.options as unknown as Options<Record<string, PostgresType>>),
+        max: 1,
+        idle_timeout: 0, // never closed for idleness: it exists to wait
+        max_lifetime: null,
+        fetch_types: false,
+        prepare: false,
+        onnotice: () => {},
+        onnotify: (channel: string, payload: string) => events.notification(channel, payload),
+        onclose: () => {
+          if (!closing) events.closed(new Error('postgres.js LISTEN connection closed'));
+        },
+      } as Options<Record<string, PostgresType>>);
+      const close = async () => {
+        closing = true;
+        await connection.end({ timeout: 1 });
+      };
+      try {
+        await connection`select 1`;
+      } catch (error) {
+        await close().catch(() => {});
+        throw error;
+      }
+      return {
+        listen: async (channel) => {
+          await connection.unsafe(`listen ${quoteIdentifier(channel)}`);
+        },
+        unlisten: async (channel) => {
+          await connection.unsafe(`unlisten ${quoteIdentifier(channel)}`);
+        },
+        close,
+      };
+    },
+  };
+}
+
+/** Runs `fn` with raw statements on one reserved connection (session-level advisory locks need one session). */
+async function withReservedConnection<T>(client: Sql, fn: (run: (text: string) => Promise<void>) => Promise<T>): Promise<T> {
+  const reserved = await client.reserve();
+  try {
+    return await fn(async (text) => void (await reserved.unsafe(text)));
+  } finally {
+    reserved.release();
+  }
+}
+
+export function postgresJsAdapter(client: Sql): DriverAdapter {
+  return {
+    name: 'postgres.js',
+    listen: postgresJsListenDriver(client),
+    withSession: (fn) => withReservedConnection(client, fn),
+  };
+}

@@ -1,0 +1,49 @@
+/** Base class of every error this library throws, so callers can catch them as one family. */
+export class DrizzleLeaderError extends Error {
+  override name = 'DrizzleLeaderError';
+}
+
+/** An option failed validation; nothing was started. */
+export class InvalidOptionError extends DrizzleLeaderError {
+  override name = 'InvalidOptionError';
+  constructor(
+    readonly option: string,
+    readonly value: unknown,
+    readonly allowed: string,
+  ) {
+    super(`Invalid option "${option}": got ${describe(value)}; allowed: ${allowed}`);
+  }
+}
+
+/** `start()` was called on an elector that has been stopped: electors are single-use. */
+export class ElectorStoppedError extends DrizzleLeaderError {
+  override name = 'ElectorStoppedError';
+  constructor() {
+    super('This elector has been stopped; create a new one with createElector()');
+  }
+}
+
+/** The lease table does not exist: the migrations have not been applied. */
+export class LeaseTableMissingError extends DrizzleLeaderError {
+  override name = 'LeaseTableMissingError';
+  constructor(table: string, cause: unknown) {
+    super(
+      `The lease table ${table} does not exist; apply the migrations with migrate(db), ` +
+        '`npx drizzle-leader migrate`, or your own drizzle-kit flow',
+      { cause },
+    );
+  }
+}
+
+/** The database object is not one this library knows how to LISTEN through. */
+export class UnsupportedDriverError extends DrizzleLeaderError {
+  override name = 'UnsupportedDriverError';
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  if (typeof value === 'function') return 'a function';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : typeof value;
+}

@@ -1,0 +1,49 @@
+/**
+ * The NOTIFY payload. Notifications are hints: anyone with access to the database can send
+ * one, they can be lost while a LISTEN connection reconnects, and they can arrive twice.
+ * So a payload can only ever *wake* an elector or a watcher, which then asks the database;
+ * nothing here decides who leads.
+ */
+
+export const NOTIFICATION_VERSION = 1;
+
+/** Postgres refuses NOTIFY payloads of 8000 bytes or more; anything longer is not ours. */
+const MAX_PAYLOAD_LENGTH = 8000;
+
+export type LeadershipAction = 'elected' | 'resigned' | 'request_resign';
+
+export interface LeadershipNotification {
+  v: typeof NOTIFICATION_VERSION;
+  action: LeadershipAction;
+  name: string;
+  /** Set on `elected` and `resigned`. */
+  leaderId?: string;
+  /** Set on `elected` and `resigned`; optional on `request_resign` to target one term. */
+  term?: number;
+}
+
+const ACTIONS: ReadonlySet<string> = new Set<LeadershipAction>(['elected', 'resigned', 'request_resign']);
+
+/** Parses a payload; returns null for anything malformed, oversized, of another version or unknown. Never throws. */
+export function parseNotification(payload: unknown): LeadershipNotification | null {
+  if (typeof payload !== 'string' || payload.length === 0 || payload.length >= MAX_PAYLOAD_LENGTH) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(payload);
+  } catch {
+    return null;
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return null;
+  const { v, action, name, leaderId, term } = value as Record<string, unknown>;
+  if (v !== NOTIFICATION_VERSION) return null;
+  if (typeof action !== 'string' || !ACTIONS.has(action)) return null;
+  if (typeof name !== 'string' || name.length === 0) return null;
+  if (leaderId !== undefined && leaderId !== null && typeof leaderId !== 'string') return null;
+  if (term !== undefined && term !== null && !(typeof term === 'number' && Number.isSafeInteger(term) && term > 0)) {
+    return null;
+  }
+  const notification: LeadershipNotification = { v: NOTIFICATION_VERSION, action: action as LeadershipAction, name };
+  if (typeof leaderId === 'string') notification.leaderId = leaderId;
+  if (typeof term === 'number') notification.term = term;
+  return notification;
+}

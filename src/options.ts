@@ -1,0 +1,142 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { getTableConfig } from 'drizzle-orm/pg-core';
+import { InvalidOptionError } from './errors.js';
+import { type Logger, SILENT_LOGGER } from './logger.js';
+import { type LeaderTable, riverLeader } from './schema.js';
+
+/** Defaults for every elector option, in milliseconds where a time. Frozen: read, don't mutate. */
+export const ELECTOR_DEFAULTS = Object.freeze({
+  name: 'default',
+  ttl: 15_000,
+  renewInterval: 5_000,
+  safetyMargin: 1_000,
+  listen: true,
+  channel: 'river_leadership',
+});
+
+export interface ElectorOptions {
+  /** Election name: independent elections share the table, one row each. Default `'default'`. */
+  name?: string;
+  /** This candidate's id, 1..127 characters, unique among candidates. Default: host, pid and a random suffix. */
+  id?: string;
+  /** Lease length in ms, counted by the database from each successful elect/renew. Default 15000. */
+  ttl?: number;
+  /** How often the leader renews, in ms. Default 5000. `renewInterval + safetyMargin` must be below `ttl`. */
+  renewInterval?: number;
+  /** How long before the lease can expire the leader stops trusting it, in ms. Default 1000. */
+  safetyMargin?: number;
+  /** LISTEN for resignations so followers take over in milliseconds. `false` = poll-only. Default true. */
+  listen?: boolean;
+  /** NOTIFY channel shared by candidates and watchers of the table. Default `'river_leadership'`. */
+  channel?: string;
+  /** A lease table from `createLeaderTable()`. Default: `riverLeader`. */
+  table?: LeaderTable;
+  /** Receives the elector's diagnostics; pino-compatible. Default: silent. */
+  logger?: Logger;
+}
+
+/** Options after defaults and validation: what the elector actually runs with. */
+export interface ResolvedElectorOptions {
+  readonly name: string;
+  readonly id: string;
+  readonly ttl: number;
+  readonly renewInterval: number;
+  readonly safetyMargin: number;
+  readonly listen: boolean;
+  readonly channel: string;
+  readonly table: LeaderTable;
+  readonly logger: Logger;
+}
+
+const KNOWN_OPTIONS = new Set(['name', 'id', 'ttl', 'renewInterval', 'safetyMargin', 'listen', 'channel', 'table', 'logger']);
+
+/** Merges defaults once and validates everything at the door: a wrong value never reaches the database. */
+export function resolveElectorOptions(options: ElectorOptions = {}): ResolvedElectorOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError('options', options, 'an object');
+  }
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key)) {
+      throw new InvalidOptionError(key, (options as Record<string, unknown>)[key], `one of ${[...KNOWN_OPTIONS].join(', ')}`);
+    }
+  }
+  const resolved: ResolvedElectorOptions = Object.freeze({
+    name: checkLabel('name', options.name ?? ELECTOR_DEFAULTS.name),
+    id: checkLabel('id', options.id ?? defaultCandidateId()),
+    ttl: checkDuration('ttl', options.ttl ?? ELECTOR_DEFAULTS.ttl),
+    renewInterval: checkDuration('renewInterval', options.renewInterval ?? ELECTOR_DEFAULTS.renewInterval),
+    safetyMargin: checkDuration('safetyMargin', options.safetyMargin ?? ELECTOR_DEFAULTS.safetyMargin),
+    listen: checkBoolean('listen', options.listen ?? ELECTOR_DEFAULTS.listen),
+    channel: checkChannel('channel', options.channel ?? ELECTOR_DEFAULTS.channel),
+    table: checkTable('table', options.table ?? riverLeader),
+    logger: checkLogger('logger', options.logger ?? SILENT_LOGGER),
+  });
+  // A leader must renew, and hear back, well before it stops trusting its lease; TTL equal to
+  // the renew interval made healthy River leaders lose leadership (River #216).
+  if (resolved.renewInterval + resolved.safetyMargin >= resolved.ttl) {
+    throw new InvalidOptionError(
+      'ttl',
+      resolved.ttl,
+      `a number of ms greater than renewInterval + safetyMargin (${resolved.renewInterval} + ${resolved.safetyMargin})`,
+    );
+  }
+  return resolved;
+}
+
+/** A unique-per-process candidate id that also tells an operator where the leader runs. */
+export function defaultCandidateId(): string {
+  return `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`.slice(-127);
+}
+
+/** Names and ids are stored in a column with CHECK (char_length between 1 and 127): count code points like Postgres. */
+export function checkLabel(option: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || [...value].length > 127 || value.includes('\0')) {
+    throw new InvalidOptionError(option, value, 'a string of 1 to 127 characters without NUL');
+  }
+  return value;
+}
+
+export function checkDuration(option: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > 2_147_483_647) {
+    throw new InvalidOptionError(option, value, 'a finite number of milliseconds above 0 and at most 2147483647');
+  }
+  return value;
+}
+
+function checkBoolean(option: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new InvalidOptionError(option, value, 'true or false');
+  return value;
+}
+
+/** Postgres truncates identifiers, channel names included, past 63 bytes; refuse rather than truncate. */
+export function checkChannel(option: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || Buffer.byteLength(value) > 63 || value.includes('\0')) {
+    throw new InvalidOptionError(option, value, 'a string of 1 to 63 bytes without NUL (a Postgres identifier)');
+  }
+  return value;
+}
+
+const LEASE_COLUMNS = ['name', 'leaderId', 'electedAt', 'expiresAt', 'term'] as const;
+
+export function checkTable(option: string, value: unknown): LeaderTable {
+  let ok = false;
+  try {
+    const config = getTableConfig(value as LeaderTable);
+    const columns = new Set(config.columns.map((c) => c.name));
+    ok = ['name', 'leader_id', 'elected_at', 'expires_at', 'term'].every((c) => columns.has(c)) &&
+      LEASE_COLUMNS.every((key) => key in (value as object));
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new InvalidOptionError(option, value, 'riverLeader or a table from createLeaderTable()');
+  return value as LeaderTable;
+}
+
+function checkLogger(option: string, value: unknown): Logger {
+  const logger = value as Record<string, unknown> | null;
+  if (!logger || typeof logger !== 'object' || !['debug', 'info', 'warn', 'error'].every((m) => typeof logger[m] === 'function')) {
+    throw new InvalidOptionError(option, value, 'an object with debug, info, warn and error methods (pino-compatible)');
+  }
+  return value as Logger;
+}

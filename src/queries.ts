@@ -1,0 +1,226 @@
+/**
+ * Every statement the elector, the watchers and the CLI send, built with Drizzle so they run
+ * unchanged on any Drizzle Postgres driver. Times are the database's: leases start at and are
+ * compared with Postgres `now()`, and remaining lease time is computed by the server, so no
+ * application clock is ever compared with the database clock (safety rule 1).
+ */
+import { and, count, eq, gt, lte, notExists, type SQL, sql } from 'drizzle-orm';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { NOTIFICATION_VERSION } from './notification.js';
+import type { LeaderTable } from './schema.js';
+
+/** Any Drizzle PostgreSQL database object (postgres.js, node-postgres, HTTP drivers, ...). */
+// biome-ignore lint/suspicious/noExplicitAny: any schema and driver result shape is accepted
+export type LeaderDatabase = PgDatabase<PgQueryResultHKT, any, any>;
+
+/** A lease as stored, with the server-computed time left. */
+export interface LeaseRecord {
+  name: string;
+  leaderId: string;
+  term: number;
+  electedAt: Date;
+  expiresAt: Date;
+  /** `expires_at - now()` in ms as the database saw it when the row was read; negative once expired. */
+  remainingMs: number;
+}
+
+export type ElectResult =
+  | { won: true; lease: LeaseRecord }
+  /** `holder` is null when the row changed under a concurrent election and could not be read in the same statement. */
+  | { won: false; holder: LeaseRecord | null };
+
+const leaseFor = (ttlMs: number): SQL => sql`now() + ${ttlMs} * interval '1 millisecond'`;
+
+function remainingMs(table: LeaderTable | { expiresAt: unknown }): SQL.Aliased<number> {
+  return sql<number>`(extract(epoch from (${(table as LeaderTable).expiresAt} - now())) * 1000)::float8`
+    .mapWith(Number)
+    .as('remaining_ms');
+}
+
+function notifyPayload(channel: string, action: 'elected' | 'resigned', row: LeaderTable): SQL {
+  return sql`pg_notify(${channel}, json_build_object('v', ${sql.raw(String(NOTIFICATION_VERSION))}, 'action', ${action}::text, 'name', ${row.name}, 'leaderId', ${row.leaderId}, 'term', ${row.term})::text)`;
+}
+
+/**
+ * Elect: one statement that wins only when no unexpired lease exists. An expired row is
+ * overwritten in place with a fresh term (`SET term = DEFAULT` draws from the identity
+ * sequence); a live one is left untouched and read back in the same statement, so a
+ * denied follower learns how long to sleep without a second round trip. A win NOTIFYs
+ * `elected` for watchers.
+ */
+export async function elect(
+  db: LeaderDatabase,
+  table: LeaderTable,
+  input: { name: string; leaderId: string; ttlMs: number; channel: string },
+): Promise<ElectResult> {
+  const won = db.$with('won').as(
+    db
+      .insert(table)
+      .values({ name: input.name, leaderId: input.leaderId, electedAt: sql`now()`, expiresAt: leaseFor(input.ttlMs) })
+      .onConflictDoUpdate({
+        target: table.name,
+        // `excluded` is only ever used here, in SET, to copy the proposed row; never in a WHERE.
+        set: {
+          leaderId: sql`excluded.leader_id`,
+          electedAt: sql`excluded.elected_at`,
+          expiresAt: sql`excluded.expires_at`,
+          term: sql`default`,
+        } as Record<string, SQL>,
+        setWhere: lte(table.expiresAt, sql`now()`),
+      })
+      .returning(),
+  );
+  // One row always comes back: the won lease when the INSERT or the overwrite ran, else the
+  // live lease read from the statement's snapshot. Postgres only allows a data-modifying
+  // WITH at the top level, hence a join from a one-row relation rather than a UNION.
+  const current = table;
+  const [row] = await db
+    .with(won)
+    .select({
+      wonTerm: won.term,
+      name: sql<string>`coalesce(${won.name}, ${current.name})`,
+      leaderId: sql<string>`coalesce(${won.leaderId}, ${current.leaderId})`,
+      term: sql<number>`coalesce(${won.term}, ${current.term})`.mapWith(Number),
+      electedAt: sql<Date>`coalesce(${won.electedAt}, ${current.electedAt})`.mapWith(current.electedAt),
+      expiresAt: sql<Date>`coalesce(${won.expiresAt}, ${current.expiresAt})`.mapWith(current.expiresAt),
+      remainingMs: sql<number>`(extract(epoch from (coalesce(${won.expiresAt}, ${current.expiresAt}) - now())) * 1000)::float8`.mapWith(Number),
+      notified: sql<string | null>`case when ${won.term} is not null then ${notifyPayload(input.channel, 'elected', won as unknown as LeaderTable)}::text end`,
+    })
+    .from(sql`(select 1) as "one"`)
+    .leftJoin(won, sql`true`)
+    .leftJoin(current, eq(current.name, input.name));
+  if (!row || row.term == null || Number.isNaN(row.term)) return { won: false, holder: null };
+  const lease = toLease(row);
+  return row.wonTerm != null ? { won: true, lease } : { won: false, holder: lease };
+}
+
+/**
+ * Renew: the conditional-renew UPSERT. The `setWhere` compares the STORED row
+ * (`river_leader.leader_id`, `river_leader.term`, `river_leader.expires_at`) with the caller.
+ * Comparing `excluded.leader_id` with the caller's id instead is always true and lets a
+ * non-leader extend the real leader's lease and believe it won (River #197).
+ *
+ * No row back: the lease is lost. A row with another term: the old row was gone, the INSERT
+ * path ran and this caller now holds a new term.
+ */
+export function renewStatement(
+  db: LeaderDatabase,
+  table: LeaderTable,
+  input: { name: string; leaderId: string; term: number; ttlMs: number },
+) {
+  return db
+    .insert(table)
+    .values({ name: input.name, leaderId: input.leaderId, electedAt: sql`now()`, expiresAt: leaseFor(input.ttlMs) })
+    .onConflictDoUpdate({
+      target: table.name,
+      set: { expiresAt: leaseFor(input.ttlMs) },
+      setWhere: and(eq(table.leaderId, input.leaderId), eq(table.term, input.term), gt(table.expiresAt, sql`now()`)),
+    })
+    .returning({
+      name: table.name,
+      leaderId: table.leaderId,
+      term: table.term,
+      electedAt: table.electedAt,
+      expiresAt: table.expiresAt,
+      remainingMs: remainingMs(table),
+    });
+}
+
+export async function renew(
+  db: LeaderDatabase,
+  table: LeaderTable,
+  input: { name: string; leaderId: string; term: number; ttlMs: number },
+): Promise<LeaseRecord | null> {
+  const rows = await renewStatement(db, table, input);
+  return rows[0] ? toLease(rows[0]) : null;
+}
+
+/**
+ * Resign: delete exactly the caller's term and NOTIFY in the same statement. The NOTIFY is
+ * driven by the deleted row, so nobody is woken for a lease that still exists, and a deletion
+ * is never unannounced (both commit or neither does).
+ */
+export async function resign(
+  db: LeaderDatabase,
+  table: LeaderTable,
+  input: { name: string; leaderId: string; term: number; channel: string },
+): Promise<boolean> {
+  const deleted = db.$with('deleted').as(
+    db
+      .delete(table)
+      .where(and(eq(table.name, input.name), eq(table.leaderId, input.leaderId), eq(table.term, input.term)))
+      .returning(),
+  );
+  const rows = await db
+    .with(deleted)
+    .select({ notified: sql<string>`${notifyPayload(input.channel, 'resigned', deleted as unknown as LeaderTable)}::text` })
+    .from(deleted);
+  return rows.length > 0;
+}
+
+/** The lease stored for a name, expired or not, with the server-computed time left. */
+export async function readLease(db: LeaderDatabase, table: LeaderTable, name: string): Promise<LeaseRecord | null> {
+  const rows = await db
+    .select({
+      name: table.name,
+      leaderId: table.leaderId,
+      term: table.term,
+      electedAt: table.electedAt,
+      expiresAt: table.expiresAt,
+      remainingMs: remainingMs(table),
+    })
+    .from(table)
+    .where(eq(table.name, name));
+  return rows[0] ? toLease(rows[0]) : null;
+}
+
+/** Every stored lease, ordered by name (for operators). */
+export async function listLeases(db: LeaderDatabase, table: LeaderTable): Promise<LeaseRecord[]> {
+  const rows = await db
+    .select({
+      name: table.name,
+      leaderId: table.leaderId,
+      term: table.term,
+      electedAt: table.electedAt,
+      expiresAt: table.expiresAt,
+      remainingMs: remainingMs(table),
+    })
+    .from(table)
+    .orderBy(table.name);
+  return rows.map(toLease);
+}
+
+/** Deletes leases that have expired (by the database clock); returns how many. */
+export async function deleteExpiredLeases(db: LeaderDatabase, table: LeaderTable): Promise<number> {
+  const rows = await db.delete(table).where(lte(table.expiresAt, sql`now()`)).returning({ name: table.name });
+  return rows.length;
+}
+
+/** Sends a leadership notification (used for `request_resign`). */
+export async function sendNotification(db: LeaderDatabase, channel: string, payload: string): Promise<void> {
+  await db.select({ notified: sql<string>`pg_notify(${channel}, ${payload})::text` }).from(sql`(select 1) as one`);
+}
+
+/** Number of stored leases (cheap health check for tests and the CLI). */
+export async function countLeases(db: LeaderDatabase, table: LeaderTable): Promise<number> {
+  const [row] = await db.select({ n: count() }).from(table);
+  return row?.n ?? 0;
+}
+
+function toLease(row: {
+  name: string;
+  leaderId: string;
+  term: number;
+  electedAt: Date;
+  expiresAt: Date;
+  remainingMs: number;
+}): LeaseRecord {
+  return {
+    name: row.name,
+    leaderId: row.leaderId,
+    term: Number(row.term),
+    electedAt: row.electedAt,
+    expiresAt: row.expiresAt,
+    remainingMs: row.remainingMs,
+  };
+}

@@ -1,0 +1,69 @@
+import { sql } from 'drizzle-orm';
+import { type AnyPgColumn, bigint, check, pgSchema, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+
+/** Name of the lease table when no custom name is given. */
+export const DEFAULT_TABLE_NAME = 'river_leader';
+
+/**
+ * Builds the columns and constraints of a lease table. One function serves the
+ * default table and every custom one, so the two can never drift apart.
+ *
+ * `term` is a GENERATED ALWAYS identity column: Postgres hands out the value,
+ * nobody can insert or update it to a chosen number, and the sequence behind it
+ * never goes backwards across deleted rows, resignations or server restarts
+ * (a committed term is always WAL-logged before its commit). That makes it a
+ * fencing token. It is read as a JS number: 2^53 terms at a thousand elections a
+ * second would take 285,000 years.
+ */
+function leaseColumns() {
+  return {
+  name: text('name').primaryKey(),
+  leaderId: text('leader_id').notNull(),
+  electedAt: timestamp('elected_at', { withTimezone: true, mode: 'date' }).notNull(),
+  expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+  term: bigint('term', { mode: 'number' }).notNull().generatedAlwaysAsIdentity(),
+  };
+}
+
+function leaseConstraints(table: string) {
+  return (t: { name: AnyPgColumn; leaderId: AnyPgColumn }) => [
+    check(`${table}_name_length`, sql`char_length(${t.name}) between 1 and 127`),
+    check(`${table}_leader_id_length`, sql`char_length(${t.leaderId}) between 1 and 127`),
+  ];
+}
+
+/**
+ * The default lease table, `public.river_leader`: one row per election name.
+ * Re-export it from your Drizzle schema file so `drizzle-kit generate` sees it.
+ */
+export const riverLeader = pgTable(DEFAULT_TABLE_NAME, leaseColumns(), leaseConstraints(DEFAULT_TABLE_NAME));
+
+/** Any lease table made by this module: the default or one from {@link createLeaderTable}. */
+export type LeaderTable = typeof riverLeader;
+
+/** The row of a lease table. */
+export type LeaderRow = LeaderTable['$inferSelect'];
+
+export interface LeaderTableOptions {
+  /** Postgres schema to create the table in (omit for `public`). */
+  schema?: string;
+  /** Table name; defaults to `river_leader`. */
+  table?: string;
+}
+
+/**
+ * Makes a lease table in a schema and under a name of your choice. Export both
+ * `schema` (drizzle-kit only emits CREATE SCHEMA for exported `pgSchema`s) and
+ * `table` from your schema file, and pass `table` to `createElector`.
+ */
+export function createLeaderTable(options: LeaderTableOptions = {}) {
+  const tableName = options.table ?? DEFAULT_TABLE_NAME;
+  if (options.schema === undefined || options.schema === 'public') {
+    return { schema: undefined, table: pgTable(tableName, leaseColumns(), leaseConstraints(tableName)) as LeaderTable };
+  }
+  const schema = pgSchema(options.schema);
+  return {
+    schema,
+    table: schema.table(tableName, leaseColumns(), leaseConstraints(tableName)) as unknown as LeaderTable,
+  };
+}
