@@ -410,11 +410,11 @@ export class Elector {
   /** One election attempt, then a sleep until the holder's lease can have expired or a notification wakes us. */
   async #followerTurn(): Promise<unknown> {
     await this.#releaseUnreleasedTerm();
-    const holdOff = this.#holdOffUntil - monotonicNow();
-    if (holdOff > 0) {
-      await this.#sleep(holdOff);
-      if (!this.#isRunning()) return undefined;
+    // After resigning, give the others a head start; notifications cannot cut this short, stop() can.
+    for (let left = this.#holdOffUntil - monotonicNow(); left > 0 && this.#isRunning(); left = this.#holdOffUntil - monotonicNow()) {
+      await this.#sleep(left);
     }
+    if (!this.#isRunning()) return undefined;
     const { name, id, ttl, channel, table } = this.#options;
     const startedAt = monotonicNow();
     let result: queries.ElectResult;

