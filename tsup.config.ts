@@ -1,13 +1,24 @@
 import { defineConfig } from 'tsup';
 
-export default defineConfig({
-  entry: ['src/index.ts', 'src/schema.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
-  // `import.meta.url` (where the bundled migrations live) needs a shim in the CommonJS build.
-  shims: true,
-  clean: true,
-  sourcemap: true,
-  target: 'node20',
-  splitting: true,
-});
+export default defineConfig([
+  {
+    // The library: ESM and CommonJS with declarations.
+    entry: ['src/index.ts', 'src/schema.ts'],
+    format: ['esm', 'cjs'],
+    dts: true,
+    // `import.meta.url` (where the bundled migrations live) needs a shim in the CommonJS build.
+    shims: true,
+    sourcemap: true,
+    target: 'node20',
+    splitting: true,
+  },
+  {
+    // The CLI and the demo's candidate process: ESM executables.
+    entry: ['src/cli.ts', 'src/demo-candidate.ts'],
+    format: ['esm'],
+    target: 'node20',
+    sourcemap: true,
+    splitting: false,
+    banner: { js: '#!/usr/bin/env node' },
+  },
+]);

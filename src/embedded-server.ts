@@ -86,7 +86,6 @@ export async function startEmbeddedServer(options: { postgresFlags?: string[] } 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
-    probe.unref();
     probe.on('error', reject);
     probe.listen(0, '127.0.0.1', () => {
       const address = probe.address();

@@ -1,0 +1,260 @@
+/**
+ * `drizzle-leader`: inspect and steer leadership from a shell.
+ *
+ *   migrate | status | watch [name] | resign <name> | demo
+ *
+ * Bad input (no URL, unreachable server, wrong password, missing table, unknown election) prints
+ * one line saying what is wrong and how to fix it, and exits 2; `--verbose` adds the stack.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { explainError, UsageError } from './cli-errors.js';
+import { type CliContext, formatDuration, formatTable, openDatabase, timestamp } from './cli-support.js';
+import { listenDriverFor } from './driver.js';
+import { migrate } from './migrate.js';
+import { parseNotification } from './notification.js';
+import { notifierFor } from './notifier.js';
+import { requestResign, watchLeader } from './observe.js';
+import * as queries from './queries.js';
+
+interface GlobalOptions {
+  url?: string;
+  schema?: string;
+  table?: string;
+  channel: string;
+  verbose?: boolean;
+}
+
+const program = new Command('drizzle-leader')
+  .description('Inspect and steer drizzle-leader elections in a PostgreSQL database')
+  .addOption(new Option('--url <url>', 'PostgreSQL URL').env('DATABASE_URL'))
+  .option('--schema <schema>', 'schema of a custom lease table (createLeaderTable)')
+  .option('--table <table>', 'name of a custom lease table', undefined)
+  .option('--channel <channel>', 'NOTIFY channel of the elections', 'river_leadership')
+  .option('--verbose', 'print stack traces of errors')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+const globals = () => program.opts<GlobalOptions>();
+
+program
+  .command('migrate')
+  .description("create or upgrade the lease table (the library's own migrations table; idempotent)")
+  .action(() =>
+    withDatabase(async ({ db }) => {
+      if (globals().schema || globals().table) {
+        throw new UsageError('migrate creates public.river_leader; custom tables come from your own drizzle-kit flow (createLeaderTable)');
+      }
+      await migrate(db);
+      console.log('river_leader is up to date');
+    }),
+  );
+
+program
+  .command('status')
+  .description('every election in the table: leader, term, elected at, lease left')
+  .option('--json', 'print JSON')
+  .action((options: { json?: boolean }) =>
+    withDatabase(async ({ db, table }) => {
+      const leases = await queries.listLeases(db, table);
+      if (options.json) {
+        console.log(JSON.stringify(leases.map((l) => ({ ...l, expired: l.remainingMs <= 0 })), null, 2));
+        return;
+      }
+      if (leases.length === 0) {
+        console.log('No elections yet (the table is empty).');
+        return;
+      }
+      console.log(
+        formatTable([
+          ['NAME', 'LEADER', 'TERM', 'ELECTED AT', 'LEASE LEFT', 'STATE'],
+          ...leases.map((l) => [
+            l.name,
+            l.leaderId,
+            String(l.term),
+            l.electedAt.toISOString(),
+            l.remainingMs > 0 ? formatDuration(l.remainingMs) : '-',
+            l.remainingMs > 0 ? 'leading' : 'expired',
+          ]),
+        ]),
+      );
+    }),
+  );
+
+program
+  .command('watch')
+  .argument('[name]', 'only this election')
+  .description('stream leadership changes (elected, resigned, forced, expired) until Ctrl-C')
+  .option('--interval <ms>', 'periodic check, in case a notification is lost', '1000')
+  .action((name: string | undefined, options: { interval: string }) =>
+    withDatabase(async (ctx) => {
+      const interval = Number(options.interval);
+      if (!Number.isFinite(interval) || interval < 50) throw new UsageError(`--interval must be a number of ms >= 50, got "${options.interval}"`);
+      await watch(ctx, name, interval);
+    }),
+  );
+
+program
+  .command('resign')
+  .argument('<name>', 'election name')
+  .description('forced handoff: ask the leader to step down, then wait for the new term')
+  .option('--no-wait', 'return once the request is sent')
+  .option('--timeout <ms>', 'how long to wait for a new leader', '30000')
+  .action((name: string, options: { wait: boolean; timeout: string }) =>
+    withDatabase(async (ctx) => {
+      const timeout = Number(options.timeout);
+      if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError(`--timeout must be a positive number of ms, got "${options.timeout}"`);
+      await resign(ctx, name, options.wait, timeout);
+    }),
+  );
+
+program
+  .command('demo')
+  .description('live failover demo with 5 candidate processes (embedded PostgreSQL unless --url/DATABASE_URL)')
+  .option('--json', 'print the summary as JSON on stdout (narration goes to stderr)')
+  .action(async (options: { json?: boolean }) => {
+    const { runDemo } = await import('./demo.js');
+    const ok = await runDemo({ url: globals().url, json: Boolean(options.json) });
+    process.exitCode = ok ? 0 : 1;
+  });
+
+async function withDatabase(fn: (ctx: CliContext) => Promise<void>): Promise<void> {
+  const { url, schema, table, channel } = globals();
+  const ctx = await openDatabase({ url, schema, table, channel });
+  try {
+    await fn(ctx);
+  } finally {
+    await ctx.close();
+  }
+}
+
+async function watch(ctx: CliContext, only: string | undefined, intervalMs: number): Promise<void> {
+  const { db, table, channel } = ctx;
+  const known = new Map<string, { leaderId: string; term: number }>();
+  const announced = new Set<string>(); // `${name}:${term}:${action}` already printed from a notification
+  const print = (what: string, name: string, detail: string) => console.log(`${timestamp()}  ${what.padEnd(9)} ${name}  ${detail}`);
+
+  let wake: () => void = () => {};
+  const found = listenDriverFor(db);
+  const unlisten = found
+    ? notifierFor(found.client, found.driver).subscribe(channel, {
+        notification: (payload) => {
+          const n = parseNotification(payload);
+          if (!n || (only && n.name !== only)) return;
+          if (n.action === 'request_resign') print('forced', n.name, `resignation requested${n.term ? ` for term ${n.term}` : ''}`);
+          if (n.action === 'resigned') {
+            announced.add(`${n.name}:${n.term}:resigned`);
+            print('resigned', n.name, `term ${n.term} leader ${n.leaderId}`);
+          }
+          if (n.action === 'elected') {
+            announced.add(`${n.name}:${n.term}:elected`);
+            known.set(n.name, { leaderId: n.leaderId ?? '?', term: n.term ?? 0 });
+            print('elected', n.name, `term ${n.term} leader ${n.leaderId}`);
+          }
+          wake();
+        },
+        listening: () => wake(),
+        disconnected: (error) => console.error(`${timestamp()}  LISTEN connection lost (${explainError(error).message}); reconnecting`),
+      })
+    : null;
+
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  console.log(`${timestamp()}  watching ${only ? `election "${only}"` : 'all elections'} on channel "${channel}" (Ctrl-C to stop)`);
+  try {
+    while (!stop.signal.aborted) {
+      const leases = (await queries.listLeases(db, table)).filter((l) => !only || l.name === only);
+      const live = new Map(leases.filter((l) => l.remainingMs > 0).map((l) => [l.name, l]));
+      for (const [name, lease] of live) {
+        const before = known.get(name);
+        if (before?.term === lease.term) continue;
+        known.set(name, { leaderId: lease.leaderId, term: lease.term });
+        if (!announced.has(`${name}:${lease.term}:elected`)) {
+          print(before ? 'elected' : 'leader', name, `term ${lease.term} leader ${lease.leaderId} (lease ${formatDuration(lease.remainingMs)} left)`);
+        }
+      }
+      for (const [name, before] of known) {
+        if (live.has(name)) continue;
+        known.delete(name);
+        if (!announced.has(`${name}:${before.term}:resigned`)) {
+          const expired = leases.some((l) => l.name === name);
+          print(expired ? 'expired' : 'vacant', name, `term ${before.term} leader ${before.leaderId}`);
+        }
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, intervalMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        stop.signal.addEventListener('abort', wake, { once: true });
+      });
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await unlisten?.();
+  }
+}
+
+async function resign(ctx: CliContext, name: string, wait: boolean, timeoutMs: number): Promise<void> {
+  const { db, table, channel } = ctx;
+  const current = await queries.readLease(db, table, name);
+  if (!current || current.remainingMs <= 0) {
+    const names = (await queries.listLeases(db, table)).filter((l) => l.remainingMs > 0).map((l) => l.name);
+    throw new UsageError(
+      current
+        ? `Election "${name}" has no live leader (its lease expired); nothing to resign`
+        : `No election named "${name}"${names.length ? ` (live elections: ${names.join(', ')})` : ' (the table has no live elections)'}`,
+    );
+  }
+  const started = performance.now();
+  if (!wait) {
+    await requestResign(db, { name, table, channel, term: current.term });
+    console.log(`${name}: asked leader ${current.leaderId} (term ${current.term}) to resign`);
+    return;
+  }
+  const next = await new Promise<queries.LeaseRecord | null>((resolve, reject) => {
+    const timer = setTimeout(() => void done(null), timeoutMs);
+    const watcher = watchLeader(db, { name, table, channel, pollInterval: 250 }, ({ leader }) => {
+      if (leader && leader.term !== current.term) void done(leader);
+    });
+    async function done(result: queries.LeaseRecord | null) {
+      clearTimeout(timer);
+      await watcher.stop();
+      resolve(result);
+    }
+    requestResign(db, { name, table, channel, term: current.term }).catch(async (error) => {
+      clearTimeout(timer);
+      await watcher.stop();
+      reject(error);
+    });
+  });
+  if (!next) {
+    console.error(`${name}: no new leader within ${formatDuration(timeoutMs)} (is the leader listening, and another candidate running?)`);
+    process.exitCode = 1;
+    return;
+  }
+  console.log(
+    `${name}: term ${current.term} (${current.leaderId}) -> term ${next.term} (${next.leaderId}) in ${formatDuration(performance.now() - started)}`,
+  );
+}
+
+async function main(argv: string[]): Promise<void> {
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Commander already printed its message (or the help/version text).
+      process.exitCode = error.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    const explained = explainError(error);
+    console.error(`drizzle-leader: ${explained.message}`);
+    if (globals().verbose && error instanceof Error) console.error(error.stack);
+    process.exitCode = explained.operator ? 2 : 1;
+  }
+}
+
+await main(process.argv);

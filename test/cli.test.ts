@@ -1,0 +1,169 @@
+/** The CLI as operators run it: a subprocess against the test server. */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+import postgres from 'postgres';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createElector, type Elector } from '../src/elector.js';
+import { type Connection, connect, createTestDatabase, withDatabase } from './support/db.js';
+
+const root = resolve(import.meta.dirname, '..');
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<Result> {
+  return new Promise((done) => {
+    const { DATABASE_URL: _omit, ...rest } = process.env;
+    execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: root, env: { ...rest, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
+      done({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+let url: string;
+let conn: Connection;
+const electors: Elector[] = [];
+beforeAll(async () => {
+  url = await createTestDatabase();
+  conn = connect('postgres.js', url);
+});
+afterEach(async () => {
+  await Promise.all(electors.splice(0).map((e) => e.stop()));
+});
+afterAll(() => conn.close());
+
+const elector = async (name: string, id: string) => {
+  const e = createElector(conn.db, { name, id, ttl: 5_000, renewInterval: 1_000 });
+  electors.push(e);
+  await e.start();
+  return e;
+};
+
+describe('drizzle-leader CLI', () => {
+  it('bad input gives one clear line and exit code 2', async () => {
+    const noUrl = await cli(['status']);
+    expect(noUrl.code).toBe(2);
+    expect(noUrl.stderr.trim()).toBe('drizzle-leader: No database URL: pass --url postgres://user:password@host:5432/db or set DATABASE_URL');
+
+    const notUrl = await cli(['status', '--url', 'localhost:5432']);
+    expect(notUrl.code).toBe(2);
+    expect(notUrl.stderr).toMatch(/must start with postgres:\/\//);
+
+    const unreachable = await cli(['status', '--url', 'postgres://u:p@127.0.0.1:1/db']);
+    expect(unreachable.code).toBe(2);
+    expect(unreachable.stderr).toMatch(/Cannot reach PostgreSQL at 127\.0\.0\.1:1 \(connection refused\)/);
+    expect(unreachable.stderr).not.toMatch(/\n\s+at /); // no stack trace without --verbose
+
+    const verbose = await cli(['status', '--verbose', '--url', 'postgres://u:p@127.0.0.1:1/db']);
+    expect(verbose.stderr).toMatch(/\n\s+at /);
+
+    const noDb = await cli(['status', '--url', withDatabase(url, 'no_such_database')]);
+    expect(noDb.code).toBe(2);
+    expect(noDb.stderr).toMatch(/database "no_such_database" does not exist: create it or fix the database name/);
+
+    const unknownCommand = await cli(['frobnicate']);
+    expect(unknownCommand.code).toBe(2);
+  });
+
+  it('a wrong password or unknown role is reported as a login problem', async () => {
+    await conn.query(`create role cli_pw_test login password 'right-password'`);
+    const bad = new URL(url);
+    bad.username = 'cli_pw_test';
+    bad.password = 'wrong-password';
+    // A server with trust authentication (some DATABASE_URL setups) accepts any password.
+    const probe = postgres(bad.toString(), { max: 1, onnotice: () => {} });
+    const trusts = await probe`select 1`.then(
+      () => true,
+      () => false,
+    );
+    await probe.end();
+    const result = await cli(['status', '--url', bad.toString()]);
+    if (trusts) {
+      expect(result.stderr).toMatch(/lease table does not exist|permission denied/i);
+    } else {
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(/Password authentication failed: check the user and password in the URL/);
+    }
+    const ghost = new URL(url);
+    ghost.username = 'no_such_role';
+    const unknownRole = await cli(['status', '--url', ghost.toString()]);
+    expect(unknownRole.code).toBe(2);
+    // Postgres does not tell a missing role from a wrong password (it would leak which roles exist).
+    expect(unknownRole.stderr).toMatch(/no_such_role|Password authentication failed/);
+  });
+
+  it('a missing table says to run drizzle-leader migrate; migrate twice is idempotent', async () => {
+    const fresh = await createTestDatabase({ migrated: false });
+    const missing = await cli(['status', '--url', fresh]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/The lease table does not exist: run `drizzle-leader migrate`/);
+
+    const first = await cli(['migrate', '--url', fresh]);
+    expect(first).toMatchObject({ code: 0, stdout: 'river_leader is up to date\n' });
+    const second = await cli(['migrate', '--url', fresh]);
+    expect(second).toMatchObject({ code: 0, stdout: 'river_leader is up to date\n' });
+    const check = connect('postgres.js', fresh);
+    try {
+      expect(await check.query('select 1 from drizzle.__drizzle_leader_migrations')).toHaveLength(1);
+      expect(await check.query('select 1 from river_leader')).toEqual([]);
+    } finally {
+      await check.close();
+    }
+  });
+
+  it('status shows a running elector with its term', async () => {
+    const e = await elector('cli-status', 'status-leader');
+    const json = await cli(['status', '--json', '--url', url]);
+    expect(json.code).toBe(0);
+    const rows = JSON.parse(json.stdout) as { name: string; leaderId: string; term: number; expired: boolean; remainingMs: number }[];
+    expect(rows.find((r) => r.name === 'cli-status')).toMatchObject({ leaderId: 'status-leader', term: e.lease!.term, expired: false });
+    const text = await cli(['status', '--url', url]);
+    expect(text.stdout).toMatch(new RegExp(`cli-status\\s+status-leader\\s+${e.lease!.term}\\s+\\S+\\s+[\\d.]+ s\\s+leading`));
+  });
+
+  it('resign moves leadership to another candidate and prints the new term', async () => {
+    const a = await elector('cli-resign', 'a');
+    const b = await elector('cli-resign', 'b');
+    const leader = a.isLeader ? a : b;
+    const other = leader === a ? b : a;
+    const oldTerm = leader.lease!.term;
+    const result = await cli(['resign', 'cli-resign', '--url', url]);
+    expect(result.code).toBe(0);
+    await vi.waitFor(() => expect(other.isLeader).toBe(true));
+    expect(result.stdout).toMatch(new RegExp(`cli-resign: term ${oldTerm} \\(${leader.id}\\) -> term ${other.lease!.term} \\(${other.id}\\) in `));
+
+    const unknown = await cli(['resign', 'no-such-election', '--url', url]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/No election named "no-such-election" \(live elections: .*cli-resign/);
+  });
+
+  it('watch prints the events of a handoff and exits cleanly on Ctrl-C', async () => {
+    const a = await elector('cli-watch', 'watch-a');
+    const b = await elector('cli-watch', 'watch-b');
+    const leader = a.isLeader ? a : b;
+    const { DATABASE_URL: _omit, ...env } = process.env;
+    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'watch', 'cli-watch', '--url', url], { cwd: root, env });
+    let out = '';
+    child.stdout!.on('data', (chunk) => (out += chunk));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    await vi.waitFor(() => expect(out).toMatch(/leader\s+cli-watch\s+term \d+ leader watch-/), { timeout: 15_000 });
+    await leader.stop();
+    await vi.waitFor(() => {
+      expect(out).toMatch(/resigned\s+cli-watch\s+term \d+ leader /);
+      expect(out).toMatch(/elected\s+cli-watch\s+term \d+ leader /);
+    });
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+  });
+
+  it('--help works for every command', async () => {
+    for (const command of ['migrate', 'status', 'watch', 'resign', 'demo']) {
+      const help = await cli([command, '--help']);
+      expect(help.code).toBe(0);
+      expect(help.stdout).toMatch(new RegExp(`Usage: drizzle-leader ${command}`));
+    }
+  });
+});
