@@ -25,7 +25,9 @@ async function main() {
     if (process.connected) process.send?.(message);
   };
 
-  const client = postgres(url, { max: 2, onnotice: () => {}, backoff: () => 0.2 });
+  const workEveryMs = Number(process.env.DEMO_WORK_MS ?? 25);
+  // application_name lets an operator (or the fault tests) find this process's connections.
+  const client = postgres(url, { max: 2, onnotice: () => {}, backoff: () => 0.2, connection: { application_name: id } });
   const db = drizzle(client);
   const elector = createElector(db, { name, id, ttl, renewInterval, safetyMargin });
   elector.subscribe((event) =>
@@ -34,6 +36,10 @@ async function main() {
 
   let stopping = false;
   process.on('message', async (message: ParentMessage) => {
+    if (message.type === 'stats') {
+      send({ type: 'stats', pid: process.pid, stats: elector.stats });
+      return;
+    }
     if (message.type !== 'stop' || stopping) return;
     stopping = true;
     send({ type: 'stopping', pid: process.pid, at: wallNow() });
@@ -66,7 +72,7 @@ async function main() {
         send({ type: 'error', pid: process.pid, message: String((error as Error).message ?? error) });
       }
     }
-    await new Promise((resolve) => setTimeout(resolve, 25));
+    await new Promise((resolve) => setTimeout(resolve, workEveryMs));
   }
 }
 

@@ -96,6 +96,24 @@ type State =
 
 type LeaderState = Extract<State, { kind: 'leader' }>;
 
+/** Running counts of what this elector did; `elector.stats` returns a copy. */
+export interface ElectorStats {
+  /** Election statements sent, and how they ended. */
+  elections: { won: number; denied: number; failed: number };
+  /** Renewal statements sent, and how they ended. */
+  renewals: { ok: number; denied: number; failed: number };
+  /** Leaderships ended, whatever the reason. */
+  leadershipsLost: number;
+  /** Notifications received on the channel, and how many were malformed or not ours. */
+  notifications: { received: number; ignored: number };
+}
+
+/**
+ * A wake from a notification is honoured at most this often (ms): a flood of forged or
+ * duplicated notifications cannot turn into a flood of election statements.
+ */
+const MIN_NOTIFIED_ATTEMPT_GAP_MS = 50;
+
 /** Back-off after a failed statement: 100 ms doubling up to 2 s (capped further by the trust window). */
 const ERROR_BACKOFF = Object.freeze({ initialMs: 100, maxMs: 2_000 });
 
@@ -121,6 +139,14 @@ export class Elector {
   #trustTimer: NodeJS.Timeout | null = null;
   #unlisten: (() => Promise<void>) | null = null;
   #consecutiveErrors = 0;
+  #lastAttemptAt = Number.NEGATIVE_INFINITY;
+  #deferredWake: NodeJS.Timeout | null = null;
+  readonly #stats: ElectorStats = {
+    elections: { won: 0, denied: 0, failed: 0 },
+    renewals: { ok: 0, denied: 0, failed: 0 },
+    leadershipsLost: 0,
+    notifications: { received: 0, ignored: 0 },
+  };
 
   constructor(db: LeaderDatabase, options: ElectorOptions = {}) {
     this.#options = resolveElectorOptions(options);
@@ -151,6 +177,11 @@ export class Elector {
   /** The current leadership, or null. Same trust check as `isLeader`. */
   get lease(): Lease | null {
     return this.#trustedLeadership()?.lease ?? null;
+  }
+
+  /** A snapshot of this elector's counters. */
+  get stats(): ElectorStats {
+    return structuredClone(this.#stats);
   }
 
   /** `'idle' | 'follower' | 'leader' | 'stopping' | 'stopped'` (after the same trust check as `isLeader`). */
@@ -200,6 +231,7 @@ export class Elector {
     const wasLeader = this.#state.kind === 'leader';
     if (wasLeader) this.#stepDown('stopped');
     this.#state = { kind: 'stopping' };
+    if (this.#deferredWake) clearTimeout(this.#deferredWake);
     this.#wakeUp();
     await this.#loop;
     await this.#releaseUnreleasedTerm();
@@ -354,6 +386,7 @@ export class Elector {
     const state = this.#state;
     if (state.kind !== 'leader') return;
     this.#state = { kind: 'follower' };
+    this.#stats.leadershipsLost++;
     this.#clearTrustTimer();
     this.#options.logger[reason === 'resigned' || reason === 'stopped' ? 'info' : 'warn'](
       { name: state.lease.name, term: state.lease.term, reason },
@@ -417,15 +450,18 @@ export class Elector {
     if (!this.#isRunning()) return undefined;
     const { name, id, ttl, channel, table } = this.#options;
     const startedAt = monotonicNow();
+    this.#lastAttemptAt = startedAt;
     let result: queries.ElectResult;
     try {
       result = await queries.elect(this.#db, table, { name, leaderId: id, ttlMs: ttl, channel });
     } catch (error) {
+      this.#stats.elections.failed++;
       const failure = this.#classify(error, 'election');
       await this.#sleep(this.#errorBackoff());
       return failure;
     }
     this.#consecutiveErrors = 0;
+    this.#stats.elections[result.won ? 'won' : 'denied']++;
     if (result.won) {
       if (!this.#isRunning()) {
         // stop() arrived while the statement was in flight: hand the lease straight back.
@@ -468,10 +504,11 @@ export class Elector {
     try {
       record = await queries.renew(this.#db, table, { name, leaderId: id, term: state.lease.term, ttlMs: ttl });
     } catch (error) {
+      this.#stats.renewals.failed++;
       this.#classify(error, 'renewal');
-      this.#consecutiveErrors++;
       return;
     }
+    this.#stats.renewals[record ? 'ok' : 'denied']++;
     const current = this.#trustedLeadership();
     if (current !== state) {
       // We stepped down (trust expired, stop) while the renewal was in flight. If it extended
@@ -544,6 +581,20 @@ export class Elector {
     });
   }
 
+  /** Wakes the follower now, or (in a flood) once the minimum gap since its last attempt has passed. */
+  #wakeForNotification(): void {
+    if (this.#deferredWake) return;
+    const wait = this.#lastAttemptAt + MIN_NOTIFIED_ATTEMPT_GAP_MS - monotonicNow();
+    if (wait <= 0) {
+      this.#wakeUp();
+      return;
+    }
+    this.#deferredWake = setTimeout(() => {
+      this.#deferredWake = null;
+      if (this.#state.kind === 'follower') this.#wakeUp();
+    }, wait);
+  }
+
   #wakeUp(): void {
     if (this.#wake) this.#wake();
     else this.#wakePending = true;
@@ -588,14 +639,16 @@ export class Elector {
 
   #onNotification(payload: string): void {
     const { logger, name, id } = this.#options;
+    this.#stats.notifications.received++;
     const notification = parseNotification(payload);
     if (!notification || notification.name !== name) {
+      this.#stats.notifications.ignored++;
       if (!notification) logger.debug({ name, payload: payload.slice(0, 200) }, 'drizzle-leader: ignored a malformed notification');
       return;
     }
     const state = this.#state;
     if (notification.action === 'resigned' && state.kind === 'follower' && notification.leaderId !== id) {
-      this.#wakeUp();
+      this.#wakeForNotification();
     } else if (notification.action === 'request_resign' && state.kind === 'leader') {
       if (notification.term !== undefined && notification.term !== state.lease.term) return;
       logger.info({ name, term: state.lease.term }, 'drizzle-leader: resignation requested');

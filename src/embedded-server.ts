@@ -17,6 +17,8 @@ export interface EmbeddedServer {
   /** Stops the server, keeping its data, so `resume()` can start it again. */
   pause(): Promise<void>;
   resume(): Promise<void>;
+  /** Restarts the server: `fast` (SIGINT: clients are disconnected cleanly) or `immediate` (SIGQUIT: crash recovery on start). */
+  restart(mode: 'fast' | 'immediate'): Promise<void>;
   /** Stops the server and deletes its directory. Safe to call more than once. */
   stop(): Promise<void>;
 }
@@ -73,6 +75,18 @@ export async function startEmbeddedServer(options: { postgresFlags?: string[] } 
     },
     async resume() {
       if (!running) await server.start();
+      running = true;
+    },
+    async restart(mode) {
+      const child = (server as unknown as { process?: import('node:child_process').ChildProcess }).process;
+      if (running && child) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill(mode === 'fast' ? 'SIGINT' : 'SIGQUIT');
+        await exited;
+        (server as unknown as { process?: unknown }).process = undefined;
+      }
+      running = false;
+      await server.start();
       running = true;
     },
     async stop() {

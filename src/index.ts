@@ -1,5 +1,5 @@
 export { Elector, createElector } from './elector.js';
-export type { Lease, LeadershipEvent, LeadershipListener, LeaderTask, LossReason } from './elector.js';
+export type { ElectorStats, Lease, LeadershipEvent, LeadershipListener, LeaderTask, LossReason } from './elector.js';
 export { ELECTOR_DEFAULTS } from './options.js';
 export type { ElectorOptions, ResolvedElectorOptions } from './options.js';
 export { getLeader, requestResign, watchLeader } from './observe.js';

@@ -1,0 +1,105 @@
+/**
+ * Scenario 8, shared by the test suite (short) and `npm run soak` (long): random faults from the
+ * whole list every few hundred ms, each healed after a random while; at the end everything heals
+ * and exactly one leader must emerge within the liveness bound.
+ */
+import { wallNow } from '../../src/demo-protocol.js';
+import { type Candidate, type Cluster, sleep } from './cluster.js';
+
+export interface ChurnOptions {
+  seconds: number;
+  /** Liveness bound after the last fault heals, in ms. */
+  liveness: number;
+  /** Progress lines (the soak prints them). */
+  log?: (line: string) => void;
+}
+
+const between = (min: number, max: number) => min + Math.random() * (max - min);
+
+export async function churn(c: Cluster, options: ChurnOptions): Promise<string> {
+  const pending = new Set<{ timer: NodeJS.Timeout; heal: () => Promise<unknown> | unknown }>();
+  const later = (ms: number, heal: () => Promise<unknown> | unknown) => {
+    const entry = {
+      timer: setTimeout(() => {
+        pending.delete(entry);
+        void Promise.resolve(heal()).catch((e) => c.errors.push(`heal: ${e}`));
+      }, ms),
+      heal,
+    };
+    pending.add(entry);
+  };
+  const living = () => [...c.candidates.values()].filter((x) => x.alive);
+  const pick = (list: Candidate[]) => list[Math.floor(Math.random() * list.length)];
+  let lastRestart = wallNow();
+  const started = wallNow();
+  const end = started + options.seconds * 1_000;
+  let lastLog = started;
+
+  while (wallNow() < end) {
+    await sleep(between(150, 500));
+    const target = pick(living().filter((x) => !x.frozen && x.proxy.mode.kind === 'pass'));
+    const roll = Math.random();
+    try {
+      if (roll < 0.15 && target) {
+        c.pause(target);
+        later(between(200, 2_500), () => target.alive && c.resume(target));
+      } else if (roll < 0.27 && target && living().length > 4) {
+        c.kill(target);
+        later(500, () => c.spawn());
+      } else if (roll < 0.42 && target) {
+        await c.terminate(target, Math.random() < 0.5 ? 'pool' : 'listen');
+      } else if (roll < 0.57 && target) {
+        c.partition(target);
+        later(between(300, 2_000), () => c.heal(target));
+      } else if (roll < 0.7 && target) {
+        c.slow(target, Math.round(between(100, 1_500)));
+        later(between(500, 2_000), () => c.heal(target));
+      } else if (roll < 0.8 && target) {
+        c.cut(target);
+      } else if (roll < 0.95) {
+        const leader = c.believedLeaders()[0];
+        const name = c.name;
+        const payloads = Array.from({ length: 200 }, (_, i) =>
+          i % 3 === 0
+            ? JSON.stringify({ v: 1, action: 'resigned', name, leaderId: leader?.id ?? 'x', term: leader ? c.leaderTerm(leader) : 1 })
+            : i % 3 === 1
+              ? JSON.stringify({ v: 1, action: 'request_resign', name })
+              : '{"broken',
+        );
+        await c.notify(payloads, 100);
+      } else if (wallNow() - lastRestart > 8_000) {
+        lastRestart = wallNow();
+        await c.restartServer(Math.random() < 0.5 ? 'fast' : 'immediate');
+      }
+    } catch (error) {
+      // A fault that races with another (a candidate that just died) is not a finding.
+      c.errors.push(`inject: ${error}`);
+    }
+    if (options.log && wallNow() - lastLog > 10_000) {
+      lastLog = wallNow();
+      options.log(`${((wallNow() - started) / 1_000).toFixed(0)} s: ${c.faults.length} faults, ${c.actions.length} actions`);
+    }
+  }
+
+  // Heal everything at once, then demand exactly one leader within the bound.
+  for (const entry of [...pending]) {
+    clearTimeout(entry.timer);
+    pending.delete(entry);
+    await Promise.resolve(entry.heal()).catch(() => {});
+  }
+  for (const x of living()) {
+    if (x.frozen) c.resume(x);
+    c.heal(x);
+  }
+  while (living().length < 3) await c.spawn();
+  const healedAt = wallNow();
+  await c.waitForSingleLeader(options.liveness);
+  await sleep(500);
+  if (c.believedLeaders().length !== 1) throw new Error(`expected one leader after healing\n${c.describe()}`);
+  const gained = c.transitions.filter((t) => t.event === 'gained').length;
+  return [
+    `churn for ${options.seconds} s with ${c.options.candidates} candidates:`,
+    `  faults injected ${c.faults.length}, handoffs ${Math.max(0, gained - 1)}, leader actions ${c.actions.length},`,
+    `  rejected (fenced) writes ${c.actions.filter((a) => !a.accepted).length}, one leader ${(wallNow() - healedAt).toFixed(0)} ms after healing`,
+  ].join('\n');
+}
