@@ -30,7 +30,9 @@ try {
 
   const candidates = ['worker-a', 'worker-b'].map((id) => {
     const elector = createElector(db, { name: 'billing-cron', id, ttl: 3_000, renewInterval: 1_000 });
-    elector.subscribe((event) => console.log(`${id}: ${event.type} term ${event.term}${event.type === 'lost' ? ` (${event.reason})` : ''}`));
+    elector.subscribe((event) =>
+      console.log(`${id}: ${event.type} term ${event.term}${event.type === 'lost' ? ` (${event.reason})` : ''}`),
+    );
     elector.runWhileLeader(async (signal, lease) => {
       while (!signal.aborted) {
         await chargeDueInvoices(lease);

@@ -32,7 +32,10 @@ export function explainError(error: unknown): ExplainedError {
   const where = root?.hostname ?? root?.address;
   switch (code) {
     case 'ECONNREFUSED':
-      return { message: `Cannot reach PostgreSQL${where ? ` at ${where}${root.port ? `:${root.port}` : ''}` : ''} (connection refused): is the server running and the URL right?`, operator: true };
+      return {
+        message: `Cannot reach PostgreSQL${where ? ` at ${where}${root.port ? `:${root.port}` : ''}` : ''} (connection refused): is the server running and the URL right?`,
+        operator: true,
+      };
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return { message: `Cannot resolve the database host${where ? ` "${where}"` : ''}: check the host in the URL`, operator: true };
@@ -50,7 +53,10 @@ export function explainError(error: unknown): ExplainedError {
     case '3D000':
       return { message: `${root.message}: create it or fix the database name in the URL`, operator: true };
     case '42P01':
-      return { message: 'The lease table does not exist: run `drizzle-leader migrate` (or apply the migrations with your drizzle-kit flow)', operator: true };
+      return {
+        message: 'The lease table does not exist: run `drizzle-leader migrate` (or apply the migrations with your drizzle-kit flow)',
+        operator: true,
+      };
     case '42501':
       return { message: `Permission denied: ${root.message}; grant the role access to the lease table`, operator: true };
     case '3F000':

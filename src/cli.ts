@@ -57,7 +57,13 @@ program
     withDatabase(async ({ db, table }) => {
       const leases = await queries.listLeases(db, table);
       if (options.json) {
-        console.log(JSON.stringify(leases.map((l) => ({ ...l, expired: l.remainingMs <= 0 })), null, 2));
+        console.log(
+          JSON.stringify(
+            leases.map((l) => ({ ...l, expired: l.remainingMs <= 0 })),
+            null,
+            2,
+          ),
+        );
         return;
       }
       if (leases.length === 0) {
@@ -88,7 +94,8 @@ program
   .action((name: string | undefined, options: { interval: string }) =>
     withDatabase(async (ctx) => {
       const interval = Number(options.interval);
-      if (!Number.isFinite(interval) || interval < 50) throw new UsageError(`--interval must be a number of ms >= 50, got "${options.interval}"`);
+      if (!Number.isFinite(interval) || interval < 50)
+        throw new UsageError(`--interval must be a number of ms >= 50, got "${options.interval}"`);
       await watch(ctx, name, interval);
     }),
   );
@@ -102,7 +109,8 @@ program
   .action((name: string, options: { wait: boolean; timeout: string }) =>
     withDatabase(async (ctx) => {
       const timeout = Number(options.timeout);
-      if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError(`--timeout must be a positive number of ms, got "${options.timeout}"`);
+      if (!Number.isFinite(timeout) || timeout <= 0)
+        throw new UsageError(`--timeout must be a positive number of ms, got "${options.timeout}"`);
       await resign(ctx, name, options.wait, timeout);
     }),
   );
@@ -171,7 +179,11 @@ async function watch(ctx: CliContext, only: string | undefined, intervalMs: numb
         if (before?.term === lease.term) continue;
         known.set(name, { leaderId: lease.leaderId, term: lease.term });
         if (!announced.has(`${name}:${lease.term}:elected`)) {
-          print(before ? 'elected' : 'leader', name, `term ${lease.term} leader ${lease.leaderId} (lease ${formatDuration(lease.remainingMs)} left)`);
+          print(
+            before ? 'elected' : 'leader',
+            name,
+            `term ${lease.term} leader ${lease.leaderId} (lease ${formatDuration(lease.remainingMs)} left)`,
+          );
         }
       }
       for (const [name, before] of known) {

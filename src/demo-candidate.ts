@@ -31,7 +31,14 @@ async function main() {
   const db = drizzle(client);
   const elector = createElector(db, { name, id, ttl, renewInterval, safetyMargin });
   elector.subscribe((event) =>
-    send({ type: 'transition', pid: process.pid, event: event.type, term: event.term, reason: event.type === 'lost' ? event.reason : undefined, at: wallNow() }),
+    send({
+      type: 'transition',
+      pid: process.pid,
+      event: event.type,
+      term: event.term,
+      reason: event.type === 'lost' ? event.reason : undefined,
+      at: wallNow(),
+    }),
   );
 
   let stopping = false;

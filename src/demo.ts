@@ -128,7 +128,10 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
       check();
     });
   const isGained = (e: Event): e is Event & { type: 'transition' } => e.type === 'transition' && e.event === 'gained';
-  const gainedBy = (exclude: number) => (e: Event): e is Event & { type: 'transition' } => isGained(e) && e.pid !== exclude;
+  const gainedBy =
+    (exclude: number) =>
+    (e: Event): e is Event & { type: 'transition' } =>
+      isGained(e) && e.pid !== exclude;
 
   const currentLeader = (): { pid: number; term: number } | null => {
     const leaders = new Map<number, number>();
@@ -159,7 +162,9 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
       `create table "${schema}".actions (id bigserial primary key, at double precision not null, term bigint not null, pid int not null, accepted boolean not null)`,
     );
     await client.unsafe(`insert into "${schema}".fence values (1, 0, 0)`);
-    view.log(`election "${name}": ttl ${DEMO_TIMINGS.ttl} ms, renew every ${DEMO_TIMINGS.renewInterval} ms, safety margin ${DEMO_TIMINGS.safetyMargin} ms`);
+    view.log(
+      `election "${name}": ttl ${DEMO_TIMINGS.ttl} ms, renew every ${DEMO_TIMINGS.renewInterval} ms, safety margin ${DEMO_TIMINGS.safetyMargin} ms`,
+    );
 
     // ---- five candidate processes ------------------------------------------------------------
     view.progress(`starting ${CANDIDATES} candidate processes`);
@@ -215,7 +220,9 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
       step(
         'renewals',
         Boolean(before && after && after.term === before.term && after.expiresAt > before.expiresAt),
-        after ? `term ${after.term} renewed: lease now ends ${formatDuration(after.expiresAt.getTime() - before!.expiresAt.getTime())} later` : 'lease lost',
+        after
+          ? `term ${after.term} renewed: lease now ends ${formatDuration(after.expiresAt.getTime() - before!.expiresAt.getTime())} later`
+          : 'lease lost',
       );
 
       // ---- 2. graceful stop: handoff through NOTIFY -----------------------------------------
@@ -223,14 +230,20 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
       view.log(`stopping leader pid ${leader.pid} gracefully (it resigns and NOTIFYs)`);
       let mark = events.length;
       candidates.get(leader.pid)!.process.send({ type: 'stop' } satisfies ParentMessage);
-      const stopping = await nextEvent((e): e is Event & { type: 'stopping' } => e.type === 'stopping' && e.pid === leader.pid, 5_000, mark);
+      const stopping = await nextEvent(
+        (e): e is Event & { type: 'stopping' } => e.type === 'stopping' && e.pid === leader.pid,
+        5_000,
+        mark,
+      );
       const graceful = await nextEvent(gainedBy(leader.pid), 5_000, mark);
       const gracefulMs = graceful && stopping ? graceful.at - stopping.at : Number.NaN;
       if (graceful) summary.handoffs.push({ kind: 'graceful stop', fromTerm: leader.term, toTerm: graceful.term, latencyMs: gracefulMs });
       step(
         'graceful handoff',
         graceful !== null && gracefulMs < DEMO_TIMINGS.ttl / 2 && graceful.term > leader.term,
-        graceful ? `pid ${graceful.pid} took over with term ${graceful.term} in ${formatDuration(gracefulMs)} (through NOTIFY, not the ${DEMO_TIMINGS.ttl} ms lease)` : 'no new leader',
+        graceful
+          ? `pid ${graceful.pid} took over with term ${graceful.term} in ${formatDuration(gracefulMs)} (through NOTIFY, not the ${DEMO_TIMINGS.ttl} ms lease)`
+          : 'no new leader',
       );
       await sleep(600);
 
@@ -244,7 +257,14 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
       const afterKill = await nextEvent(gainedBy(leader.pid), DEMO_TIMINGS.ttl * 3, mark);
       const killMs = afterKill ? afterKill.at - killedAt : Number.NaN;
       const remaining = leaseAtKill?.remainingMs ?? DEMO_TIMINGS.ttl;
-      if (afterKill) summary.handoffs.push({ kind: 'SIGKILL', fromTerm: leader.term, toTerm: afterKill.term, latencyMs: killMs, leaseRemainingMs: remaining });
+      if (afterKill)
+        summary.handoffs.push({
+          kind: 'SIGKILL',
+          fromTerm: leader.term,
+          toTerm: afterKill.term,
+          latencyMs: killMs,
+          leaseRemainingMs: remaining,
+        });
       step(
         'crash handoff',
         afterKill !== null && killMs >= remaining - 100 && killMs <= remaining + 1_000,
@@ -273,18 +293,25 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
           leaseRemainingMs: leaseAtFreeze?.remainingMs,
         });
       }
-      step('frozen leader replaced', afterFreeze !== null, afterFreeze ? `pid ${afterFreeze.pid} took over with term ${afterFreeze.term} after ${formatDuration(freezeMs)}` : 'no new leader');
+      step(
+        'frozen leader replaced',
+        afterFreeze !== null,
+        afterFreeze ? `pid ${afterFreeze.pid} took over with term ${afterFreeze.term} after ${formatDuration(freezeMs)}` : 'no new leader',
+      );
       await sleep(Math.max(0, frozenAt + DEMO_TIMINGS.ttl * 1.5 - wallNow()) + 300);
       const resumedAt = wallNow();
       frozen.process.kill('SIGCONT');
       view.log(`resumed pid ${frozen.pid} after ${formatDuration(resumedAt - frozenAt)} frozen`);
       const stepDown = await nextEvent(
-        (e): e is Event & { type: 'transition' } => e.type === 'transition' && e.pid === frozen.pid && e.event === 'lost' && e.term === leader.term,
+        (e): e is Event & { type: 'transition' } =>
+          e.type === 'transition' && e.pid === frozen.pid && e.event === 'lost' && e.term === leader.term,
         3_000,
         mark,
       );
       await sleep(500);
-      const staleAfterResume = events.filter((e) => e.type === 'action' && e.pid === frozen.pid && e.term === leader.term && e.at >= resumedAt);
+      const staleAfterResume = events.filter(
+        (e) => e.type === 'action' && e.pid === frozen.pid && e.term === leader.term && e.at >= resumedAt,
+      );
       summary.frozenLeaderActionsAfterResume = staleAfterResume.length;
       step(
         'stale leader steps down on wake',
@@ -302,7 +329,8 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
       view.log(`operator: requestResign("${name}", term ${leader.term})`);
       const forced = await nextEvent(gainedBy(leader.pid), 5_000, mark);
       const forcedMs = forced ? forced.at - requestedAt : Number.NaN;
-      if (forced) summary.handoffs.push({ kind: 'forced (requestResign)', fromTerm: leader.term, toTerm: forced.term, latencyMs: forcedMs });
+      if (forced)
+        summary.handoffs.push({ kind: 'forced (requestResign)', fromTerm: leader.term, toTerm: forced.term, latencyMs: forcedMs });
       step(
         'forced handoff',
         forced !== null && forced.term > leader.term,
@@ -381,11 +409,18 @@ function printSummary(summary: DemoSummary, json: boolean): void {
   );
   out();
   out('Leader actions per term (writes fenced by the term)');
-  out(formatTable([['TERM', 'ACCEPTED', 'REJECTED'], ...summary.actionsPerTerm.map((t) => [String(t.term), String(t.accepted), String(t.rejected)])]));
+  out(
+    formatTable([
+      ['TERM', 'ACCEPTED', 'REJECTED'],
+      ...summary.actionsPerTerm.map((t) => [String(t.term), String(t.accepted), String(t.rejected)]),
+    ]),
+  );
   out();
   out(`Terms in order: ${summary.terms.join(' < ') || '-'}`);
   if (summary.ok) {
-    out(`Verdict: PASS. No stale-term action was accepted (${summary.staleTermActionsAccepted}); the frozen leader acted ${summary.frozenLeaderActionsAfterResume} times after waking. ${formatDuration(summary.durationMs)} in all.`);
+    out(
+      `Verdict: PASS. No stale-term action was accepted (${summary.staleTermActionsAccepted}); the frozen leader acted ${summary.frozenLeaderActionsAfterResume} times after waking. ${formatDuration(summary.durationMs)} in all.`,
+    );
   } else {
     out(`Verdict: FAIL at step "${summary.failedStep}".`);
   }
@@ -421,7 +456,11 @@ function startStatus(view: LiveView, db: LeaderDatabase, name: string, candidate
       await sleep(100);
     }
   })();
-  return { stop: () => void (stopped = true) };
+  return {
+    stop: () => {
+      stopped = true;
+    },
+  };
 }
 
 /**

@@ -34,13 +34,13 @@ function connectionConfig(client: NodePostgresClient): ClientConfig {
  * connection settings. A `Client` cannot be reused after an error, so every reconnect of the
  * shared notifier opens a new one.
  */
-export function nodePostgresListenDriver(client: NodePostgresClient): ListenDriver {
+export function nodePostgresListenDriver(client: NodePostgresClient | string): ListenDriver {
   return {
     name: 'node-postgres',
     async open(events): Promise<ListenSession> {
       const pg = await import('pg');
       const ClientClass = (pg.default?.Client ?? (pg as unknown as { Client: typeof Client }).Client) as typeof Client;
-      const connection = new ClientClass(connectionConfig(client));
+      const connection = new ClientClass(typeof client === 'string' ? { connectionString: client } : connectionConfig(client));
       let closing = false;
       const dropped = (error?: unknown) => {
         if (closing) return;

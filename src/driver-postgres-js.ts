@@ -15,7 +15,7 @@ export function isPostgresJsClient(client: unknown): client is Sql {
  * swallows a failed re-LISTEN (server still down) and never retries; owning the connection
  * lets the shared notifier supervise reconnects for every driver the same way.
  */
-export function postgresJsListenDriver(client: Sql): ListenDriver {
+export function postgresJsListenDriver(client: Sql | string): ListenDriver {
   return {
     name: 'postgres.js',
     async open(events): Promise<ListenSession> {
@@ -23,8 +23,9 @@ export function postgresJsListenDriver(client: Sql): ListenDriver {
       let closing = false;
       // `onnotify` is the option postgres.js's own `sql.listen` is built on; it is not in the
       // published types, hence the cast.
-      const connection = postgres({
-        ...(client.options as unknown as Options<Record<string, PostgresType>>),
+      const base = typeof client === 'string' ? {} : (client.options as unknown as Options<Record<string, PostgresType>>);
+      const options = {
+        ...base,
         max: 1,
         idle_timeout: 0, // never closed for idleness: it exists to wait
         max_lifetime: null,
@@ -35,7 +36,8 @@ export function postgresJsListenDriver(client: Sql): ListenDriver {
         onclose: () => {
           if (!closing) events.closed(new Error('postgres.js LISTEN connection closed'));
         },
-      } as Options<Record<string, PostgresType>>);
+      } as Options<Record<string, PostgresType>>;
+      const connection = typeof client === 'string' ? postgres(client, options) : postgres(options);
       const close = async () => {
         closing = true;
         await connection.end({ timeout: 1 });

@@ -4,8 +4,8 @@
  * and each adapter is a thin file of its own: a dedicated LISTEN connection, and a single
  * session to hold a session-level advisory lock (migrations).
  */
-import { isNodePostgresClient, nodePostgresAdapter } from './driver-node-postgres.js';
-import { isPostgresJsClient, postgresJsAdapter } from './driver-postgres-js.js';
+import { isNodePostgresClient, nodePostgresAdapter, nodePostgresListenDriver } from './driver-node-postgres.js';
+import { isPostgresJsClient, postgresJsAdapter, postgresJsListenDriver } from './driver-postgres-js.js';
 import type { ListenDriver } from './notifier.js';
 import type { LeaderDatabase } from './queries.js';
 
@@ -28,6 +28,30 @@ export function driverAdapterFor(db: LeaderDatabase): { client: object; adapter:
   if (isPostgresJsClient(client)) return { client, adapter: postgresJsAdapter(client) };
   if (isNodePostgresClient(client)) return { client, adapter: nodePostgresAdapter(client) };
   return null;
+}
+
+const urlKeys = new Map<string, object>();
+
+/**
+ * LISTEN through its own connection string (`listen: { url }`), for applications whose `db`
+ * goes through a transaction-mode pooler: renewals use the pooled `db`, LISTEN a direct or
+ * session-pooled connection. Uses postgres.js when installed, else node-postgres.
+ */
+export function listenDriverForUrl(url: string): { client: object; driver: ListenDriver } {
+  let key = urlKeys.get(url);
+  if (!key) urlKeys.set(url, (key = { url }));
+  const driver: ListenDriver = {
+    name: 'listen url',
+    async open(events) {
+      const hasPostgresJs = await import('postgres').then(
+        () => true,
+        () => false,
+      );
+      const chosen = hasPostgresJs ? postgresJsListenDriver(url) : nodePostgresListenDriver(url);
+      return chosen.open(events);
+    },
+  };
+  return { client: key, driver };
 }
 
 /** The LISTEN side of {@link driverAdapterFor}. */

@@ -37,13 +37,15 @@
  * loop (wakeups coalesce) or asks the leader to resign; the database still decides, so a lost,
  * duplicated or forged notification can delay failover, never create a second leader.
  */
-import { DrizzleLeaderError, ElectorStoppedError, LeaseTableMissingError } from './errors.js';
-import { listenDriverFor } from './driver.js';
-import { notifierFor } from './notifier.js';
+
+import { listenDriverFor, listenDriverForUrl } from './driver.js';
+import { DrizzleLeaderError, ElectorError, ElectorStoppedError, LeaseTableMissingError } from './errors.js';
+import type { ElectorHooks, ElectorOperation } from './hooks.js';
 import { parseNotification } from './notification.js';
+import { notifierFor } from './notifier.js';
 import { type ElectorOptions, type ResolvedElectorOptions, resolveElectorOptions } from './options.js';
-import * as queries from './queries.js';
 import type { LeaderDatabase, LeaseRecord } from './queries.js';
+import * as queries from './queries.js';
 import { Subscribers } from './subscribers.js';
 
 /** This elector's current leadership. */
@@ -89,6 +91,8 @@ type State =
       readonly trustUntil: number;
       /** Monotonic ms at which the last successful attempt started: renewals are spaced from here. */
       readonly attemptStartedAt: number;
+      /** Monotonic ms at which this leadership began. */
+      readonly gainedAt: number;
       readonly controller: AbortController;
     }
   | { readonly kind: 'stopping' }
@@ -119,6 +123,9 @@ const ERROR_BACKOFF = Object.freeze({ initialMs: 100, maxMs: 2_000 });
 
 const monotonicNow = () => performance.now();
 
+/** Database objects already warned about running poll-only. */
+const warnedPollOnly = new WeakSet<object>();
+
 export class Elector {
   readonly #db: LeaderDatabase;
   readonly #options: ResolvedElectorOptions;
@@ -141,6 +148,8 @@ export class Elector {
   #consecutiveErrors = 0;
   #lastAttemptAt = Number.NEGATIVE_INFINITY;
   #deferredWake: NodeJS.Timeout | null = null;
+  /** When a `resigned` notification last woke this follower (monotonic ms), for the handoff latency hook. */
+  #notifiedAt: number | null = null;
   readonly #stats: ElectorStats = {
     elections: { won: 0, denied: 0, failed: 0 },
     renewals: { ok: 0, denied: 0, failed: 0 },
@@ -351,7 +360,7 @@ export class Elector {
     return state;
   }
 
-  #becomeLeader(record: LeaseRecord, attemptStartedAt: number): void {
+  #becomeLeader(record: LeaseRecord, attemptStartedAt: number, notifiedAt: number | null = null): void {
     const trustUntil = attemptStartedAt + this.#options.ttl - this.#options.safetyMargin;
     const lease: Lease = Object.freeze({
       name: record.name,
@@ -363,13 +372,18 @@ export class Elector {
     this.#unreleasedTerm = record.term;
     if (monotonicNow() >= trustUntil) {
       // The winning statement took longer than the trust window: the win is unusable.
-      this.#options.logger.warn({ name: lease.name, term: lease.term }, 'drizzle-leader: election answered after the trust window; not taking it');
+      this.#options.logger.warn(
+        { name: lease.name, term: lease.term },
+        'drizzle-leader: election answered after the trust window; not taking it',
+      );
       return;
     }
-    this.#state = { kind: 'leader', lease, trustUntil, attemptStartedAt, controller: new AbortController() };
+    const gainedAt = monotonicNow();
+    this.#state = { kind: 'leader', lease, trustUntil, attemptStartedAt, gainedAt, controller: new AbortController() };
     this.#consecutiveErrors = 0;
     this.#armTrustTimer(trustUntil);
     this.#options.logger.info({ name: lease.name, term: lease.term, leaderId: lease.leaderId }, 'drizzle-leader: leadership gained');
+    this.#hook('gained', (h) => h.gained?.(lease.term, notifiedAt === null ? {} : { sinceNotificationMs: gainedAt - notifiedAt }));
     this.#emit({ type: 'gained', term: lease.term, lease });
   }
 
@@ -393,6 +407,7 @@ export class Elector {
       'drizzle-leader: leadership lost',
     );
     state.controller.abort(new DrizzleLeaderError(`leadership of term ${state.lease.term} ended: ${reason}`));
+    this.#hook('lost', (h) => h.lost?.(state.lease.term, reason, monotonicNow() - state.gainedAt));
     this.#emit({ type: 'lost', term: state.lease.term, reason });
     // A renewal can wake us after trust expired; the loop releases the term when it can.
     if (reason === 'renewal-denied' || reason === 'term-replaced') this.#unreleasedTerm = null;
@@ -451,24 +466,28 @@ export class Elector {
     const { name, id, ttl, channel, table } = this.#options;
     const startedAt = monotonicNow();
     this.#lastAttemptAt = startedAt;
+    const notifiedAt = this.#notifiedAt;
+    this.#notifiedAt = null;
     let result: queries.ElectResult;
     try {
       result = await queries.elect(this.#db, table, { name, leaderId: id, ttlMs: ttl, channel });
     } catch (error) {
       this.#stats.elections.failed++;
+      this.#hook('election', (h) => h.election?.('failed', monotonicNow() - startedAt));
       const failure = this.#classify(error, 'election');
       await this.#sleep(this.#errorBackoff());
       return failure;
     }
     this.#consecutiveErrors = 0;
     this.#stats.elections[result.won ? 'won' : 'denied']++;
+    this.#hook('election', (h) => h.election?.(result.won ? 'won' : 'denied', monotonicNow() - startedAt));
     if (result.won) {
       if (!this.#isRunning()) {
         // stop() arrived while the statement was in flight: hand the lease straight back.
         this.#unreleasedTerm = result.lease.term;
         return undefined;
       }
-      this.#becomeLeader(result.lease, startedAt);
+      this.#becomeLeader(result.lease, startedAt, notifiedAt);
       return undefined;
     }
     await this.#sleep(this.#followerSleepMs(result.holder));
@@ -490,8 +509,7 @@ export class Elector {
   /** Renews every `renewInterval` from the start of the last successful attempt; backs off on errors. */
   async #leaderTurn(state: LeaderState): Promise<void> {
     const { renewInterval, ttl, name, id, table } = this.#options;
-    const dueAt =
-      this.#consecutiveErrors === 0 ? state.attemptStartedAt + renewInterval : monotonicNow() + this.#errorBackoff();
+    const dueAt = this.#consecutiveErrors === 0 ? state.attemptStartedAt + renewInterval : monotonicNow() + this.#errorBackoff();
     await this.#sleep(Math.min(dueAt, state.trustUntil) - monotonicNow());
     if (this.#resignRequested) {
       this.#resignRequested = false;
@@ -505,10 +523,12 @@ export class Elector {
       record = await queries.renew(this.#db, table, { name, leaderId: id, term: state.lease.term, ttlMs: ttl });
     } catch (error) {
       this.#stats.renewals.failed++;
+      this.#hook('renewal', (h) => h.renewal?.('failed', monotonicNow() - startedAt));
       this.#classify(error, 'renewal');
       return;
     }
     this.#stats.renewals[record ? 'ok' : 'denied']++;
+    this.#hook('renewal', (h) => h.renewal?.(record ? 'ok' : 'denied', monotonicNow() - startedAt));
     const current = this.#trustedLeadership();
     if (current !== state) {
       // We stepped down (trust expired, stop) while the renewal was in flight. If it extended
@@ -540,12 +560,14 @@ export class Elector {
       if (this.#unreleasedTerm === term) this.#unreleasedTerm = null;
     } catch (error) {
       // The lease will expire on its own; releasing it only makes failover faster.
-      this.#options.logger.warn({ err: error, name, term }, 'drizzle-leader: could not release the lease; it will expire on its own');
+      const handled = new ElectorError('resignation', error);
+      this.#options.logger.warn({ err: handled, name, term }, 'drizzle-leader: could not release the lease; it will expire on its own');
+      this.#hook('error', (h) => h.error?.(handled, 'resignation'));
       if (this.#state.kind === 'stopping') this.#unreleasedTerm = null;
     }
   }
 
-  #classify(error: unknown, what: 'election' | 'renewal'): unknown {
+  #classify(error: unknown, what: Extract<ElectorOperation, 'election' | 'renewal'>): unknown {
     const { logger, name, table } = this.#options;
     this.#consecutiveErrors++;
     if (isUndefinedTable(error)) {
@@ -553,8 +575,19 @@ export class Elector {
       logger.error({ err: missing, name }, `drizzle-leader: ${what} failed`);
       return missing;
     }
-    logger.warn({ err: error, name }, `drizzle-leader: ${what} failed; retrying`);
+    const handled = new ElectorError(what, error);
+    logger.warn({ err: handled, name }, `drizzle-leader: ${what} failed; retrying`);
+    this.#hook('error', (h) => h.error?.(handled, what));
     return error;
+  }
+
+  /** Calls a metrics hook; a throwing hook is logged, never allowed to disturb the elector. */
+  #hook(name: keyof ElectorHooks, call: (hooks: ElectorHooks) => void): void {
+    try {
+      call(this.#options.hooks);
+    } catch (error) {
+      this.#options.logger.error({ err: error, hook: name }, 'drizzle-leader: a metrics hook threw');
+    }
   }
 
   #errorBackoff(): number {
@@ -583,6 +616,7 @@ export class Elector {
 
   /** Wakes the follower now, or (in a flood) once the minimum gap since its last attempt has passed. */
   #wakeForNotification(): void {
+    this.#notifiedAt ??= monotonicNow();
     if (this.#deferredWake) return;
     const wait = this.#lastAttemptAt + MIN_NOTIFIED_ATTEMPT_GAP_MS - monotonicNow();
     if (wait <= 0) {
@@ -606,8 +640,11 @@ export class Elector {
   async #startListening(): Promise<void> {
     const { listen, channel, logger, name } = this.#options;
     if (!listen) return;
-    const found = listenDriverFor(this.#db);
+    const found = typeof listen === 'object' ? listenDriverForUrl(listen.url) : listenDriverFor(this.#db);
     if (!found) {
+      // Once per database object, not once per elector: one clear line.
+      if (warnedPollOnly.has(this.#db)) return;
+      warnedPollOnly.add(this.#db);
       logger.warn(
         { name },
         'drizzle-leader: this Drizzle driver cannot LISTEN; running poll-only (failover waits for the lease). Pass listen: false to silence this.',
@@ -628,7 +665,9 @@ export class Elector {
       },
       disconnected: (error) => {
         firstListen();
-        logger.warn({ err: error, name, channel }, 'drizzle-leader: LISTEN connection lost; reconnecting (followers poll meanwhile)');
+        const handled = new ElectorError('listen', error);
+        logger.warn({ err: handled, name, channel }, 'drizzle-leader: LISTEN connection lost; reconnecting (followers poll meanwhile)');
+        this.#hook('error', (h) => h.error?.(handled, 'listen'));
       },
     });
     // Do not hold start() hostage to a LISTEN connection that is backing off: poll meanwhile.

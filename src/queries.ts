@@ -4,7 +4,7 @@
  * compared with Postgres `now()`, and remaining lease time is computed by the server, so no
  * application clock is ever compared with the database clock (safety rule 1).
  */
-import { and, count, eq, gt, lte, notExists, type SQL, sql } from 'drizzle-orm';
+import { and, count, eq, gt, lte, type SQL, sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { NOTIFICATION_VERSION } from './notification.js';
 import type { LeaderTable } from './schema.js';
@@ -32,9 +32,7 @@ export type ElectResult =
 const leaseFor = (ttlMs: number): SQL => sql`now() + ${ttlMs} * interval '1 millisecond'`;
 
 function remainingMs(table: LeaderTable | { expiresAt: unknown }): SQL.Aliased<number> {
-  return sql<number>`(extract(epoch from (${(table as LeaderTable).expiresAt} - now())) * 1000)::float8`
-    .mapWith(Number)
-    .as('remaining_ms');
+  return sql<number>`(extract(epoch from (${(table as LeaderTable).expiresAt} - now())) * 1000)::float8`.mapWith(Number).as('remaining_ms');
 }
 
 function notifyPayload(channel: string, action: 'elected' | 'resigned', row: LeaderTable): SQL {
@@ -83,8 +81,12 @@ export async function elect(
       term: sql<number>`coalesce(${won.term}, ${current.term})`.mapWith(Number),
       electedAt: sql<Date>`coalesce(${won.electedAt}, ${current.electedAt})`.mapWith(current.electedAt),
       expiresAt: sql<Date>`coalesce(${won.expiresAt}, ${current.expiresAt})`.mapWith(current.expiresAt),
-      remainingMs: sql<number>`(extract(epoch from (coalesce(${won.expiresAt}, ${current.expiresAt}) - now())) * 1000)::float8`.mapWith(Number),
-      notified: sql<string | null>`case when ${won.term} is not null then ${notifyPayload(input.channel, 'elected', won as unknown as LeaderTable)}::text end`,
+      remainingMs: sql<number>`(extract(epoch from (coalesce(${won.expiresAt}, ${current.expiresAt}) - now())) * 1000)::float8`.mapWith(
+        Number,
+      ),
+      notified: sql<
+        string | null
+      >`case when ${won.term} is not null then ${notifyPayload(input.channel, 'elected', won as unknown as LeaderTable)}::text end`,
     })
     .from(sql`(select 1) as "one"`)
     .leftJoin(won, sql`true`)

@@ -17,11 +17,11 @@ export const DEFAULT_TABLE_NAME = 'river_leader';
  */
 function leaseColumns() {
   return {
-  name: text('name').primaryKey(),
-  leaderId: text('leader_id').notNull(),
-  electedAt: timestamp('elected_at', { withTimezone: true, mode: 'date' }).notNull(),
-  expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
-  term: bigint('term', { mode: 'number' }).notNull().generatedAlwaysAsIdentity(),
+    name: text('name').primaryKey(),
+    leaderId: text('leader_id').notNull(),
+    electedAt: timestamp('elected_at', { withTimezone: true, mode: 'date' }).notNull(),
+    expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+    term: bigint('term', { mode: 'number' }).notNull().generatedAlwaysAsIdentity(),
   };
 }
 

@@ -17,9 +17,14 @@ interface Result {
 function cli(args: string[], env: Record<string, string | undefined> = {}): Promise<Result> {
   return new Promise((done) => {
     const { DATABASE_URL: _omit, ...rest } = process.env;
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: root, env: { ...rest, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
-      done({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli.ts', ...args],
+      { cwd: root, env: { ...rest, ...env }, timeout: 60_000 },
+      (error, stdout, stderr) => {
+        done({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -46,7 +51,9 @@ describe('drizzle-leader CLI', () => {
   it('bad input gives one clear line and exit code 2', async () => {
     const noUrl = await cli(['status']);
     expect(noUrl.code).toBe(2);
-    expect(noUrl.stderr.trim()).toBe('drizzle-leader: No database URL: pass --url postgres://user:password@host:5432/db or set DATABASE_URL');
+    expect(noUrl.stderr.trim()).toBe(
+      'drizzle-leader: No database URL: pass --url postgres://user:password@host:5432/db or set DATABASE_URL',
+    );
 
     const notUrl = await cli(['status', '--url', 'localhost:5432']);
     expect(notUrl.code).toBe(2);
@@ -133,7 +140,9 @@ describe('drizzle-leader CLI', () => {
     const result = await cli(['resign', 'cli-resign', '--url', url]);
     expect(result.code).toBe(0);
     await vi.waitFor(() => expect(other.isLeader).toBe(true));
-    expect(result.stdout).toMatch(new RegExp(`cli-resign: term ${oldTerm} \\(${leader.id}\\) -> term ${other.lease!.term} \\(${other.id}\\) in `));
+    expect(result.stdout).toMatch(
+      new RegExp(`cli-resign: term ${oldTerm} \\(${leader.id}\\) -> term ${other.lease!.term} \\(${other.id}\\) in `),
+    );
 
     const unknown = await cli(['resign', 'no-such-election', '--url', url]);
     expect(unknown.code).toBe(2);
@@ -145,7 +154,10 @@ describe('drizzle-leader CLI', () => {
     const b = await elector('cli-watch', 'watch-b');
     const leader = a.isLeader ? a : b;
     const { DATABASE_URL: _omit, ...env } = process.env;
-    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'watch', 'cli-watch', '--url', url], { cwd: root, env });
+    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'watch', 'cli-watch', '--url', url], {
+      cwd: root,
+      env,
+    });
     let out = '';
     child.stdout!.on('data', (chunk) => (out += chunk));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));

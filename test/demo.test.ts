@@ -12,8 +12,12 @@ const root = resolve(import.meta.dirname, '..');
 it('the failover demo passes every step: handoffs, increasing terms, no stale-term action', { timeout: 120_000 }, async () => {
   const { DATABASE_URL: _unset, ...env } = process.env;
   const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>((done, fail) =>
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'demo', '--json'], { cwd: root, env, timeout: 90_000 }, (error, stdout, stderr) =>
-      error ? fail(Object.assign(error, { message: `${error.message}\n${stderr}\n${stdout}` })) : done({ stdout, stderr }),
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli.ts', 'demo', '--json'],
+      { cwd: root, env, timeout: 90_000 },
+      (error, stdout, stderr) =>
+        error ? fail(Object.assign(error, { message: `${error.message}\n${stderr}\n${stdout}` })) : done({ stdout, stderr }),
     ),
   );
   const summary = JSON.parse(stdout) as DemoSummary;

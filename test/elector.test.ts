@@ -200,7 +200,9 @@ describe.each(DRIVERS)('elector (%s)', (driver) => {
 
   it('start/stop stress: never two leaders, and every elector closes cleanly', async () => {
     const violations: number[] = [];
-    const electors = Array.from({ length: 6 }, (_, i) => pool.create({ name, id: `s${i}`, ttl: 2_000, renewInterval: 300, safetyMargin: 300 }));
+    const electors = Array.from({ length: 6 }, (_, i) =>
+      pool.create({ name, id: `s${i}`, ttl: 2_000, renewInterval: 300, safetyMargin: 300 }),
+    );
     const watch = setInterval(() => {
       const n = electors.filter((e) => e.isLeader).length;
       if (n > 1) violations.push(n);

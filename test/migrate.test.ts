@@ -84,7 +84,7 @@ describe.each(DRIVERS)('migrate() (%s)', (driver) => {
   });
 });
 
-describe('a custom schema and table through the user\'s drizzle-kit flow', () => {
+describe("a custom schema and table through the user's drizzle-kit flow", () => {
   it('generates CREATE SCHEMA and the table, and an elector runs on it', async () => {
     const schemaFile = join(scratch, 'app-schema.ts');
     writeFileSync(

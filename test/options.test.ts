@@ -1,17 +1,24 @@
-import { describe, expect, it } from 'vitest';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
+import { describe, expect, it } from 'vitest';
 import { createElector } from '../src/elector.js';
 import { InvalidOptionError } from '../src/errors.js';
-import { ELECTOR_DEFAULTS, resolveElectorOptions } from '../src/options.js';
 import { parseNotification } from '../src/notification.js';
+import { ELECTOR_DEFAULTS, resolveElectorOptions } from '../src/options.js';
 import { createLeaderTable, riverLeader } from '../src/schema.js';
 
 describe('options are merged once and validated at the door', () => {
   it('defaults are frozen and consistent', () => {
     expect(Object.isFrozen(ELECTOR_DEFAULTS)).toBe(true);
     const resolved = resolveElectorOptions();
-    expect(resolved).toMatchObject({ name: 'default', ttl: 15_000, renewInterval: 5_000, safetyMargin: 1_000, listen: true, channel: 'river_leadership' });
+    expect(resolved).toMatchObject({
+      name: 'default',
+      ttl: 15_000,
+      renewInterval: 5_000,
+      safetyMargin: 1_000,
+      listen: true,
+      channel: 'river_leadership',
+    });
     expect(resolved.table).toBe(riverLeader);
     expect(resolved.id).toMatch(/^.+:\d+:[0-9a-f]{8}$/);
     expect(resolveElectorOptions().id).not.toBe(resolved.id);
@@ -23,13 +30,18 @@ describe('options are merged once and validated at the door', () => {
     ['ttl', { ttl: '15000' }, /"ttl": got "15000"/],
     ['renewInterval', { renewInterval: -1 }, /"renewInterval": got -1/],
     ['safetyMargin', { safetyMargin: Number.POSITIVE_INFINITY }, /"safetyMargin": got Infinity/],
-    ['ttl', { ttl: 5_000, renewInterval: 5_000 }, /"ttl": got 5000; allowed: a number of ms greater than renewInterval \+ safetyMargin \(5000 \+ 1000\)/],
+    [
+      'ttl',
+      { ttl: 5_000, renewInterval: 5_000 },
+      /"ttl": got 5000; allowed: a number of ms greater than renewInterval \+ safetyMargin \(5000 \+ 1000\)/,
+    ],
     ['ttl', { ttl: 6_000 }, /renewInterval \+ safetyMargin/],
     ['name', { name: '' }, /"name": got ""; allowed: a string of 1 to 127 characters/],
     ['name', { name: 'n'.repeat(128) }, /"name"/],
     ['id', { id: 42 }, /"id": got 42/],
     ['id', { id: 'a\0b' }, /"id"/],
-    ['listen', { listen: 'yes' }, /"listen": got "yes"; allowed: true or false/],
+    ['listen', { listen: 'yes' }, /"listen": got "yes"; allowed: true, false, or { url/],
+    ['listen', { listen: { url: 'mysql://x' } }, /"listen": got an object/],
     ['channel', { channel: 'c'.repeat(64) }, /"channel".*63 bytes/],
     ['channel', { channel: '' }, /"channel"/],
     ['table', { table: {} }, /"table": got an object; allowed: riverLeader or a table from createLeaderTable\(\)/],
@@ -75,7 +87,11 @@ describe('notification payloads are parsed defensively', () => {
       leaderId: 'x',
       term: 3,
     });
-    expect(parseNotification('{"v" : 1, "action" : "request_resign", "name" : "a"}')).toEqual({ v: 1, action: 'request_resign', name: 'a' });
+    expect(parseNotification('{"v" : 1, "action" : "request_resign", "name" : "a"}')).toEqual({
+      v: 1,
+      action: 'request_resign',
+      name: 'a',
+    });
   });
 
   it.each([

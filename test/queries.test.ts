@@ -25,10 +25,12 @@ describe.each(DRIVERS)('queries (%s)', (driver) => {
   });
 
   const row = async (name: string) =>
-    (await conn.query<{ leader_id: string; term: string; expires_ms: string; elected_at: string }>(
-      'select leader_id, term::text, (extract(epoch from expires_at) * 1000)::text as expires_ms, elected_at::text from river_leader where name = $1',
-      [name],
-    ))[0];
+    (
+      await conn.query<{ leader_id: string; term: string; expires_ms: string; elected_at: string }>(
+        'select leader_id, term::text, (extract(epoch from expires_at) * 1000)::text as expires_ms, elected_at::text from river_leader where name = $1',
+        [name],
+      )
+    )[0];
   const elect = (name: string, leaderId: string, ttl = ttlMs) => q.elect(conn.db, riverLeader, { name, leaderId, ttlMs: ttl, channel });
   const expire = (name: string) => conn.query(`update river_leader set expires_at = now() - interval '1 second' where name = $1`, [name]);
 
@@ -77,7 +79,9 @@ describe.each(DRIVERS)('queries (%s)', (driver) => {
     it('puts the stored-row comparison in DO UPDATE ... WHERE and never compares excluded', () => {
       const query = q.renewStatement(conn.db, riverLeader, { name: 'a', leaderId: 'x', term: 7, ttlMs: 1000 }).toSQL().sql;
       const where = query.slice(query.indexOf('do update'));
-      expect(where).toMatch(/do update set "expires_at" = .* where \("river_leader"\."leader_id" = \$\d+ and "river_leader"\."term" = \$\d+ and "river_leader"\."expires_at" > now\(\)\)/);
+      expect(where).toMatch(
+        /do update set "expires_at" = .* where \("river_leader"\."leader_id" = \$\d+ and "river_leader"\."term" = \$\d+ and "river_leader"\."expires_at" > now\(\)\)/,
+      );
       expect(query).not.toMatch(/excluded/i);
     });
   });
@@ -154,7 +158,9 @@ describe.each(DRIVERS)('queries (%s)', (driver) => {
       // Rolled back: neither the delete nor the NOTIFY may happen.
       await conn.db
         .transaction(async (tx) => {
-          expect(await q.resign(tx as unknown as q.LeaderDatabase, riverLeader, { name: 'a', leaderId: 'one', term: won.lease.term, channel })).toBe(true);
+          expect(
+            await q.resign(tx as unknown as q.LeaderDatabase, riverLeader, { name: 'a', leaderId: 'one', term: won.lease.term, channel }),
+          ).toBe(true);
           tx.rollback();
         })
         .catch(() => {});
@@ -187,7 +193,10 @@ describe.each(DRIVERS)('queries (%s)', (driver) => {
     expect((await elect('b', 'two')).won).toBe(true);
     expect((await elect('a', 'two')).won).toBe(false);
     const all = await q.listLeases(conn.db, riverLeader);
-    expect(all.map((l) => [l.name, l.leaderId])).toEqual([['a', 'one'], ['b', 'two']]);
+    expect(all.map((l) => [l.name, l.leaderId])).toEqual([
+      ['a', 'one'],
+      ['b', 'two'],
+    ]);
   });
 
   it('stores names and ids with quotes, semicolons and unicode verbatim', async () => {
@@ -206,7 +215,11 @@ describe.each(DRIVERS)('queries (%s)', (driver) => {
   });
 
   it('a term cannot be chosen by the writer: the column is GENERATED ALWAYS', async () => {
-    await expect(conn.db.execute(sql`insert into river_leader (name, leader_id, elected_at, expires_at, term) values ('x', 'y', now(), now(), 999999)`)).rejects.toThrow();
+    await expect(
+      conn.db.execute(
+        sql`insert into river_leader (name, leader_id, elected_at, expires_at, term) values ('x', 'y', now(), now(), 999999)`,
+      ),
+    ).rejects.toThrow();
   });
 
   it('reads the remaining lease time from the server clock', async () => {

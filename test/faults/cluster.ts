@@ -8,8 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres, { type Sql } from 'postgres';
-import type { ElectorStats } from '../../src/elector.js';
 import { type CandidateMessage, type ParentMessage, wallNow } from '../../src/demo-protocol.js';
+import type { ElectorStats } from '../../src/elector.js';
 import { type EmbeddedServer, startEmbeddedServer } from '../../src/embedded-server.js';
 import { migrate } from '../../src/migrate.js';
 import { type ActionRecord, checkHistory, type FenceRecord } from './history.js';
@@ -107,7 +107,8 @@ export class Cluster {
     child.on('message', (message: CandidateMessage) => {
       if (message.type === 'ready') ready();
       else if (message.type === 'transition') this.transitions.push({ ...message, id });
-      else if (message.type === 'action') this.actions.push({ at: message.at, term: message.term, pid: message.pid, accepted: message.accepted });
+      else if (message.type === 'action')
+        this.actions.push({ at: message.at, term: message.term, pid: message.pid, accepted: message.accepted });
       else if (message.type === 'error') this.errors.push(`${id}: ${message.message}`);
       else if (message.type === 'stats') this.#stats.get(message.pid)?.(message.stats);
       for (const listener of [...this.#listeners]) listener();
@@ -290,7 +291,9 @@ export class Cluster {
       'faults:',
       ...this.faults.slice(-10).map((f) => `  ${f}`),
       'transitions:',
-      ...this.transitions.slice(-12).map((t) => `  +${(t.at - t0).toFixed(0)} ms ${t.id} ${t.event} term ${t.term}${t.reason ? ` (${t.reason})` : ''}`),
+      ...this.transitions
+        .slice(-12)
+        .map((t) => `  +${(t.at - t0).toFixed(0)} ms ${t.id} ${t.event} term ${t.term}${t.reason ? ` (${t.reason})` : ''}`),
       ...(this.errors.length ? ['errors:', ...this.errors.slice(-5).map((e) => `  ${e}`)] : []),
     ].join('\n');
   }

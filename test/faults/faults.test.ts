@@ -4,8 +4,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { wallNow } from '../../src/demo-protocol.js';
-import { Cluster, sleep } from './cluster.js';
 import { churn } from './churn.js';
+import { Cluster, sleep } from './cluster.js';
 
 const TTL = 1_000;
 const RENEW = 250;
@@ -155,7 +155,9 @@ describe('fault injection', { timeout: 60_000 }, () => {
     // Postgres folds identical payloads sent in one transaction into one: make each unique.
     const payloads = Array.from({ length: 10_000 }, (_, i) => {
       const base = forged[i % forged.length]!;
-      return base.startsWith('{"v":1,') && base.endsWith('}') && !base.includes('"pad"') ? `${base.slice(0, -1)},"n":${i}}` : `${base} ${i}`;
+      return base.startsWith('{"v":1,') && base.endsWith('}') && !base.includes('"pad"')
+        ? `${base.slice(0, -1)},"n":${i}}`
+        : `${base} ${i}`;
     });
     const before = await Promise.all([...c.candidates.values()].map((x) => c.stats(x)));
     const startedAt = wallNow();
@@ -173,7 +175,8 @@ describe('fault injection', { timeout: 60_000 }, () => {
     // Wakeups coalesce and are spaced: at most ~20/s from notifications, plus the regular polls.
     for (const rate of perSecond) expect(rate).toBeLessThan(40);
     // Every candidate saw the whole flood (plus the real notifications of any handoff it caused).
-    for (const [i, s] of after.entries()) expect(s.notifications.received - before[i]!.notifications.received).toBeGreaterThanOrEqual(10_000);
+    for (const [i, s] of after.entries())
+      expect(s.notifications.received - before[i]!.notifications.received).toBeGreaterThanOrEqual(10_000);
     await c.waitForSingleLeader(LIVENESS_MS);
     await c.check();
   });

@@ -36,14 +36,19 @@ export function checkHistory(actions: ActionRecord[], fenceLog: FenceRecord[]): 
   for (const action of sorted) {
     const pid = owner.get(action.term);
     if (pid !== undefined && pid !== action.pid) {
-      throw new SafetyViolation(`term ${action.term} acted from two processes (${pid} and ${action.pid}):\n${slice(sorted, sorted.indexOf(action))}`);
+      throw new SafetyViolation(
+        `term ${action.term} acted from two processes (${pid} and ${action.pid}):\n${slice(sorted, sorted.indexOf(action))}`,
+      );
     }
     owner.set(action.term, action.pid);
   }
   const fence = [...fenceLog].sort((a, b) => a.id - b.id);
   for (let i = 1; i < fence.length; i++) {
     if (fence[i]!.term < fence[i - 1]!.term) {
-      const window = fence.slice(Math.max(0, i - 5), i + 5).map((r) => `  #${r.id} term ${r.term} pid ${r.pid}`).join('\n');
+      const window = fence
+        .slice(Math.max(0, i - 5), i + 5)
+        .map((r) => `  #${r.id} term ${r.term} pid ${r.pid}`)
+        .join('\n');
       throw new SafetyViolation(`the fenced table accepted term ${fence[i]!.term} after term ${fence[i - 1]!.term}:\n${window}`);
     }
   }
@@ -53,6 +58,9 @@ function slice(sorted: ActionRecord[], at: number): string {
   const t0 = sorted[0]?.at ?? 0;
   return sorted
     .slice(Math.max(0, at - 8), at + 8)
-    .map((a, i, all) => `${all.indexOf(sorted[at]!) === i ? '>' : ' '} +${(a.at - t0).toFixed(1)} ms term ${a.term} pid ${a.pid} ${a.accepted ? 'accepted' : 'rejected'}`)
+    .map(
+      (a, i, all) =>
+        `${all.indexOf(sorted[at]!) === i ? '>' : ' '} +${(a.at - t0).toFixed(1)} ms term ${a.term} pid ${a.pid} ${a.accepted ? 'accepted' : 'rejected'}`,
+    )
     .join('\n');
 }

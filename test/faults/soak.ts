@@ -3,8 +3,8 @@
  * and history check as the test suite. Exits non-zero on any violation.
  */
 import { parseArgs } from 'node:util';
-import { Cluster } from './cluster.js';
 import { churn } from './churn.js';
+import { Cluster } from './cluster.js';
 
 const { values } = parseArgs({ options: { minutes: { type: 'string', default: '10' }, candidates: { type: 'string', default: '8' } } });
 const minutes = Number(values.minutes);
@@ -20,7 +20,11 @@ const cluster = await Cluster.start({ candidates, ttl, renewInterval, safetyMarg
 let failed = false;
 try {
   console.log(`soak: ${candidates} candidates, ttl ${ttl} ms, renew ${renewInterval} ms, ${minutes} min of random faults`);
-  const report = await churn(cluster, { seconds: minutes * 60, liveness: ttl + renewInterval + 3_000, log: (line) => console.log(`  ${line}`) });
+  const report = await churn(cluster, {
+    seconds: minutes * 60,
+    liveness: ttl + renewInterval + 3_000,
+    log: (line) => console.log(`  ${line}`),
+  });
   await cluster.check();
   console.log(report);
   console.log('  violations: 0 (history checker: terms by timestamp never decrease, one pid per term, fenced commits in term order)');

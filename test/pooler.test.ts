@@ -1,0 +1,103 @@
+/**
+ * Renewals through a transaction-mode PgBouncer, LISTEN through a direct connection
+ * (`listen: { url }`). Uses Debian's pgbouncer (installed by .ci/run), started on loopback.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { drizzle } from 'drizzle-orm/postgres-js';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createElector } from '../src/elector.js';
+import type { LeaderDatabase } from '../src/queries.js';
+import { createTestDatabase } from './support/db.js';
+
+const binary = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer', '/usr/local/bin/pgbouncer'].find((p) => existsSync(p));
+if (!binary) console.log('pooler test skipped: pgbouncer is not installed (.ci/run installs it from Debian packages)');
+
+describe.skipIf(!binary)('behind PgBouncer in transaction mode', () => {
+  let directUrl: string;
+  let pooledUrl: string;
+  let bouncer: ChildProcess;
+  let dir: string;
+
+  beforeAll(async () => {
+    directUrl = await createTestDatabase();
+    const direct = new URL(directUrl);
+    dir = mkdtempSync(join(tmpdir(), 'drizzle-leader-pgbouncer-'));
+    chmodSync(dir, 0o777);
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const database = direct.pathname.slice(1);
+    writeFileSync(
+      join(dir, 'pgbouncer.ini'),
+      [
+        '[databases]',
+        `${database} = host=${direct.hostname} port=${direct.port || 5432} dbname=${database} user=${decodeURIComponent(direct.username)} password=${decodeURIComponent(direct.password)}`,
+        '[pgbouncer]',
+        'listen_addr = 127.0.0.1',
+        `listen_port = ${port}`,
+        'unix_socket_dir =',
+        'auth_type = any',
+        'pool_mode = transaction',
+        'default_pool_size = 4',
+        'max_client_conn = 100',
+        'ignore_startup_parameters = extra_float_digits,options',
+        `logfile = ${join(dir, 'pgbouncer.log')}`,
+      ].join('\n'),
+    );
+    chmodSync(join(dir, 'pgbouncer.ini'), 0o644);
+    // PgBouncer refuses to run as root; -u switches to an unprivileged user.
+    const asRoot = process.getuid?.() === 0 ? ['-u', 'postgres'] : [];
+    bouncer = spawn(binary!, [...asRoot, join(dir, 'pgbouncer.ini')], { stdio: ['ignore', 'ignore', 'inherit'] });
+    await waitForPort(port);
+    pooledUrl = `postgres://${direct.username}@127.0.0.1:${port}/${database}`;
+  });
+
+  afterAll(() => {
+    bouncer?.kill('SIGTERM');
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('renews through the pooler and hands off through NOTIFY on the direct connection', async () => {
+    // Transaction pooling: no prepared statements, no session state.
+    const pooled = postgres(pooledUrl, { max: 4, prepare: false, onnotice: () => {} });
+    const db = drizzle(pooled) as unknown as LeaderDatabase;
+    const options = { name: 'pooled', ttl: 3_000, renewInterval: 300, safetyMargin: 500, listen: { url: directUrl } };
+    const leader = createElector(db, { ...options, id: 'leader' });
+    const follower = createElector(db, { ...options, id: 'follower' });
+    try {
+      await leader.start();
+      await follower.start();
+      const term = leader.lease!.term;
+      await new Promise((r) => setTimeout(r, 1_500)); // several renewals through PgBouncer
+      expect(leader.isLeader).toBe(true);
+      expect(leader.lease!.term).toBe(term);
+      expect(leader.stats.renewals.ok).toBeGreaterThanOrEqual(3);
+      expect(leader.stats.renewals.failed).toBe(0);
+      const started = performance.now();
+      await leader.stop();
+      await follower.waitForLeadership();
+      expect(performance.now() - started).toBeLessThan(1_000);
+    } finally {
+      await Promise.all([leader.stop(), follower.stop()]);
+      await pooled.end();
+    }
+  });
+});
+
+async function waitForPort(port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = netConnect(port, '127.0.0.1', () => {
+        socket.end();
+        resolve(true);
+      });
+      socket.on('error', () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`pgbouncer did not listen on ${port}`);
+}
