@@ -80,6 +80,7 @@ it('openTelemetryHooks records statements, leadership changes and the handoff la
   const b = createElector(conn.db, { ...options, id: 'b' });
   await a.start();
   await b.start();
+  await new Promise((r) => setTimeout(r, 200)); // b settles into its sleep: only the notification can wake it
   await a.stop();
   await b.waitForLeadership();
   await b.stop();
