@@ -75,14 +75,22 @@ export function nodePostgresListenDriver(client: NodePostgresClient | string): L
   };
 }
 
-/** Runs `fn` with raw statements on one connection: a pooled client checked out for the duration, or the Client itself. */
+/**
+ * Runs `fn` with raw statements on one session: the Client itself, or for a Pool a dedicated
+ * Client made from its settings (a pool of one would deadlock if the lock holder were checked
+ * out of it while the migrator waits for a connection).
+ */
 async function withOneConnection<T>(client: NodePostgresClient, fn: (run: (text: string) => Promise<void>) => Promise<T>): Promise<T> {
   if (!('totalCount' in client)) return fn(async (text) => void (await client.query(text)));
-  const checkedOut = await client.connect();
+  const pg = await import('pg');
+  const ClientClass = (pg.default?.Client ?? (pg as unknown as { Client: typeof Client }).Client) as typeof Client;
+  const dedicated = new ClientClass(connectionConfig(client));
+  dedicated.on('error', () => {});
+  await dedicated.connect();
   try {
-    return await fn(async (text) => void (await checkedOut.query(text)));
+    return await fn(async (text) => void (await dedicated.query(text)));
   } finally {
-    checkedOut.release();
+    await dedicated.end();
   }
 }
 

@@ -61,13 +61,21 @@ export function postgresJsListenDriver(client: Sql | string): ListenDriver {
   };
 }
 
-/** Runs `fn` with raw statements on one reserved connection (session-level advisory locks need one session). */
-async function withReservedConnection<T>(client: Sql, fn: (run: (text: string) => Promise<void>) => Promise<T>): Promise<T> {
-  const reserved = await client.reserve();
+/**
+ * Runs `fn` with raw statements on a dedicated connection made from the client's options.
+ * Not one reserved from the pool: the migrator runs through that same pool meanwhile, and a
+ * pool of one would deadlock (the lock holder waiting for the migrator's connection).
+ */
+async function withDedicatedConnection<T>(client: Sql, fn: (run: (text: string) => Promise<void>) => Promise<T>): Promise<T> {
+  const { default: postgres } = await import('postgres');
+  const options = { ...(client.options as unknown as Options<Record<string, PostgresType>>), max: 1, onnotice: () => {} } as Options<
+    Record<string, PostgresType>
+  >;
+  const connection = postgres(options);
   try {
-    return await fn(async (text) => void (await reserved.unsafe(text)));
+    return await fn(async (text) => void (await connection.unsafe(text)));
   } finally {
-    reserved.release();
+    await connection.end({ timeout: 1 });
   }
 }
 
@@ -75,6 +83,6 @@ export function postgresJsAdapter(client: Sql): DriverAdapter {
   return {
     name: 'postgres.js',
     listen: postgresJsListenDriver(client),
-    withSession: (fn) => withReservedConnection(client, fn),
+    withSession: (fn) => withDedicatedConnection(client, fn),
   };
 }

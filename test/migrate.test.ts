@@ -78,6 +78,17 @@ describe.each(DRIVERS)('migrate() (%s)', (driver) => {
     expect(applied).toHaveLength(readdirSync(join(root, 'drizzle')).filter((f) => f.endsWith('.sql')).length);
   });
 
+  it('works with a pool of one connection (the lock is held on a dedicated session)', async () => {
+    const fresh = await createTestDatabase({ migrated: false });
+    const tiny = connect(driver, fresh, { max: 1 });
+    try {
+      await migrate(tiny.db);
+      expect(await tiny.query('select count(*)::int as n from river_leader')).toEqual([{ n: 0 }]);
+    } finally {
+      await tiny.close();
+    }
+  });
+
   it('never touches the application migrations table', async () => {
     const rows = await admin.query(`select to_regclass('drizzle.__drizzle_migrations') as t`);
     expect(rows[0]).toEqual({ t: null });
