@@ -146,7 +146,7 @@ export class Elector {
   #trustTimer: NodeJS.Timeout | null = null;
   #unlisten: (() => Promise<void>) | null = null;
   #consecutiveErrors = 0;
-  #lastAttemptAt = Number.NEGATIVE_INFINITY;
+  #lastNotifiedWakeAt = Number.NEGATIVE_INFINITY;
   #deferredWake: NodeJS.Timeout | null = null;
   /** When a `resigned` notification last woke this follower (monotonic ms), for the handoff latency hook. */
   #notifiedAt: number | null = null;
@@ -465,7 +465,6 @@ export class Elector {
     if (!this.#isRunning()) return undefined;
     const { name, id, ttl, channel, table } = this.#options;
     const startedAt = monotonicNow();
-    this.#lastAttemptAt = startedAt;
     const notifiedAt = this.#notifiedAt;
     this.#notifiedAt = null;
     let result: queries.ElectResult;
@@ -614,17 +613,24 @@ export class Elector {
     });
   }
 
-  /** Wakes the follower now, or (in a flood) once the minimum gap since its last attempt has passed. */
+  /**
+   * Wakes the follower at once for the first notification after a quiet spell; in a flood, at
+   * most once per gap (the rest coalesce into one deferred wake). Regular polls do not count
+   * against the gap, so a real resignation right after a poll is still acted on immediately.
+   */
   #wakeForNotification(): void {
-    this.#notifiedAt ??= monotonicNow();
+    const now = monotonicNow();
+    this.#notifiedAt ??= now;
     if (this.#deferredWake) return;
-    const wait = this.#lastAttemptAt + MIN_NOTIFIED_ATTEMPT_GAP_MS - monotonicNow();
+    const wait = this.#lastNotifiedWakeAt + MIN_NOTIFIED_ATTEMPT_GAP_MS - now;
     if (wait <= 0) {
+      this.#lastNotifiedWakeAt = now;
       this.#wakeUp();
       return;
     }
     this.#deferredWake = setTimeout(() => {
       this.#deferredWake = null;
+      this.#lastNotifiedWakeAt = monotonicNow();
       if (this.#state.kind === 'follower') this.#wakeUp();
     }, wait);
   }

@@ -4,6 +4,7 @@
  * compared with Postgres `now()`, and remaining lease time is computed by the server, so no
  * application clock is ever compared with the database clock (safety rule 1).
  */
+import { createHash } from 'node:crypto';
 import { and, count, eq, gt, lte, type SQL, sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { NOTIFICATION_VERSION } from './notification.js';
@@ -29,14 +30,27 @@ export type ElectResult =
   /** `holder` is null when the row changed under a concurrent election and could not be read in the same statement. */
   | { won: false; holder: LeaseRecord | null };
 
-const leaseFor = (ttlMs: number): SQL => sql`now() + ${ttlMs} * interval '1 millisecond'`;
+/**
+ * The three hot statements (elect, renew, resign) are built once per database object and table
+ * with placeholders and prepared: building a Drizzle query costs more than the round trip
+ * itself on loopback, and a handoff is two of these statements back to back.
+ */
+const p = {
+  name: sql.placeholder('name'),
+  leaderId: sql.placeholder('leaderId'),
+  term: sql.placeholder('term'),
+  ttlMs: sql.placeholder('ttlMs'),
+  channel: sql.placeholder('channel'),
+};
+
+const leaseEnd = (): SQL => sql`now() + ${p.ttlMs} * interval '1 millisecond'`;
 
 function remainingMs(table: LeaderTable | { expiresAt: unknown }): SQL.Aliased<number> {
   return sql<number>`(extract(epoch from (${(table as LeaderTable).expiresAt} - now())) * 1000)::float8`.mapWith(Number).as('remaining_ms');
 }
 
-function notifyPayload(channel: string, action: 'elected' | 'resigned', row: LeaderTable): SQL {
-  return sql`pg_notify(${channel}, json_build_object('v', ${sql.raw(String(NOTIFICATION_VERSION))}, 'action', ${action}::text, 'name', ${row.name}, 'leaderId', ${row.leaderId}, 'term', ${row.term})::text)`;
+function notifyPayload(action: 'elected' | 'resigned', row: LeaderTable): SQL {
+  return sql`pg_notify(${p.channel}, json_build_object('v', ${sql.raw(String(NOTIFICATION_VERSION))}, 'action', ${sql.raw(`'${action}'`)}, 'name', ${row.name}, 'leaderId', ${row.leaderId}, 'term', ${row.term})::text)`;
 }
 
 /**
@@ -46,15 +60,11 @@ function notifyPayload(channel: string, action: 'elected' | 'resigned', row: Lea
  * denied follower learns how long to sleep without a second round trip. A win NOTIFYs
  * `elected` for watchers.
  */
-export async function elect(
-  db: LeaderDatabase,
-  table: LeaderTable,
-  input: { name: string; leaderId: string; ttlMs: number; channel: string },
-): Promise<ElectResult> {
+function electQuery(db: LeaderDatabase, table: LeaderTable) {
   const won = db.$with('won').as(
     db
       .insert(table)
-      .values({ name: input.name, leaderId: input.leaderId, electedAt: sql`now()`, expiresAt: leaseFor(input.ttlMs) })
+      .values({ name: p.name, leaderId: p.leaderId, electedAt: sql`now()`, expiresAt: leaseEnd() })
       .onConflictDoUpdate({
         target: table.name,
         // `excluded` is only ever used here, in SET, to copy the proposed row; never in a WHERE.
@@ -72,7 +82,7 @@ export async function elect(
   // live lease read from the statement's snapshot. Postgres only allows a data-modifying
   // WITH at the top level, hence a join from a one-row relation rather than a UNION.
   const current = table;
-  const [row] = await db
+  return db
     .with(won)
     .select({
       wonTerm: won.term,
@@ -86,14 +96,11 @@ export async function elect(
       ),
       notified: sql<
         string | null
-      >`case when ${won.term} is not null then ${notifyPayload(input.channel, 'elected', won as unknown as LeaderTable)}::text end`,
+      >`case when ${won.term} is not null then ${notifyPayload('elected', won as unknown as LeaderTable)}::text end`,
     })
     .from(sql`(select 1) as "one"`)
     .leftJoin(won, sql`true`)
-    .leftJoin(current, eq(current.name, input.name));
-  if (!row || row.term == null || Number.isNaN(row.term)) return { won: false, holder: null };
-  const lease = toLease(row);
-  return row.wonTerm != null ? { won: true, lease } : { won: false, holder: lease };
+    .leftJoin(current, eq(current.name, p.name));
 }
 
 /**
@@ -105,18 +112,14 @@ export async function elect(
  * No row back: the lease is lost. A row with another term: the old row was gone, the INSERT
  * path ran and this caller now holds a new term.
  */
-export function renewStatement(
-  db: LeaderDatabase,
-  table: LeaderTable,
-  input: { name: string; leaderId: string; term: number; ttlMs: number },
-) {
+export function renewQuery(db: LeaderDatabase, table: LeaderTable) {
   return db
     .insert(table)
-    .values({ name: input.name, leaderId: input.leaderId, electedAt: sql`now()`, expiresAt: leaseFor(input.ttlMs) })
+    .values({ name: p.name, leaderId: p.leaderId, electedAt: sql`now()`, expiresAt: leaseEnd() })
     .onConflictDoUpdate({
       target: table.name,
-      set: { expiresAt: leaseFor(input.ttlMs) },
-      setWhere: and(eq(table.leaderId, input.leaderId), eq(table.term, input.term), gt(table.expiresAt, sql`now()`)),
+      set: { expiresAt: leaseEnd() },
+      setWhere: and(eq(table.leaderId, p.leaderId), eq(table.term, p.term), gt(table.expiresAt, sql`now()`)),
     })
     .returning({
       name: table.name,
@@ -128,35 +131,74 @@ export function renewStatement(
     });
 }
 
-export async function renew(
-  db: LeaderDatabase,
-  table: LeaderTable,
-  input: { name: string; leaderId: string; term: number; ttlMs: number },
-): Promise<LeaseRecord | null> {
-  const rows = await renewStatement(db, table, input);
-  return rows[0] ? toLease(rows[0]) : null;
-}
-
 /**
  * Resign: delete exactly the caller's term and NOTIFY in the same statement. The NOTIFY is
  * driven by the deleted row, so nobody is woken for a lease that still exists, and a deletion
  * is never unannounced (both commit or neither does).
  */
+function resignQuery(db: LeaderDatabase, table: LeaderTable) {
+  const deleted = db.$with('deleted').as(
+    db
+      .delete(table)
+      .where(and(eq(table.name, p.name), eq(table.leaderId, p.leaderId), eq(table.term, p.term)))
+      .returning(),
+  );
+  return db
+    .with(deleted)
+    .select({ notified: sql<string>`${notifyPayload('resigned', deleted as unknown as LeaderTable)}::text` })
+    .from(deleted);
+}
+
+/** A prepared statement's name must be unique per connection and text (node-postgres checks): derive it from both. */
+function prepare<T extends { toSQL(): { sql: string }; prepare(name: string): unknown }>(kind: string, query: T) {
+  const digest = createHash('sha1').update(query.toSQL().sql).digest('hex').slice(0, 12);
+  return query.prepare(`drizzle_leader_${kind}_${digest}`) as ReturnType<T['prepare']>;
+}
+
+function buildStatements(db: LeaderDatabase, table: LeaderTable) {
+  return {
+    elect: prepare('elect', electQuery(db, table)),
+    renew: prepare('renew', renewQuery(db, table)),
+    resign: prepare('resign', resignQuery(db, table)),
+  };
+}
+
+const statementCache = new WeakMap<LeaderDatabase, WeakMap<LeaderTable, ReturnType<typeof buildStatements>>>();
+
+function statements(db: LeaderDatabase, table: LeaderTable): ReturnType<typeof buildStatements> {
+  let byTable = statementCache.get(db);
+  if (!byTable) statementCache.set(db, (byTable = new WeakMap()));
+  let built = byTable.get(table);
+  if (!built) byTable.set(table, (built = buildStatements(db, table)));
+  return built;
+}
+
+export async function elect(
+  db: LeaderDatabase,
+  table: LeaderTable,
+  input: { name: string; leaderId: string; ttlMs: number; channel: string },
+): Promise<ElectResult> {
+  const [row] = await statements(db, table).elect.execute(input);
+  if (!row || row.term == null || Number.isNaN(row.term)) return { won: false, holder: null };
+  const lease = toLease(row);
+  return row.wonTerm != null ? { won: true, lease } : { won: false, holder: lease };
+}
+
+export async function renew(
+  db: LeaderDatabase,
+  table: LeaderTable,
+  input: { name: string; leaderId: string; term: number; ttlMs: number },
+): Promise<LeaseRecord | null> {
+  const [row] = await statements(db, table).renew.execute(input);
+  return row ? toLease(row) : null;
+}
+
 export async function resign(
   db: LeaderDatabase,
   table: LeaderTable,
   input: { name: string; leaderId: string; term: number; channel: string },
 ): Promise<boolean> {
-  const deleted = db.$with('deleted').as(
-    db
-      .delete(table)
-      .where(and(eq(table.name, input.name), eq(table.leaderId, input.leaderId), eq(table.term, input.term)))
-      .returning(),
-  );
-  const rows = await db
-    .with(deleted)
-    .select({ notified: sql<string>`${notifyPayload(input.channel, 'resigned', deleted as unknown as LeaderTable)}::text` })
-    .from(deleted);
+  const rows = await statements(db, table).resign.execute(input);
   return rows.length > 0;
 }
 
