@@ -1,6 +1,7 @@
 import type { Client, ClientConfig, Pool } from 'pg';
 import type { DriverAdapter } from './driver.js';
-import { type ListenDriver, type ListenSession, quoteIdentifier } from './notifier.js';
+import { quoteIdentifier } from './identifier.js';
+import type { ListenDriver, ListenSession } from './notifier.js';
 
 type NodePostgresClient = Pool | Client;
 

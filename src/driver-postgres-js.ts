@@ -1,6 +1,7 @@
 import type { Options, PostgresType, Sql } from 'postgres';
 import type { DriverAdapter } from './driver.js';
-import { type ListenDriver, type ListenSession, quoteIdentifier } from './notifier.js';
+import { quoteIdentifier } from './identifier.js';
+import type { ListenDriver, ListenSession } from './notifier.js';
 
 /** True for a postgres.js `Sql` instance (what `drizzle-orm/postgres-js` keeps as `db.$client`). */
 export function isPostgresJsClient(client: unknown): client is Sql {

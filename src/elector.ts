@@ -38,7 +38,7 @@
  * duplicated or forged notification can delay failover, never create a second leader.
  */
 
-import { listenDriverFor, listenDriverForUrl } from './driver.js';
+import { driverAdapterFor, listenDriverFor, listenDriverForUrl } from './driver.js';
 import { DrizzleLeaderError, ElectorError, ElectorStoppedError, LeaseTableMissingError } from './errors.js';
 import type { ElectorHooks, ElectorOperation } from './hooks.js';
 import { parseNotification } from './notification.js';
@@ -146,6 +146,8 @@ export class Elector {
   #trustTimer: NodeJS.Timeout | null = null;
   #unlisten: (() => Promise<void>) | null = null;
   #consecutiveErrors = 0;
+  /** Renew with a bounded connection wait and server-side statement/lock timeouts (see queries.renewWithin). */
+  readonly #withDeadlines: boolean;
   #lastNotifiedWakeAt = Number.NEGATIVE_INFINITY;
   #deferredWake: NodeJS.Timeout | null = null;
   /** When a `resigned` notification last woke this follower (monotonic ms), for the handoff latency hook. */
@@ -160,6 +162,8 @@ export class Elector {
   constructor(db: LeaderDatabase, options: ElectorOptions = {}) {
     this.#options = resolveElectorOptions(options);
     this.#db = db;
+    // Deadlines need transactions; drivers we cannot identify (HTTP) may not offer them.
+    this.#withDeadlines = driverAdapterFor(db) !== null;
     this.#subscribers = new Subscribers((error) =>
       this.#options.logger.error({ err: error, name: this.#options.name }, 'drizzle-leader: a leadership listener threw'),
     );
@@ -517,10 +521,20 @@ export class Elector {
     }
     if (this.#trustedLeadership() !== state) return;
     const startedAt = monotonicNow();
+    const input = { name, leaderId: id, term: state.lease.term, ttlMs: ttl };
     let record: LeaseRecord | null;
     try {
-      record = await queries.renew(this.#db, table, { name, leaderId: id, term: state.lease.term, ttlMs: ttl });
+      if (this.#withDeadlines) {
+        const result = await queries.renewWithin(this.#db, table, input, state.trustUntil, monotonicNow);
+        record = result.record;
+        this.#warnIfStarved(result.waitedMs, state);
+      } else {
+        record = await queries.renew(this.#db, table, input);
+      }
     } catch (error) {
+      if (error instanceof queries.DeadlineExceeded && error.waitedForConnectionMs !== undefined) {
+        this.#warnIfStarved(error.waitedForConnectionMs, state);
+      }
       this.#stats.renewals.failed++;
       this.#hook('renewal', (h) => h.renewal?.('failed', monotonicNow() - startedAt));
       this.#classify(error, 'renewal');
@@ -549,13 +563,29 @@ export class Elector {
     this.#extendTrust(state, record, startedAt);
   }
 
+  /** Says so when renewals queue for a connection long enough to threaten the trust window. */
+  #warnIfStarved(waitedMs: number, state: LeaderState): void {
+    const window = this.#options.ttl - this.#options.safetyMargin;
+    if (waitedMs < Math.max(100, window / 4)) return;
+    this.#options.logger.warn(
+      { name: this.#options.name, term: state.lease.term, waitedMs: Math.round(waitedMs) },
+      `drizzle-leader: renewal waited ${Math.round(waitedMs)} ms for a connection (trust window ${window} ms); ` +
+        'the pool is saturated: give the elector its own small pool (e.g. a separate db with max: 2)',
+    );
+  }
+
   /** Deletes a term this process may still hold (after a local step-down); best-effort, term-scoped. */
   async #releaseUnreleasedTerm(): Promise<void> {
     const term = this.#unreleasedTerm;
     if (term === null || this.#state.kind === 'leader') return;
     const { name, id, channel, table } = this.#options;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await queries.resign(this.#db, table, { name, leaderId: id, term, channel });
+      // Bounded: a row locked by someone else must not hold stop() hostage; the lease expires anyway.
+      const bound = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`resignation did not complete within ${this.#options.ttl} ms`)), this.#options.ttl);
+      });
+      await Promise.race([queries.resign(this.#db, table, { name, leaderId: id, term, channel }), bound]);
       if (this.#unreleasedTerm === term) this.#unreleasedTerm = null;
     } catch (error) {
       // The lease will expire on its own; releasing it only makes failover faster.
@@ -563,6 +593,8 @@ export class Elector {
       this.#options.logger.warn({ err: handled, name, term }, 'drizzle-leader: could not release the lease; it will expire on its own');
       this.#hook('error', (h) => h.error?.(handled, 'resignation'));
       if (this.#state.kind === 'stopping') this.#unreleasedTerm = null;
+    } finally {
+      clearTimeout(timer);
     }
   }
 

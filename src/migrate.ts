@@ -10,7 +10,8 @@
 import { fileURLToPath } from 'node:url';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { driverAdapterFor } from './driver.js';
-import { InvalidOptionError, UnsupportedDriverError } from './errors.js';
+import { UnsupportedDriverError } from './errors.js';
+import { checkIdentifier } from './identifier.js';
 import type { LeaderDatabase } from './queries.js';
 
 export const MIGRATE_DEFAULTS = Object.freeze({
@@ -38,8 +39,8 @@ const MIGRATION_LOCK_KEY = "hashtextextended('drizzle-leader:migrate', 0)";
 export async function migrate(db: LeaderDatabase, options: MigrateOptions = {}): Promise<void> {
   const config = {
     migrationsFolder: MIGRATIONS_FOLDER,
-    migrationsSchema: identifier('migrationsSchema', options.migrationsSchema ?? MIGRATE_DEFAULTS.migrationsSchema),
-    migrationsTable: identifier('migrationsTable', options.migrationsTable ?? MIGRATE_DEFAULTS.migrationsTable),
+    migrationsSchema: checkIdentifier('migrationsSchema', options.migrationsSchema ?? MIGRATE_DEFAULTS.migrationsSchema),
+    migrationsTable: checkIdentifier('migrationsTable', options.migrationsTable ?? MIGRATE_DEFAULTS.migrationsTable),
   };
   const found = driverAdapterFor(db);
   if (!found) {
@@ -74,11 +75,4 @@ async function runMigrator(
     session: unknown;
   };
   await internals.dialect.migrate(migrations, internals.session, config);
-}
-
-function identifier(option: string, value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0 || Buffer.byteLength(value) > 63 || value.includes('\0')) {
-    throw new InvalidOptionError(option, value, 'a Postgres identifier of 1 to 63 bytes');
-  }
-  return value;
 }

@@ -44,10 +44,6 @@ export function backoffDelay(attempt: number, initialMs: number, maxMs: number):
   return ceiling / 2 + Math.random() * (ceiling / 2);
 }
 
-export function quoteIdentifier(identifier: string): string {
-  return `"${identifier.replace(/"/g, '""')}"`;
-}
-
 interface Deferred<T> {
   promise: Promise<T>;
   resolve(value: T): void;

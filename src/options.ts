@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { getTableConfig } from 'drizzle-orm/pg-core';
 import { InvalidOptionError } from './errors.js';
 import type { ElectorHooks } from './hooks.js';
+import { checkIdentifier } from './identifier.js';
 import { type Logger, SILENT_LOGGER } from './logger.js';
 import { type LeaderTable, riverLeader } from './schema.js';
 
@@ -122,13 +123,8 @@ function checkListen(option: string, value: unknown): boolean | { url: string } 
   throw new InvalidOptionError(option, value, 'true, false, or { url: "postgres://..." } (a direct connection for LISTEN)');
 }
 
-/** Postgres truncates identifiers, channel names included, past 63 bytes; refuse rather than truncate. */
-export function checkChannel(option: string, value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0 || Buffer.byteLength(value) > 63 || value.includes('\0')) {
-    throw new InvalidOptionError(option, value, 'a string of 1 to 63 bytes without NUL (a Postgres identifier)');
-  }
-  return value;
-}
+/** Channel names are identifiers to LISTEN (quoted) and text to pg_notify. */
+export const checkChannel = checkIdentifier;
 
 const LEASE_COLUMNS = ['name', 'leaderId', 'electedAt', 'expiresAt', 'term'] as const;
 

@@ -193,6 +193,75 @@ export async function renew(
   return row ? toLease(row) : null;
 }
 
+/** A renewal that could not start, or finish, before its deadline. */
+export class DeadlineExceeded extends Error {
+  override name = 'DeadlineExceeded';
+  constructor(
+    message: string,
+    /** Set when it never got a connection: how long it waited for one. */
+    readonly waitedForConnectionMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Renew with deadlines derived from the remaining trust window: a bounded wait for a
+ * connection (a saturated shared pool must not queue the renewal until trust runs out), and a
+ * server-side `statement_timeout` and `lock_timeout` for the statement (an operator's open
+ * transaction holding the row must not make a renewal return after the deadline). Costs a
+ * transaction (BEGIN, set_config, the UPSERT, COMMIT): renewals are not on the handoff path.
+ * `waitedMs` is how long it waited for a connection.
+ */
+export async function renewWithin(
+  db: LeaderDatabase,
+  table: LeaderTable,
+  input: { name: string; leaderId: string; term: number; ttlMs: number },
+  deadlineAt: number,
+  now: () => number,
+): Promise<{ record: LeaseRecord | null; waitedMs: number }> {
+  const startedAt = now();
+  let abandoned = false;
+  let waitedMs = 0;
+  let connected = false;
+  let timer: NodeJS.Timeout | undefined;
+  const work = db.transaction(async (tx) => {
+    connected = true;
+    waitedMs = now() - startedAt;
+    // The server gives up a little before the client does, so a timeout arrives as the server's
+    // own error (lock_timeout / statement_timeout) rather than as an abandoned statement.
+    const left = deadlineAt - now();
+    const budget = Math.floor(left - Math.min(100, left / 10));
+    if (abandoned || budget < 1) throw new DeadlineExceeded(`renewal got a connection after ${Math.round(waitedMs)} ms, past its deadline`);
+    await tx.execute(
+      sql`select set_config('statement_timeout', ${String(budget)}, true), set_config('lock_timeout', ${String(budget)}, true)`,
+    );
+    const [row] = await prepare('renew', renewQuery(tx as unknown as LeaderDatabase, table)).execute(input);
+    return row ? toLease(row) : null;
+  });
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => {
+        abandoned = true;
+        const waited = now() - startedAt;
+        reject(
+          connected
+            ? new DeadlineExceeded(`renewal did not finish within its ${Math.round(waited)} ms deadline`)
+            : new DeadlineExceeded(`renewal waited ${Math.round(waited)} ms for a connection and never got one`, waited),
+        );
+      },
+      Math.max(0, deadlineAt - startedAt),
+    );
+  });
+  work.catch(() => {}); // settled later if abandoned; its result is no longer wanted
+  try {
+    const record = await Promise.race([work, deadline]);
+    return { record, waitedMs };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function resign(
   db: LeaderDatabase,
   table: LeaderTable,

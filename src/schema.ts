@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { type AnyPgColumn, bigint, check, pgSchema, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { checkIdentifier } from './identifier.js';
 
 /** Name of the lease table when no custom name is given. */
 export const DEFAULT_TABLE_NAME = 'river_leader';
@@ -57,7 +58,8 @@ export interface LeaderTableOptions {
  * `table` from your schema file, and pass `table` to `createElector`.
  */
 export function createLeaderTable(options: LeaderTableOptions = {}) {
-  const tableName = options.table ?? DEFAULT_TABLE_NAME;
+  const tableName = checkIdentifier('table', options.table ?? DEFAULT_TABLE_NAME);
+  if (options.schema !== undefined) checkIdentifier('schema', options.schema);
   if (options.schema === undefined || options.schema === 'public') {
     return { schema: undefined, table: pgTable(tableName, leaseColumns(), leaseConstraints(tableName)) as LeaderTable };
   }
