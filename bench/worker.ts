@@ -48,9 +48,9 @@ function newClient(url: string, max: number, appName: string): Sql {
 }
 
 async function addElector(config: Extract<WorkerInit, { type: 'electors' }>, name: string): Promise<Elector> {
-  const db = config.shareClient
-    ? (shared ??= drizzle(newClient(config.url, config.poolMax, config.appName)) as unknown as LeaderDatabase)
-    : (drizzle(newClient(config.url, config.poolMax, config.appName)) as unknown as LeaderDatabase);
+  const fresh = () => drizzle(newClient(config.url, config.poolMax, config.appName)) as unknown as LeaderDatabase;
+  if (config.shareClient && !shared) shared = fresh();
+  const db = config.shareClient && shared ? shared : fresh();
   const elector = createElector(db, { ...config.options, name });
   elector.subscribe((event) => {
     if (event.type === 'gained') send({ type: 'gained', at: wallNow(), term: event.term, name });

@@ -38,8 +38,8 @@ const urlKeys = new Map<string, object>();
  * session-pooled connection. Uses postgres.js when installed, else node-postgres.
  */
 export function listenDriverForUrl(url: string): { client: object; driver: ListenDriver } {
-  let key = urlKeys.get(url);
-  if (!key) urlKeys.set(url, (key = { url }));
+  const key = urlKeys.get(url) ?? { url };
+  urlKeys.set(url, key);
   const driver: ListenDriver = {
     name: 'listen url',
     async open(events) {

@@ -166,10 +166,10 @@ function buildStatements(db: LeaderDatabase, table: LeaderTable) {
 const statementCache = new WeakMap<LeaderDatabase, WeakMap<LeaderTable, ReturnType<typeof buildStatements>>>();
 
 function statements(db: LeaderDatabase, table: LeaderTable): ReturnType<typeof buildStatements> {
-  let byTable = statementCache.get(db);
-  if (!byTable) statementCache.set(db, (byTable = new WeakMap()));
-  let built = byTable.get(table);
-  if (!built) byTable.set(table, (built = buildStatements(db, table)));
+  const byTable = statementCache.get(db) ?? new WeakMap<LeaderTable, ReturnType<typeof buildStatements>>();
+  statementCache.set(db, byTable);
+  const built = byTable.get(table) ?? buildStatements(db, table);
+  byTable.set(table, built);
   return built;
 }
 

@@ -6,7 +6,7 @@
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createElector, type Elector } from '../src/elector.js';
+import { createElector } from '../src/elector.js';
 import { type ElectorError, InvalidOptionError } from '../src/errors.js';
 import type { Logger } from '../src/logger.js';
 import { migrate } from '../src/migrate.js';
