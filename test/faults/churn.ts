@@ -37,7 +37,7 @@ export async function churn(c: Cluster, options: ChurnOptions): Promise<string> 
 
   while (wallNow() < end) {
     await sleep(between(150, 500));
-    const target = pick(living().filter((x) => !x.frozen && x.proxy.mode.kind === 'pass'));
+    const target = pick(living().filter((x) => !x.frozen && x.proxy?.mode.kind === 'pass'));
     const roll = Math.random();
     try {
       if (roll < 0.15 && target) {

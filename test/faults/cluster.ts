@@ -30,7 +30,8 @@ export interface Candidate {
   readonly id: string;
   readonly pid: number;
   readonly process: ChildProcess;
-  readonly proxy: FaultProxy;
+  /** Null when the candidate connects straight to the server (external targets). */
+  readonly proxy: FaultProxy | null;
   alive: boolean;
   frozen: boolean;
 }
@@ -58,14 +59,22 @@ export class Cluster {
 
   private constructor(
     readonly options: Required<ClusterOptions>,
-    readonly server: EmbeddedServer,
+    /** The cluster's own server (restartable), or null when it runs against an external one. */
+    readonly server: EmbeddedServer | null,
+    /** Where candidates connect when there is no proxy in between. */
+    readonly candidateUrl: string,
     readonly admin: Sql,
   ) {}
 
-  static async start(options: ClusterOptions): Promise<Cluster> {
-    const server = await startEmbeddedServer();
-    const admin = postgres(server.url, { max: 4, onnotice: () => {}, backoff: () => 0.1 });
-    const cluster = new Cluster({ workMs: 5, ...options }, server, admin);
+  /**
+   * Starts a cluster on a server of its own, or, with `external`, against servers someone else
+   * runs (a primary/standby pair): candidates then connect to `candidateUrl` without proxies.
+   */
+  static async start(options: ClusterOptions, external?: { adminUrl: string; candidateUrl: string }): Promise<Cluster> {
+    const server = external ? null : await startEmbeddedServer();
+    const adminUrl = external?.adminUrl ?? server!.url;
+    const admin = postgres(adminUrl, { max: 4, onnotice: () => {}, backoff: () => 0.1 });
+    const cluster = new Cluster({ workMs: 5, ...options }, server, external?.candidateUrl ?? server!.url, admin);
     await migrate(drizzle(admin));
     await admin.unsafe(`create schema ${cluster.schema}`);
     await admin.unsafe(`create table ${cluster.schema}.fence (id int primary key, term bigint not null, writes bigint not null)`);
@@ -77,17 +86,20 @@ export class Cluster {
     return cluster;
   }
 
-  /** Starts one more candidate process behind a fresh proxy; resolves once it has campaigned once. */
-  async spawn(): Promise<Candidate> {
+  /**
+   * Starts one more candidate process, behind a fresh proxy on the cluster's own server (or
+   * connected to `url`); resolves once it has campaigned once.
+   */
+  async spawn(url?: string): Promise<Candidate> {
     const id = `c${this.#nextId++}`;
-    const proxy = new FaultProxy('127.0.0.1', this.server.port);
-    const port = await proxy.start();
+    const proxy = this.server && !url ? new FaultProxy('127.0.0.1', this.server.port) : null;
+    const candidateUrl = proxy ? `postgres://postgres:postgres@127.0.0.1:${await proxy.start()}/postgres` : (url ?? this.candidateUrl);
     const { ttl, renewInterval, safetyMargin, workMs } = this.options;
     const child = fork(CANDIDATE_SCRIPT, [], {
       execArgv: ['--import', 'tsx'],
       env: {
         ...process.env,
-        DEMO_URL: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
+        DEMO_URL: candidateUrl,
         DEMO_NAME: this.name,
         DEMO_SCHEMA: this.schema,
         DEMO_ID: id,
@@ -171,6 +183,11 @@ export class Cluster {
 
   // ---- faults --------------------------------------------------------------------------------
 
+  #proxy(c: Candidate): FaultProxy {
+    if (!c.proxy) throw new Error(`${c.id} has no fault proxy (external server)`);
+    return c.proxy;
+  }
+
   #fault(description: string): void {
     this.faults.push(`${new Date().toISOString().slice(11, 23)} ${description}`);
   }
@@ -196,7 +213,7 @@ export class Cluster {
     if (c.frozen) c.process.kill('SIGCONT');
     c.process.kill('SIGKILL');
     c.alive = false;
-    void c.proxy.close();
+    void c.proxy?.close();
     return at;
   }
 
@@ -216,26 +233,28 @@ export class Cluster {
 
   partition(c: Candidate): void {
     this.#fault(`blackhole ${c.id}`);
-    c.proxy.set({ kind: 'blackhole' });
+    this.#proxy(c).set({ kind: 'blackhole' });
   }
 
   slow(c: Candidate, ms: number): void {
     this.#fault(`delay ${c.id} by ${ms} ms`);
-    c.proxy.set({ kind: 'delay', ms });
+    this.#proxy(c).set({ kind: 'delay', ms });
   }
 
   heal(c: Candidate): void {
+    if (!c.proxy) return;
     if (c.proxy.mode.kind !== 'pass') this.#fault(`heal ${c.id}`);
     c.proxy.set({ kind: 'pass' });
   }
 
   cut(c: Candidate): void {
     this.#fault(`reset connections of ${c.id}`);
-    c.proxy.cut();
+    this.#proxy(c).cut();
   }
 
   async restartServer(mode: 'fast' | 'immediate'): Promise<void> {
     this.#fault(`restart PostgreSQL (${mode})`);
+    if (!this.server) throw new Error('restartServer needs the cluster to own its server');
     await this.server.restart(mode);
   }
 
@@ -304,9 +323,9 @@ export class Cluster {
       if (c.frozen) c.process.kill('SIGCONT');
       c.process.kill('SIGKILL');
     }
-    await Promise.all([...this.candidates.values()].map((c) => c.proxy.close()));
+    await Promise.all([...this.candidates.values()].map((c) => c.proxy?.close()));
     await this.admin.end({ timeout: 1 });
-    await this.server.stop();
+    await this.server?.stop();
   }
 }
 
