@@ -23,6 +23,11 @@
  * `isLeader` compares the monotonic clock with that deadline at every read: a process resumed
  * from a long pause reads `false` before any of its timers has had a chance to run.
  *
+ * Renewals run against that same deadline: a bounded wait for a pool connection and a
+ * server-side `statement_timeout`/`lock_timeout` just inside it, so a saturated pool or a locked
+ * row ends in a clean step-down rather than a late answer. An answer that does arrive after the
+ * deadline (or a win after an election's own window) is never believed: the term is released.
+ *
  * # Terms (safety rules 3 and 4)
  *
  * Each leadership has a `term` drawn from an identity sequence: strictly larger for every new
