@@ -222,7 +222,7 @@ export class Elector {
   async #start(): Promise<void> {
     this.#state = { kind: 'follower' };
     this.#listenReady = this.#startListening();
-    await this.#listenReady;
+    await Promise.all([this.#listenReady, this.#warmUp()]);
     let firstAttempt!: (error: unknown) => void;
     const firstAttemptDone = new Promise<unknown>((resolve) => {
       firstAttempt = resolve;
@@ -566,6 +566,17 @@ export class Elector {
       return;
     }
     this.#extendTrust(state, record, startedAt);
+  }
+
+  /**
+   * Runs the resignation statement once for term 0, which never exists (identity terms start at
+   * 1): it deletes and announces nothing, but the server has parsed and planned the statement
+   * before the moment it matters, the first handoff (about 1 ms on loopback). Errors are left to
+   * the first election, which reports them properly.
+   */
+  async #warmUp(): Promise<void> {
+    const { name, id, channel, table } = this.#options;
+    await queries.resign(this.#db, table, { name, leaderId: id, term: 0, channel }).catch(() => {});
   }
 
   /** Says so when renewals queue for a connection long enough to threaten the trust window. */
