@@ -100,7 +100,8 @@ export async function startEmbeddedServer(options: { postgresFlags?: string[] } 
   };
 }
 
-function freePort(): Promise<number> {
+/** A TCP port free on loopback right now. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.on('error', reject);
