@@ -15,7 +15,7 @@ export async function renderChart(series: Record<string, number[]>): Promise<str
         mark: { type: 'tick', opacity: 0.35, thickness: 1 },
         encoding: {
           x: { field: 'ms', type: 'quantitative', scale: { type: 'log' }, title: 'handoff latency (ms)' },
-          y: { field: 'approach', type: 'nominal', sort: Object.keys(series), title: null },
+          y: { field: 'approach', type: 'nominal', sort: Object.keys(series), title: null, axis: { labelLimit: 300 } },
           color: { field: 'approach', type: 'nominal', legend: null },
         },
       },

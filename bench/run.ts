@@ -486,7 +486,8 @@ async function main() {
         met: herdResult.handoff.p99 <= 50,
       },
     ];
-    const output = { ...results, targets };
+    // Raw handoff samples of the charted series, so the chart can be redrawn from the JSON alone.
+    const output = { ...results, targets, samples: Object.fromEntries(samplesFor) };
     writeFileSync(args.out!, `${JSON.stringify(output, null, 2)}\n`);
     writeFileSync(
       join(dirname(args.out!), `${args.out!.replace(/^.*\//, '').replace(/\.json$/, '')}.svg`),
