@@ -251,13 +251,16 @@ export class Elector {
     this.#state = { kind: 'stopping' };
     if (this.#deferredWake) clearTimeout(this.#deferredWake);
     this.#wakeUp();
-    await this.#loop;
+    // A statement blocked on a row someone else holds locked must not hold stop() hostage: wait
+    // for the loop at most one ttl (a late win is then simply left to expire).
+    await settledWithin(this.#loop, this.#options.ttl);
     await this.#releaseUnreleasedTerm();
     await this.#listenReady;
     await this.#unlisten?.();
     this.#unlisten = null;
     this.#state = { kind: 'stopped' };
-    await this.#subscribers.drained();
+    // Let listeners hear `lost: stopped` before stop() resolves, but never wait on a stuck one.
+    await settledWithin(this.#subscribers.drained(), 1_000);
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -754,6 +757,14 @@ export class Elector {
 /** Creates an elector for one election name. Options are validated here; nothing touches the database until `start()`. */
 export function createElector(db: LeaderDatabase, options: ElectorOptions = {}): Elector {
   return new Elector(db, options);
+}
+
+/** Resolves when `promise` settles or after `ms`, whichever is first; never rejects. */
+async function settledWithin(promise: Promise<unknown> | null, ms: number): Promise<void> {
+  if (!promise) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise.catch(() => {}), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 function isUndefinedTable(error: unknown): boolean {

@@ -74,6 +74,37 @@ describe.each(DRIVERS)('deadlines (%s)', (driver) => {
   });
 });
 
+it('stop() resolves within one ttl even while an election is blocked on a locked row, and with a stuck listener', async () => {
+  const conn = connect('postgres.js', url, { max: 2 });
+  const name = 'stop-while-locked';
+  const holder = postgres(url, { max: 1, onnotice: () => {} });
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  await admin.query(
+    `insert into river_leader (name, leader_id, elected_at, expires_at) values ($1, 'someone', now(), now() - interval '1 second')`,
+    [name],
+  );
+  const holding = holder.begin(async (tx) => {
+    await tx`select * from river_leader where name = ${name} for update`;
+    await released;
+  });
+  const elector = createElector(conn.db, { name, ttl: 1_000, renewInterval: 200, safetyMargin: 200, listen: false });
+  elector.subscribe(() => new Promise(() => {})); // a listener that never returns
+  try {
+    void elector.start(); // its first election waits on the locked (expired) row
+    await new Promise((r) => setTimeout(r, 200));
+    const started = performance.now();
+    await elector.stop();
+    expect(performance.now() - started).toBeLessThan(3_000);
+    expect(elector.state).toBe('stopped');
+  } finally {
+    release();
+    await holding;
+    await holder.end();
+    await conn.close();
+  }
+});
+
 describe('pool starvation', () => {
   const sleepers = (db: Connection, seconds: number) =>
     Promise.all([db.query(`select pg_sleep(${seconds})`), db.query(`select pg_sleep(${seconds})`)]).catch(() => {});
