@@ -265,7 +265,7 @@ async function statementCounts(admin: Sql, statementsAvailable: boolean) {
 }
 
 async function steady(url: string, admin: Sql, statementsAvailable: boolean) {
-  const windowMs = pick(60_000, 20_000, 3_000);
+  const windowMs = pick(60_000, 10_000, 3_000);
   const workers = await electorFleet(url, 'steady', 5, 5, { ...DEFAULTS });
   await nextGained(workers, 0, 30_000);
   await sleep(1_000);
@@ -319,7 +319,7 @@ async function scale(url: string, admin: Sql, statementsAvailable: boolean) {
   }
   const connections = await admin<{ application_name: string; n: string }[]>`
     select application_name, count(*) as n from pg_stat_activity where application_name like 'scale-%' group by 1 order by 1`;
-  const windowMs = pick(20_000, 10_000, 2_000);
+  const windowMs = pick(20_000, 4_000, 2_000);
   const before = await statementCounts(admin, statementsAvailable);
   await sleep(windowMs);
   const after = await statementCounts(admin, statementsAvailable);
@@ -337,7 +337,7 @@ async function scale(url: string, admin: Sql, statementsAvailable: boolean) {
 async function herd(url: string, admin: Sql, statementsAvailable: boolean) {
   const candidates = pick(200, 200, 20);
   const workers = await electorFleet(url, 'herd', candidates, pick(4, 4, 2), { ...DEFAULTS }, true, 10);
-  const handoffs = pick(30, 10, 2);
+  const handoffs = pick(30, 5, 2);
   const before = await statementCounts(admin, statementsAvailable);
   const samples = await gracefulHandoffs(workers, handoffs, 45_000, 300);
   const after = await statementCounts(admin, statementsAvailable);
@@ -386,19 +386,20 @@ async function main() {
       )
       .catch(() => false);
     const [{ version }] = (await admin`select current_setting('server_version') as version`) as unknown as [{ version: string }];
-    const log = (line: string) => process.stderr.write(`[bench ${mode}] ${line}\n`);
+    const t0 = wallNow();
+    const log = (line: string) => process.stderr.write(`[bench ${mode} +${((wallNow() - t0) / 1_000).toFixed(0)} s] ${line}\n`);
 
     log('floor: NOTIFY delivery + one INSERT round trip');
     const floorResult = await floor(url, admin);
     const gracefulResults: { candidates: number; mode: 'listen' | 'poll'; handoff: Distribution }[] = [];
     for (const candidates of [2, 10, 50]) {
       log(`graceful handoff, ${candidates} candidates, LISTEN`);
-      gracefulResults.push({ candidates, mode: 'listen', handoff: await graceful(url, candidates, true, pick(200, 40, 3)) });
+      gracefulResults.push({ candidates, mode: 'listen', handoff: await graceful(url, candidates, true, pick(200, 30, 3)) });
     }
     log('graceful handoff, 10 candidates, poll-only (default intervals)');
-    gracefulResults.push({ candidates: 10, mode: 'poll', handoff: await graceful(url, 10, false, pick(8, 3, 1)) });
+    gracefulResults.push({ candidates: 10, mode: 'poll', handoff: await graceful(url, 10, false, pick(8, 2, 1)) });
     log('crash handoff (SIGKILL, ttl 2 s)');
-    const crashResult = await crash(url, admin, pick(20, 6, 1), false);
+    const crashResult = await crash(url, admin, pick(20, 4, 1), false);
     log('steady-state cost');
     const steadyResult = await steady(url, admin, statementsAvailable);
     log('scale: many names');
@@ -407,8 +408,8 @@ async function main() {
     const herdResult = await herd(url, admin, statementsAvailable);
     log('advisory-lock baseline');
     const advisoryResult = {
-      graceful: await advisoryGraceful(url, 10, pick(40, 10, 2), admin, statementsAvailable),
-      crash: (await crash(url, admin, pick(10, 4, 1), true)).latency,
+      graceful: await advisoryGraceful(url, 10, pick(40, 6, 2), admin, statementsAvailable),
+      crash: (await crash(url, admin, pick(10, 2, 1), true)).latency,
     };
 
     const listen10 = gracefulResults.find((g) => g.candidates === 10 && g.mode === 'listen')!.handoff;

@@ -446,20 +446,22 @@ export class Elector {
 
   async #run(firstAttemptDone: (error: unknown) => void): Promise<void> {
     let first = true;
+    // start() resolves as soon as the first attempt has an outcome, not after the sleep that follows.
+    const attempted = (error: unknown) => {
+      if (!first) return;
+      first = false;
+      firstAttemptDone(error);
+    };
     while (this.#isRunning()) {
       const state = this.#trustedLeadership() ?? this.#state;
       if (state.kind === 'leader') {
         await this.#leaderTurn(state);
       } else {
-        const error = await this.#followerTurn();
-        if (first) {
-          first = false;
-          firstAttemptDone(error);
-          if (error instanceof LeaseTableMissingError) return;
-        }
+        const error = await this.#followerTurn(attempted);
+        if (error instanceof LeaseTableMissingError) return;
       }
     }
-    if (first) firstAttemptDone(undefined);
+    attempted(undefined);
   }
 
   #isRunning(): boolean {
@@ -468,7 +470,7 @@ export class Elector {
   }
 
   /** One election attempt, then a sleep until the holder's lease can have expired or a notification wakes us. */
-  async #followerTurn(): Promise<unknown> {
+  async #followerTurn(attempted: (error: unknown) => void): Promise<unknown> {
     await this.#releaseUnreleasedTerm();
     // After resigning, give the others a head start; notifications cannot cut this short, stop() can.
     for (let left = this.#holdOffUntil - monotonicNow(); left > 0 && this.#isRunning(); left = this.#holdOffUntil - monotonicNow()) {
@@ -486,6 +488,8 @@ export class Elector {
       this.#stats.elections.failed++;
       this.#hook('election', (h) => h.election?.('failed', monotonicNow() - startedAt));
       const failure = this.#classify(error, 'election');
+      attempted(failure);
+      if (failure instanceof LeaseTableMissingError) return failure;
       await this.#sleep(this.#errorBackoff());
       return failure;
     }
@@ -499,8 +503,10 @@ export class Elector {
         return undefined;
       }
       this.#becomeLeader(result.lease, startedAt, notifiedAt);
+      attempted(undefined);
       return undefined;
     }
+    attempted(undefined);
     await this.#sleep(this.#followerSleepMs(result.holder));
     return undefined;
   }

@@ -97,6 +97,18 @@ describe.each(DRIVERS)('elector (%s)', (driver) => {
     expect(performance.now() - started).toBeGreaterThan(800);
   });
 
+  it('start() resolves right after the first attempt, also for a poll-only follower facing a long lease', async () => {
+    const options = { name, ttl: 60_000, renewInterval: 20_000, safetyMargin: 1_000, listen: false };
+    await pool.create({ ...options, id: 'holder' }).start();
+    const follower = pool.create({ ...options, id: 'follower' });
+    const started = performance.now();
+    await follower.start();
+    expect(follower.isLeader).toBe(false);
+    expect(follower.state).toBe('follower');
+    // Not after its first sleep, which lasts until the holder's lease (about 60 s) runs out.
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
   it('20 electors on one name converge to exactly one leader, and stay that way', async () => {
     const electors = Array.from({ length: 20 }, (_, i) => pool.create({ name, id: `c${i}` }));
     await Promise.all(electors.map((e) => e.start()));
