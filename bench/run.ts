@@ -89,7 +89,7 @@ class Worker {
     if (this.child.exitCode !== null) return;
     const exited = new Promise((r) => this.child.once('exit', r));
     this.send({ type: 'shutdown' });
-    await Promise.race([exited, sleep(5_000)]);
+    await Promise.race([exited, sleep(2_000)]);
     this.child.kill('SIGKILL');
   }
 }
@@ -201,7 +201,7 @@ async function crash(url: string, admin: Sql, crashes: number, advisory: boolean
     );
     return w;
   };
-  const workers = [await spawn(), await spawn(), await spawn()];
+  const workers = await Promise.all([spawn(), spawn(), spawn()]);
   const latencies: number[] = [];
   const excess: number[] = [];
   try {
@@ -397,7 +397,7 @@ async function main() {
       gracefulResults.push({ candidates, mode: 'listen', handoff: await graceful(url, candidates, true, pick(200, 30, 3)) });
     }
     log('graceful handoff, 10 candidates, poll-only (default intervals)');
-    gracefulResults.push({ candidates: 10, mode: 'poll', handoff: await graceful(url, 10, false, pick(8, 2, 1)) });
+    gracefulResults.push({ candidates: 10, mode: 'poll', handoff: await graceful(url, 10, false, pick(8, 1, 1)) });
     log('crash handoff (SIGKILL, ttl 2 s)');
     const crashResult = await crash(url, admin, pick(20, 4, 1), false);
     log('steady-state cost');
