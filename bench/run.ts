@@ -152,10 +152,16 @@ async function electorFleet(
 }
 
 /** Graceful handoffs: the leader's worker stops it (timestamp), the first new `gained` ends the sample. */
-async function gracefulHandoffs(workers: Worker[], count: number, timeoutMs: number, settleMs = 30): Promise<number[]> {
+/**
+ * `settle` is the pause before the next stop. Polling followers keep their phase from the last
+ * handoff, so back-to-back stops would land right where they happen to poll: for polling modes
+ * the pause is a full period plus a random part, so each stop falls at a random point of the cycle.
+ */
+async function gracefulHandoffs(workers: Worker[], count: number, timeoutMs: number, settle: () => number = () => 30): Promise<number[]> {
   const samples: number[] = [];
   await nextGained(workers, 0, timeoutMs);
   for (let i = 0; i < count; i++) {
+    await sleep(settle());
     const marks = workers.map((w) => w.reports.length);
     for (const w of workers) w.send({ type: 'stop-leader' });
     const stopping = await Promise.any(workers.map((w, j) => w.wait(isStopped, marks[j], timeoutMs).then((r) => ({ r, w }))));
@@ -164,7 +170,6 @@ async function gracefulHandoffs(workers: Worker[], count: number, timeoutMs: num
     const mark = stopping.w.reports.length;
     stopping.w.send({ type: 'replace' });
     await stopping.w.wait(isReplaced, mark, timeoutMs);
-    await sleep(settleMs);
   }
   return samples;
 }
@@ -173,7 +178,8 @@ async function graceful(url: string, candidates: number, listen: boolean, handof
   const options = { ...DEFAULTS, ...(mode === 'smoke' && !listen ? { ttl: 2_000, renewInterval: 500, safetyMargin: 500 } : {}), listen };
   const workers = await electorFleet(url, `graceful-${candidates}-${listen}`, candidates, pick(5, 5, 2), options);
   try {
-    const samples = await gracefulHandoffs(workers, handoffs, (options.ttl ?? 15_000) * 3);
+    const settle = listen ? undefined : () => pick(options.ttl, options.renewInterval, 0) + Math.random() * options.renewInterval;
+    const samples = await gracefulHandoffs(workers, handoffs, (options.ttl ?? 15_000) * 3, settle);
     samplesFor.set(`${listen ? 'listen' : 'poll'}-${candidates}`, samples);
     return distribution(samples);
   } finally {
@@ -339,7 +345,7 @@ async function herd(url: string, admin: Sql, statementsAvailable: boolean) {
   const workers = await electorFleet(url, 'herd', candidates, pick(4, 4, 2), { ...DEFAULTS }, true, 10);
   const handoffs = pick(30, 5, 2);
   const before = await statementCounts(admin, statementsAvailable);
-  const samples = await gracefulHandoffs(workers, handoffs, 45_000, 300);
+  const samples = await gracefulHandoffs(workers, handoffs, 45_000, () => 300);
   const after = await statementCounts(admin, statementsAvailable);
   await Promise.all(workers.map((w) => w.shutdown()));
   return {
@@ -356,7 +362,7 @@ async function advisoryGraceful(url: string, candidates: number, handoffs: numbe
   await Promise.all(workers.map((w, i) => w.init({ type: 'advisory', url, count: counts[i]!, key: 777, pollMs: 1_000 })));
   const before = await statementCounts(admin, statementsAvailable);
   const startedAt = wallNow();
-  const samples = await gracefulHandoffs(workers, handoffs, 10_000, 50);
+  const samples = await gracefulHandoffs(workers, handoffs, 10_000, () => 1_000 + Math.random() * 1_000);
   const after = await statementCounts(admin, statementsAvailable);
   const seconds = (wallNow() - startedAt) / 1_000;
   await Promise.all(workers.map((w) => w.shutdown()));
