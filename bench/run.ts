@@ -271,7 +271,7 @@ async function statementCounts(admin: Sql, statementsAvailable: boolean) {
 }
 
 async function steady(url: string, admin: Sql, statementsAvailable: boolean) {
-  const windowMs = pick(60_000, 10_000, 3_000);
+  const windowMs = pick(60_000, 8_000, 3_000);
   const workers = await electorFleet(url, 'steady', 5, 5, { ...DEFAULTS });
   await nextGained(workers, 0, 30_000);
   await sleep(1_000);
@@ -405,7 +405,7 @@ async function main() {
     log('graceful handoff, 10 candidates, poll-only (default intervals)');
     gracefulResults.push({ candidates: 10, mode: 'poll', handoff: await graceful(url, 10, false, pick(8, 1, 1)) });
     log('crash handoff (SIGKILL, ttl 2 s)');
-    const crashResult = await crash(url, admin, pick(20, 4, 1), false);
+    const crashResult = await crash(url, admin, pick(20, 3, 1), false);
     log('steady-state cost');
     const steadyResult = await steady(url, admin, statementsAvailable);
     log('scale: many names');
