@@ -47,7 +47,7 @@ import { driverAdapterFor, listenDriverFor, listenDriverForUrl } from './driver.
 import { DrizzleLeaderError, ElectorError, ElectorStoppedError, LeaseTableMissingError } from './errors.js';
 import type { ElectorHooks, ElectorOperation } from './hooks.js';
 import { parseNotification } from './notification.js';
-import { notifierFor } from './notifier.js';
+import { backoffDelay, notifierFor } from './notifier.js';
 import { type ElectorOptions, type ResolvedElectorOptions, resolveElectorOptions } from './options.js';
 import type { LeaderDatabase, LeaseRecord } from './queries.js';
 import * as queries from './queries.js';
@@ -647,9 +647,7 @@ export class Elector {
   }
 
   #errorBackoff(): number {
-    const attempt = Math.max(0, this.#consecutiveErrors - 1);
-    const ceiling = Math.min(ERROR_BACKOFF.maxMs, ERROR_BACKOFF.initialMs * 2 ** Math.min(attempt, 20));
-    return ceiling / 2 + Math.random() * (ceiling / 2);
+    return backoffDelay(Math.max(0, this.#consecutiveErrors - 1), ERROR_BACKOFF.initialMs, ERROR_BACKOFF.maxMs);
   }
 
   /** Sleeps until `ms` pass or something wakes the loop. A wake that arrives while awake is kept (coalesced into one). */

@@ -5,7 +5,7 @@
  * application clock is ever compared with the database clock (safety rule 1).
  */
 import { createHash } from 'node:crypto';
-import { and, count, eq, gt, lte, type SQL, sql } from 'drizzle-orm';
+import { and, eq, gt, lte, type SQL, sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { NOTIFICATION_VERSION } from './notification.js';
 import type { LeaderTable } from './schema.js';
@@ -121,14 +121,7 @@ export function renewQuery(db: LeaderDatabase, table: LeaderTable) {
       set: { expiresAt: leaseEnd() },
       setWhere: and(eq(table.leaderId, p.leaderId), eq(table.term, p.term), gt(table.expiresAt, sql`now()`)),
     })
-    .returning({
-      name: table.name,
-      leaderId: table.leaderId,
-      term: table.term,
-      electedAt: table.electedAt,
-      expiresAt: table.expiresAt,
-      remainingMs: remainingMs(table),
-    });
+    .returning(leaseFields(table));
 }
 
 /**
@@ -272,34 +265,25 @@ export async function resign(
 }
 
 /** The lease stored for a name, expired or not, with the server-computed time left. */
+function leaseFields(table: LeaderTable) {
+  return {
+    name: table.name,
+    leaderId: table.leaderId,
+    term: table.term,
+    electedAt: table.electedAt,
+    expiresAt: table.expiresAt,
+    remainingMs: remainingMs(table),
+  };
+}
+
 export async function readLease(db: LeaderDatabase, table: LeaderTable, name: string): Promise<LeaseRecord | null> {
-  const rows = await db
-    .select({
-      name: table.name,
-      leaderId: table.leaderId,
-      term: table.term,
-      electedAt: table.electedAt,
-      expiresAt: table.expiresAt,
-      remainingMs: remainingMs(table),
-    })
-    .from(table)
-    .where(eq(table.name, name));
+  const rows = await db.select(leaseFields(table)).from(table).where(eq(table.name, name));
   return rows[0] ? toLease(rows[0]) : null;
 }
 
 /** Every stored lease, ordered by name (for operators). */
 export async function listLeases(db: LeaderDatabase, table: LeaderTable): Promise<LeaseRecord[]> {
-  const rows = await db
-    .select({
-      name: table.name,
-      leaderId: table.leaderId,
-      term: table.term,
-      electedAt: table.electedAt,
-      expiresAt: table.expiresAt,
-      remainingMs: remainingMs(table),
-    })
-    .from(table)
-    .orderBy(table.name);
+  const rows = await db.select(leaseFields(table)).from(table).orderBy(table.name);
   return rows.map(toLease);
 }
 
@@ -312,12 +296,6 @@ export async function deleteExpiredLeases(db: LeaderDatabase, table: LeaderTable
 /** Sends a leadership notification (used for `request_resign`). */
 export async function sendNotification(db: LeaderDatabase, channel: string, payload: string): Promise<void> {
   await db.select({ notified: sql<string>`pg_notify(${channel}, ${payload})::text` }).from(sql`(select 1) as one`);
-}
-
-/** Number of stored leases (cheap health check for tests and the CLI). */
-export async function countLeases(db: LeaderDatabase, table: LeaderTable): Promise<number> {
-  const [row] = await db.select({ n: count() }).from(table);
-  return row?.n ?? 0;
 }
 
 function toLease(row: {
