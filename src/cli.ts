@@ -142,6 +142,10 @@ async function watch(ctx: CliContext, only: string | undefined, intervalMs: numb
   const print = (what: string, name: string, detail: string) => console.log(`${timestamp()}  ${what.padEnd(9)} ${name}  ${detail}`);
 
   let wake: () => void = () => {};
+  let listening: () => void = () => {};
+  const ready = new Promise<void>((resolve) => {
+    listening = resolve;
+  });
   const found = listenDriverFor(db);
   const unlisten = found
     ? notifierFor(found.client, found.driver).subscribe(channel, {
@@ -160,7 +164,10 @@ async function watch(ctx: CliContext, only: string | undefined, intervalMs: numb
           }
           wake();
         },
-        listening: () => wake(),
+        listening: () => {
+          listening();
+          wake();
+        },
         disconnected: (error) => console.error(`${timestamp()}  LISTEN connection lost (${explainError(error).message}); reconnecting`),
       })
     : null;
@@ -169,6 +176,8 @@ async function watch(ctx: CliContext, only: string | undefined, intervalMs: numb
   const onSignal = () => stop.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  // Say "watching" only once notifications can arrive, so no resignation falls in between.
+  if (unlisten) await Promise.race([ready, new Promise((r) => setTimeout(r, 3_000).unref())]);
   console.log(`${timestamp()}  watching ${only ? `election "${only}"` : 'all elections'} on channel "${channel}" (Ctrl-C to stop)`);
   try {
     while (!stop.signal.aborted) {

@@ -161,12 +161,21 @@ describe('drizzle-leader CLI', () => {
     let out = '';
     child.stdout!.on('data', (chunk) => (out += chunk));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-    await vi.waitFor(() => expect(out).toMatch(/leader\s+cli-watch\s+term \d+ leader watch-/), { timeout: 15_000 });
+    await vi.waitFor(
+      () => {
+        expect(out).toMatch(/watching election "cli-watch"/);
+        expect(out).toMatch(/leader\s+cli-watch\s+term \d+ leader watch-/);
+      },
+      { timeout: 15_000 },
+    );
     await leader.stop();
-    await vi.waitFor(() => {
-      expect(out).toMatch(/resigned\s+cli-watch\s+term \d+ leader /);
-      expect(out).toMatch(/elected\s+cli-watch\s+term \d+ leader /);
-    });
+    await vi.waitFor(
+      () => {
+        expect(out).toMatch(/resigned\s+cli-watch\s+term \d+ leader /);
+        expect(out).toMatch(/elected\s+cli-watch\s+term \d+ leader /);
+      },
+      { timeout: 5_000 },
+    );
     child.kill('SIGINT');
     expect(await exited).toBe(0);
   });
