@@ -14,7 +14,7 @@ export default defineConfig([
   },
   {
     // The CLI and the demo's candidate process: ESM executables.
-    entry: ['src/cli.ts', 'src/demo-candidate.ts'],
+    entry: { cli: 'src/cli/main.ts', candidate: 'src/dev/candidate.ts' },
     format: ['esm'],
     target: 'node20',
     sourcemap: true,

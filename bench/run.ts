@@ -11,11 +11,11 @@ import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres, { type Sql } from 'postgres';
-import { formatDuration, formatTable as table } from '../src/cli-support.js';
-import { wallNow } from '../src/demo-protocol.js';
-import type { EmbeddedServer } from '../src/embedded-server.js';
-import { startEmbeddedServer } from '../src/embedded-server.js';
-import { migrate } from '../src/migrate.js';
+import { wallNow } from '../src/dev/candidate-protocol.js';
+import type { EmbeddedServer } from '../src/dev/embedded-server.js';
+import { startEmbeddedServer } from '../src/dev/embedded-server.js';
+import { formatDuration, formatTable as table } from '../src/dev/format.js';
+import { migrate } from '../src/index.js';
 import { renderChart } from './chart.js';
 import { type Distribution, distribution } from './stats.js';
 

@@ -4,10 +4,8 @@
  */
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres, { type Sql } from 'postgres';
-import { wallNow } from '../src/demo-protocol.js';
-import { createElector, type Elector } from '../src/elector.js';
-import type { ElectorOptions } from '../src/options.js';
-import type { LeaderDatabase } from '../src/queries.js';
+import { wallNow } from '../src/dev/candidate-protocol.js';
+import { createElector, type Elector, type ElectorOptions, type LeaderDatabase } from '../src/index.js';
 import { AdvisoryLockCandidate } from './advisory-lock.js';
 
 export type WorkerInit =

@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import { startEmbeddedServer } from '../src/embedded-server.js';
+import { startEmbeddedServer } from '../src/dev/embedded-server.js';
 import { createElector, type Lease, migrate } from '../src/index.js';
 
 const embedded = process.env.DATABASE_URL ? null : await startEmbeddedServer();

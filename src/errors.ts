@@ -35,6 +35,9 @@ export class LeaseTableMissingError extends DrizzleLeaderError {
   }
 }
 
+/** What the elector was doing when it met an error it handled. */
+export type ElectorOperation = 'election' | 'renewal' | 'resignation' | 'listen';
+
 /**
  * A failure the elector handled and will retry (it never throws these into the void): given to
  * the logger and to the `error` hook, with the driver's error as `cause`.
@@ -42,10 +45,24 @@ export class LeaseTableMissingError extends DrizzleLeaderError {
 export class ElectorError extends DrizzleLeaderError {
   override name = 'ElectorError';
   constructor(
-    readonly operation: 'election' | 'renewal' | 'resignation' | 'listen',
+    readonly operation: ElectorOperation,
     cause: unknown,
   ) {
     super(`${operation} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+/**
+ * A statement or wait did not finish within its bound (safety rule 6). `waitedForConnectionMs`
+ * is set when it never got a connection: how long it waited for one.
+ */
+export class DeadlineExceededError extends DrizzleLeaderError {
+  override name = 'DeadlineExceededError';
+  constructor(
+    message: string,
+    readonly waitedForConnectionMs?: number,
+  ) {
+    super(message);
   }
 }
 

@@ -1,25 +1,38 @@
-export type { ElectorStats, LeadershipEvent, LeadershipListener, LeaderTask, Lease, LossReason } from './elector.js';
-export { createElector, Elector } from './elector.js';
+/** The public API of drizzle-leader. Everything a user imports is named here, explicitly. */
+export { createElector, Elector } from './elector/elector.js';
 export {
+  DeadlineExceededError,
   DrizzleLeaderError,
   ElectorError,
+  type ElectorOperation,
   ElectorStoppedError,
   InvalidOptionError,
   LeaseTableMissingError,
   UnsupportedDriverError,
 } from './errors.js';
-export type { ElectorHooks, ElectorOperation, MeterLike } from './hooks.js';
-export { openTelemetryHooks } from './hooks.js';
-export type { Logger } from './logger.js';
-export { SILENT_LOGGER } from './logger.js';
+export type { LeadershipAction, LeadershipNotification } from './listen/payload.js';
+export { NOTIFICATION_VERSION, parseNotification } from './listen/payload.js';
 export type { MigrateOptions } from './migrate.js';
 export { MIGRATE_DEFAULTS, MIGRATIONS_FOLDER, migrate } from './migrate.js';
-export type { LeadershipAction, LeadershipNotification } from './notification.js';
-export { NOTIFICATION_VERSION, parseNotification } from './notification.js';
-export type { ElectionRef, LeaderChange, LeaderInfo, LeaderWatch, WatchOptions } from './observe.js';
-export { getLeader, requestResign, watchLeader } from './observe.js';
+export type { ElectionRef, LeaderChange, LeaderWatch, WatchOptions } from './observe.js';
+export { getLeader, listLeases, requestResign, watchLeader } from './observe.js';
+export type { MeterLike } from './opentelemetry.js';
+export { openTelemetryHooks } from './opentelemetry.js';
 export type { ElectorOptions, ResolvedElectorOptions } from './options.js';
-export { ELECTOR_DEFAULTS } from './options.js';
-export type { LeaderDatabase } from './queries.js';
+export { ELECTOR_DEFAULTS, SILENT_LOGGER } from './options.js';
 export type { LeaderRow, LeaderTable, LeaderTableOptions } from './schema.js';
 export { createLeaderTable, DEFAULT_TABLE_NAME, riverLeader } from './schema.js';
+export type {
+  ElectorHooks,
+  ElectorStats,
+  LeaderDatabase,
+  LeaderInfo,
+  LeadershipEvent,
+  LeadershipListener,
+  LeaderTask,
+  Lease,
+  Logger,
+  LossReason,
+} from './types.js';
+export type { Clock } from './util/clock.js';
+export { systemClock } from './util/clock.js';

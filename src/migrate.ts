@@ -9,10 +9,10 @@
  */
 import { fileURLToPath } from 'node:url';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
-import { driverAdapterFor } from './driver.js';
+import { detectDriver } from './driver/detect.js';
 import { UnsupportedDriverError } from './errors.js';
-import { checkIdentifier } from './identifier.js';
-import type { LeaderDatabase } from './queries.js';
+import type { LeaderDatabase } from './types.js';
+import { checkIdentifier } from './util/identifier.js';
 
 export const MIGRATE_DEFAULTS = Object.freeze({
   migrationsSchema: 'drizzle',
@@ -42,8 +42,8 @@ export async function migrate(db: LeaderDatabase, options: MigrateOptions = {}):
     migrationsSchema: checkIdentifier('migrationsSchema', options.migrationsSchema ?? MIGRATE_DEFAULTS.migrationsSchema),
     migrationsTable: checkIdentifier('migrationsTable', options.migrationsTable ?? MIGRATE_DEFAULTS.migrationsTable),
   };
-  const found = driverAdapterFor(db);
-  if (!found) {
+  const { session } = detectDriver(db);
+  if (!session) {
     throw new UnsupportedDriverError(
       'migrate() needs a postgres.js or node-postgres database to hold its advisory lock; ' +
         'apply the migrations with drizzle-kit (re-export riverLeader from your schema) instead',
@@ -51,7 +51,7 @@ export async function migrate(db: LeaderDatabase, options: MigrateOptions = {}):
   }
   // The lock is held by one dedicated session while the migrator runs through `db` as usual:
   // advisory locks exclude across sessions, and Drizzle's migrator needs a full `db`.
-  await found.adapter.withSession(async (run) => {
+  await session(async (run) => {
     await run(`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`);
     try {
       await runMigrator(db, config);

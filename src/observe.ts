@@ -2,14 +2,14 @@
  * Looking at and steering an election without campaigning in it: read the leader, watch
  * changes, ask the leader to step down. For dashboards, operators and the CLI.
  */
-import { listenDriverFor } from './driver.js';
 import { InvalidOptionError } from './errors.js';
-import { NOTIFICATION_VERSION, parseNotification } from './notification.js';
-import { notifierFor } from './notifier.js';
+import * as statements from './lease/statements.js';
+import { subscribeChannel } from './listen/notifier.js';
+import { parseNotification, requestResignPayload } from './listen/payload.js';
 import { checkChannel, checkDuration, checkLabel, checkTable, ELECTOR_DEFAULTS } from './options.js';
-import type { LeaderDatabase, LeaseRecord } from './queries.js';
-import * as queries from './queries.js';
 import { type LeaderTable, riverLeader } from './schema.js';
+import type { LeaderDatabase, LeaderInfo } from './types.js';
+import { Wakeup } from './util/wakeup.js';
 
 export interface ElectionRef {
   /** Election name. Default `'default'`. */
@@ -18,17 +18,6 @@ export interface ElectionRef {
   table?: LeaderTable;
   /** NOTIFY channel. Default `'river_leadership'`. */
   channel?: string;
-}
-
-/** The current holder of a lease as the database sees it. */
-export interface LeaderInfo {
-  readonly name: string;
-  readonly leaderId: string;
-  readonly term: number;
-  readonly electedAt: Date;
-  readonly expiresAt: Date;
-  /** Lease time left by the database clock at the read, in ms. */
-  readonly remainingMs: number;
 }
 
 function resolveRef(ref: ElectionRef = {}) {
@@ -42,8 +31,16 @@ function resolveRef(ref: ElectionRef = {}) {
 /** The current leader of an election, or null when nobody holds an unexpired lease. */
 export async function getLeader(db: LeaderDatabase, ref: ElectionRef = {}): Promise<LeaderInfo | null> {
   const { name, table } = resolveRef(ref);
-  const lease = await queries.readLease(db, table, name);
-  return lease && lease.remainingMs > 0 ? toInfo(lease) : null;
+  const lease = await statements.readLease(db, table, name);
+  return lease && lease.remainingMs > 0 ? lease : null;
+}
+
+/**
+ * Every lease in the table, ordered by name, expired ones included (`remainingMs <= 0`): what
+ * an operator's status view shows. Reads only; campaigns in nothing.
+ */
+export async function listLeases(db: LeaderDatabase, ref: Pick<ElectionRef, 'table'> = {}): Promise<LeaderInfo[]> {
+  return statements.readLeases(db, checkTable('table', ref.table ?? riverLeader));
 }
 
 /**
@@ -54,12 +51,10 @@ export async function getLeader(db: LeaderDatabase, ref: ElectionRef = {}): Prom
  */
 export async function requestResign(db: LeaderDatabase, ref: ElectionRef & { term?: number } = {}): Promise<void> {
   const { name, channel } = resolveRef(ref);
-  const payload: Record<string, unknown> = { v: NOTIFICATION_VERSION, action: 'request_resign', name };
-  if (ref.term !== undefined) {
-    if (!Number.isSafeInteger(ref.term) || ref.term <= 0) throw new InvalidOptionError('term', ref.term, 'a positive integer term');
-    payload.term = ref.term;
+  if (ref.term !== undefined && (!Number.isSafeInteger(ref.term) || ref.term <= 0)) {
+    throw new InvalidOptionError('term', ref.term, 'a positive integer term');
   }
-  await queries.sendNotification(db, channel, JSON.stringify(payload));
+  await statements.sendNotification(db, channel, requestResignPayload(name, ref.term));
 }
 
 export interface LeaderChange {
@@ -94,30 +89,23 @@ export function watchLeader(db: LeaderDatabase, ref: WatchOptions, listener: (ch
   let previous = null as LeaderInfo | null;
   let reported = false;
   let stopped = false;
-  let wake: (() => void) | null = null;
-  let wakePending = false;
-  const wakeUp = () => {
-    if (wake) wake();
-    else wakePending = true;
-  };
+  const wakeup = new Wakeup();
 
-  const found = listenDriverFor(db);
-  const unlisten = found
-    ? notifierFor(found.client, found.driver).subscribe(channel, {
-        notification: (payload) => {
-          if (parseNotification(payload)?.name === name) wakeUp();
-        },
-        listening: wakeUp,
-        disconnected: (error) => ref.onError?.(error),
-      })
-    : null;
+  const unlisten = subscribeChannel(db, true, channel, {
+    notification: (payload) => {
+      if (parseNotification(payload)?.name === name) wakeup.wake();
+    },
+    listening: () => wakeup.wake(),
+    disconnected: (error) => ref.onError?.(error),
+  });
 
   const loop = (async () => {
     while (!stopped) {
       let sleepMs = pollInterval;
+      wakeup.clear();
       try {
-        const lease = await queries.readLease(db, table, name);
-        const leader = lease && lease.remainingMs > 0 ? toInfo(lease) : null;
+        const lease = await statements.readLease(db, table, name);
+        const leader = lease && lease.remainingMs > 0 ? lease : null;
         if (!reported || leader?.term !== previous?.term || leader?.leaderId !== previous?.leaderId) {
           reported = true;
           const change = { leader, previous };
@@ -130,27 +118,14 @@ export function watchLeader(db: LeaderDatabase, ref: WatchOptions, listener: (ch
       } catch (error) {
         ref.onError?.(error);
       }
-      if (stopped) break;
-      if (wakePending) {
-        wakePending = false;
-        continue;
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, sleepMs);
-        function done() {
-          clearTimeout(timer);
-          wake = null;
-          resolve();
-        }
-        wake = done;
-      });
+      if (!stopped) await wakeup.sleep(sleepMs);
     }
   })();
 
   const stop = async () => {
     if (stopped) return loop;
     stopped = true;
-    wake?.();
+    wakeup.wake();
     ref.signal?.removeEventListener('abort', onAbort);
     await Promise.all([loop, unlisten?.()]);
   };
@@ -158,8 +133,4 @@ export function watchLeader(db: LeaderDatabase, ref: WatchOptions, listener: (ch
   if (ref.signal?.aborted) void stop();
   else ref.signal?.addEventListener('abort', onAbort, { once: true });
   return { stop: async () => void (await stop()) };
-}
-
-function toInfo(lease: LeaseRecord): LeaderInfo {
-  return Object.freeze({ ...lease });
 }

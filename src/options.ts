@@ -1,11 +1,20 @@
+/**
+ * Options: defaults, validation and the checks of every name that reaches the database. A
+ * wrong value is refused here, at the door, with a typed error that says what is allowed.
+ */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { getTableConfig } from 'drizzle-orm/pg-core';
 import { InvalidOptionError } from './errors.js';
-import type { ElectorHooks } from './hooks.js';
-import { checkIdentifier } from './identifier.js';
-import { type Logger, SILENT_LOGGER } from './logger.js';
 import { type LeaderTable, riverLeader } from './schema.js';
+import type { ElectorHooks, Logger } from './types.js';
+import { type Clock, systemClock } from './util/clock.js';
+import { checkIdentifier } from './util/identifier.js';
+
+const noop = () => {};
+
+/** The default logger: says nothing. */
+export const SILENT_LOGGER: Logger = Object.freeze({ debug: noop, info: noop, warn: noop, error: noop });
 
 /** Defaults for every elector option, in milliseconds where a time. Frozen: read, don't mutate. */
 export const ELECTOR_DEFAULTS = Object.freeze({
@@ -42,6 +51,8 @@ export interface ElectorOptions {
   logger?: Logger;
   /** Metrics hooks (counters, latencies, handled errors); see `openTelemetryHooks`. */
   hooks?: ElectorHooks;
+  /** The local clocks the trust window is measured with. Default: `performance.now()` and `Date.now()`. For tests. */
+  clock?: Clock;
 }
 
 /** Options after defaults and validation: what the elector actually runs with. */
@@ -56,9 +67,22 @@ export interface ResolvedElectorOptions {
   readonly table: LeaderTable;
   readonly logger: Logger;
   readonly hooks: ElectorHooks;
+  readonly clock: Clock;
 }
 
-const KNOWN_OPTIONS = new Set(['name', 'id', 'ttl', 'renewInterval', 'safetyMargin', 'listen', 'channel', 'table', 'logger', 'hooks']);
+const KNOWN_OPTIONS = new Set([
+  'name',
+  'id',
+  'ttl',
+  'renewInterval',
+  'safetyMargin',
+  'listen',
+  'channel',
+  'table',
+  'logger',
+  'hooks',
+  'clock',
+]);
 
 /** Merges defaults once and validates everything at the door: a wrong value never reaches the database. */
 export function resolveElectorOptions(options: ElectorOptions = {}): ResolvedElectorOptions {
@@ -81,6 +105,7 @@ export function resolveElectorOptions(options: ElectorOptions = {}): ResolvedEle
     table: checkTable('table', options.table ?? riverLeader),
     logger: checkLogger('logger', options.logger ?? SILENT_LOGGER),
     hooks: checkHooks('hooks', options.hooks ?? {}),
+    clock: checkClock('clock', options.clock ?? systemClock),
   });
   // A leader must renew, and hear back, well before it stops trusting its lease; TTL equal to
   // the renew interval made healthy River leaders lose leadership (River #216).
@@ -95,7 +120,7 @@ export function resolveElectorOptions(options: ElectorOptions = {}): ResolvedEle
 }
 
 /** A unique-per-process candidate id that also tells an operator where the leader runs. */
-export function defaultCandidateId(): string {
+function defaultCandidateId(): string {
   return `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`.slice(-127);
 }
 
@@ -163,4 +188,18 @@ function checkLogger(option: string, value: unknown): Logger {
     throw new InvalidOptionError(option, value, 'an object with debug, info, warn and error methods (pino-compatible)');
   }
   return value as Logger;
+}
+
+function checkClock(option: string, value: unknown): Clock {
+  const clock = value as Record<string, unknown> | null;
+  if (!clock || typeof clock !== 'object' || typeof clock.monotonic !== 'function' || typeof clock.wall !== 'function') {
+    throw new InvalidOptionError(option, value, 'an object with monotonic() and wall() methods returning milliseconds');
+  }
+  return value as Clock;
+}
+
+/** `schema.table` for messages, through Drizzle's public table config. */
+export function tableLabel(table: LeaderTable): string {
+  const { schema, name } = getTableConfig(table);
+  return schema ? `${schema}.${name}` : name;
 }

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { type AnyPgColumn, bigint, check, pgSchema, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
-import { checkIdentifier } from './identifier.js';
+import { checkIdentifier } from './util/identifier.js';
 
 /** Name of the lease table when no custom name is given. */
 export const DEFAULT_TABLE_NAME = 'river_leader';

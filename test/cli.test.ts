@@ -3,7 +3,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createElector, type Elector } from '../src/elector.js';
+import { createElector, type Elector } from '../src/index.js';
 import { type Connection, connect, createTestDatabase, withDatabase } from './support/db.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -19,7 +19,7 @@ function cli(args: string[], env: Record<string, string | undefined> = {}): Prom
     const { DATABASE_URL: _omit, ...rest } = process.env;
     execFile(
       process.execPath,
-      ['--import', 'tsx', 'src/cli.ts', ...args],
+      ['--import', 'tsx', 'src/cli/main.ts', ...args],
       { cwd: root, env: { ...rest, ...env }, timeout: 60_000 },
       (error, stdout, stderr) => {
         done({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr });
@@ -154,7 +154,7 @@ describe('drizzle-leader CLI', () => {
     const b = await elector('cli-watch', 'watch-b');
     const leader = a.isLeader ? a : b;
     const { DATABASE_URL: _omit, ...env } = process.env;
-    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'watch', 'cli-watch', '--url', url], {
+    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'watch', 'cli-watch', '--url', url], {
       cwd: root,
       env,
     });

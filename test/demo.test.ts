@@ -5,16 +5,27 @@
 import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { expect, it } from 'vitest';
-import type { DemoSummary } from '../src/demo.js';
 
 const root = resolve(import.meta.dirname, '..');
+
+/** The part of the demo's `--json` summary this test reads. */
+interface DemoSummary {
+  ok: boolean;
+  server: string;
+  handoffs: { kind: string }[];
+  terms: number[];
+  staleTermActionsAccepted: number;
+  frozenLeaderActionsAfterResume: number;
+  actionsPerTerm: unknown[];
+  durationMs: number;
+}
 
 it('the failover demo passes every step: handoffs, increasing terms, no stale-term action', { timeout: 120_000 }, async () => {
   const { DATABASE_URL: _unset, ...env } = process.env;
   const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>((done, fail) =>
     execFile(
       process.execPath,
-      ['--import', 'tsx', 'src/cli.ts', 'demo', '--json'],
+      ['--import', 'tsx', 'src/cli/main.ts', 'demo', '--json'],
       { cwd: root, env, timeout: 90_000 },
       (error, stdout, stderr) =>
         error ? fail(Object.assign(error, { message: `${error.message}\n${stderr}\n${stdout}` })) : done({ stdout, stderr }),

@@ -6,9 +6,7 @@
 import { drizzle as drizzleProxy } from 'drizzle-orm/pg-proxy';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createElector, type Elector } from '../src/elector.js';
-import type { Logger } from '../src/logger.js';
-import type { LeaderDatabase } from '../src/queries.js';
+import { createElector, type Elector, type LeaderDatabase, type Logger } from '../src/index.js';
 import { createTestDatabase } from './support/db.js';
 
 let url: string;

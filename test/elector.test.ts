@@ -3,10 +3,8 @@
  * handoff, trust-window behaviour and hostile notifications.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createElector } from '../src/elector.js';
-import { requestResign } from '../src/observe.js';
-import * as q from '../src/queries.js';
-import { riverLeader } from '../src/schema.js';
+import { leaseStore } from '../src/dev/testing.js';
+import { createElector, listLeases, requestResign } from '../src/index.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from './support/db.js';
 import { ElectorPool, freezeEventLoop, sleep } from './support/elector.js';
 
@@ -38,7 +36,7 @@ describe.each(DRIVERS)('elector (%s)', (driver) => {
     await pool.stopAll();
   });
 
-  const stored = async () => q.readLease(conn.db, riverLeader, name);
+  const stored = async () => (await listLeases(conn.db)).find((l) => l.name === name) ?? null;
 
   it('wins an empty election at start and holds it across renewals', async () => {
     const elector = pool.create({ name, ttl: 1_500, renewInterval: 200, safetyMargin: 300 });
@@ -133,7 +131,7 @@ describe.each(DRIVERS)('elector (%s)', (driver) => {
     const term = elector.lease!.term;
     // Someone else's term replaces ours (an operator, a split brain being healed).
     await admin.query(`update river_leader set expires_at = now() - interval '1 second' where name = $1`, [name]);
-    const usurper = await q.elect(admin.db, riverLeader, { name, leaderId: 'usurper', ttlMs: 60_000, channel: 'river_leadership' });
+    const usurper = await leaseStore(admin.db).elect({ name, leaderId: 'usurper', ttlMs: 60_000 });
     expect(usurper.won).toBe(true);
     await vi.waitFor(() => expect(elector.isLeader).toBe(false), { timeout: 3_000 });
     expect(pool.events.get(elector)!.at(-1)).toEqual({ type: 'lost', term, reason: 'renewal-denied' });

@@ -7,7 +7,7 @@
  * primary comes back read-only: no elector connected to it may lead.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { wallNow } from '../src/demo-protocol.js';
+import { wallNow } from '../src/dev/candidate-protocol.js';
 import { Cluster, sleep } from './faults/cluster.js';
 import { debianPostgresBin, ReplicaSet } from './support/replica-set.js';
 

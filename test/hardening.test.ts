@@ -6,13 +6,16 @@
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createElector } from '../src/elector.js';
-import { type ElectorError, InvalidOptionError } from '../src/errors.js';
-import type { Logger } from '../src/logger.js';
-import { migrate } from '../src/migrate.js';
-import { requestResign } from '../src/observe.js';
-import type { LeaderDatabase } from '../src/queries.js';
-import { createLeaderTable } from '../src/schema.js';
+import {
+  createElector,
+  createLeaderTable,
+  type ElectorError,
+  InvalidOptionError,
+  type LeaderDatabase,
+  type Logger,
+  migrate,
+  requestResign,
+} from '../src/index.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from './support/db.js';
 
 let url: string;

@@ -1,8 +1,6 @@
 /** Observability: hooks see every outcome, errors carry their cause, OpenTelemetry mapping. */
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { createElector } from '../src/elector.js';
-import { ElectorError } from '../src/errors.js';
-import { type ElectorHooks, type MeterLike, openTelemetryHooks } from '../src/hooks.js';
+import { createElector, ElectorError, type ElectorHooks, type MeterLike, openTelemetryHooks } from '../src/index.js';
 import { type Connection, connect, createTestDatabase } from './support/db.js';
 
 let conn: Connection;

@@ -9,10 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createElector } from '../src/elector.js';
-import { migrate } from '../src/migrate.js';
-import { getLeader } from '../src/observe.js';
-import { createLeaderTable } from '../src/schema.js';
+import { createElector, createLeaderTable, getLeader, migrate } from '../src/index.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from './support/db.js';
 
 const run = promisify(execFile);

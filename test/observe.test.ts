@@ -1,7 +1,6 @@
 /** Observe-only API: getLeader and watchLeader; one shared LISTEN connection per client. */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createElector } from '../src/elector.js';
-import { getLeader, type LeaderChange, watchLeader } from '../src/observe.js';
+import { createElector, getLeader, type LeaderChange, watchLeader } from '../src/index.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from './support/db.js';
 
 let url: string;

@@ -1,16 +1,24 @@
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { describe, expect, it } from 'vitest';
-import { createElector } from '../src/elector.js';
-import { InvalidOptionError } from '../src/errors.js';
-import { parseNotification } from '../src/notification.js';
-import { ELECTOR_DEFAULTS, resolveElectorOptions } from '../src/options.js';
-import { createLeaderTable, riverLeader } from '../src/schema.js';
+import {
+  createElector,
+  createLeaderTable,
+  ELECTOR_DEFAULTS,
+  type ElectorOptions,
+  InvalidOptionError,
+  type LeaderDatabase,
+  parseNotification,
+  riverLeader,
+} from '../src/index.js';
+
+/** The options an elector resolves to; nothing touches the database before start(). */
+const resolve = (options?: ElectorOptions) => createElector({} as LeaderDatabase, options).options;
 
 describe('options are merged once and validated at the door', () => {
   it('defaults are frozen and consistent', () => {
     expect(Object.isFrozen(ELECTOR_DEFAULTS)).toBe(true);
-    const resolved = resolveElectorOptions();
+    const resolved = resolve();
     expect(resolved).toMatchObject({
       name: 'default',
       ttl: 15_000,
@@ -21,7 +29,7 @@ describe('options are merged once and validated at the door', () => {
     });
     expect(resolved.table).toBe(riverLeader);
     expect(resolved.id).toMatch(/^.+:\d+:[0-9a-f]{8}$/);
-    expect(resolveElectorOptions().id).not.toBe(resolved.id);
+    expect(resolve().id).not.toBe(resolved.id);
   });
 
   const bad: [string, Record<string, unknown>, RegExp][] = [
@@ -51,7 +59,7 @@ describe('options are merged once and validated at the door', () => {
   it.each(bad)('rejects a bad %s with a typed error naming option, value and what is allowed', (option, options, message) => {
     let error: unknown;
     try {
-      resolveElectorOptions(options);
+      resolve(options);
     } catch (e) {
       error = e;
     }
@@ -61,14 +69,14 @@ describe('options are merged once and validated at the door', () => {
   });
 
   it('counts characters like Postgres does (code points, not UTF-16 units)', () => {
-    expect(resolveElectorOptions({ name: '🚀'.repeat(127) }).name).toHaveLength(254);
-    expect(() => resolveElectorOptions({ name: '🚀'.repeat(128) })).toThrow(InvalidOptionError);
+    expect(resolve({ name: '🚀'.repeat(127) }).name).toHaveLength(254);
+    expect(() => resolve({ name: '🚀'.repeat(128) })).toThrow(InvalidOptionError);
   });
 
   it('accepts a custom table and a pino-shaped logger', () => {
     const { table } = createLeaderTable({ schema: 'ops', table: 'leases' });
     const logger = { debug() {}, info() {}, warn() {}, error() {} };
-    expect(resolveElectorOptions({ table, logger }).table).toBe(table);
+    expect(resolve({ table, logger }).table).toBe(table);
   });
 
   it('createElector validates before touching the database', () => {

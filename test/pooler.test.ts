@@ -10,8 +10,7 @@ import { join } from 'node:path';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createElector } from '../src/elector.js';
-import type { LeaderDatabase } from '../src/queries.js';
+import { createElector, type LeaderDatabase } from '../src/index.js';
 import { createTestDatabase } from './support/db.js';
 
 const binary = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer', '/usr/local/bin/pgbouncer'].find((p) => existsSync(p));

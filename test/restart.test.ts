@@ -3,10 +3,8 @@
  * server of its own: tests only ever restart a server they started.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createElector } from '../src/elector.js';
-import { migrate } from '../src/migrate.js';
-import * as q from '../src/queries.js';
-import { riverLeader } from '../src/schema.js';
+import { leaseStore } from '../src/dev/testing.js';
+import { createElector, migrate } from '../src/index.js';
 import { connect, DRIVERS } from './support/db.js';
 import { type EmbeddedServer, startEmbeddedServer } from './support/server.js';
 
@@ -29,7 +27,7 @@ describe.each(DRIVERS)('server restart (%s)', (driver) => {
     try {
       await elector.start();
       const before = elector.lease!.term;
-      const resigned = await q.elect(conn.db, riverLeader, { name: `${name}-other`, leaderId: 'x', ttlMs: 1_000, channel: 'c' });
+      const resigned = await leaseStore(conn.db).elect({ name: `${name}-other`, leaderId: 'x', ttlMs: 1_000 });
       expect(resigned.won).toBe(true);
 
       await server.pause();
@@ -39,7 +37,7 @@ describe.each(DRIVERS)('server restart (%s)', (driver) => {
 
       await elector.waitForLeadership({ signal: AbortSignal.timeout(20_000) });
       expect(elector.lease!.term).toBeGreaterThan(before);
-      const other = await q.elect(conn.db, riverLeader, { name: `${name}-fresh`, leaderId: 'y', ttlMs: 1_000, channel: 'c' });
+      const other = await leaseStore(conn.db).elect({ name: `${name}-fresh`, leaderId: 'y', ttlMs: 1_000 });
       if (!other.won || !resigned.won) throw new Error('setup');
       expect(other.lease.term).toBeGreaterThan(Math.max(elector.lease!.term, resigned.lease.term));
     } finally {

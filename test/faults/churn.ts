@@ -3,7 +3,7 @@
  * whole list every few hundred ms, each healed after a random while; at the end everything heals
  * and exactly one leader must emerge within the liveness bound.
  */
-import { wallNow } from '../../src/demo-protocol.js';
+import { wallNow } from '../../src/dev/candidate-protocol.js';
 import { type Candidate, type Cluster, sleep } from './cluster.js';
 
 export interface ChurnOptions {

@@ -8,14 +8,13 @@ import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres, { type Sql } from 'postgres';
-import { type CandidateMessage, type ParentMessage, wallNow } from '../../src/demo-protocol.js';
-import type { ElectorStats } from '../../src/elector.js';
-import { type EmbeddedServer, startEmbeddedServer } from '../../src/embedded-server.js';
-import { migrate } from '../../src/migrate.js';
+import { type CandidateMessage, type ParentMessage, wallNow } from '../../src/dev/candidate-protocol.js';
+import { type EmbeddedServer, startEmbeddedServer } from '../../src/dev/embedded-server.js';
+import { type ElectorStats, migrate } from '../../src/index.js';
 import { type ActionRecord, checkHistory, type FenceRecord } from './history.js';
 import { FaultProxy } from './proxy.js';
 
-const CANDIDATE_SCRIPT = resolve(import.meta.dirname, '../../src/demo-candidate.ts');
+const CANDIDATE_SCRIPT = resolve(import.meta.dirname, '../../src/dev/candidate.ts');
 
 export interface ClusterOptions {
   candidates: number;

@@ -3,7 +3,7 @@
  * faults injected, and the history checked for safety violations after each scenario.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { wallNow } from '../../src/demo-protocol.js';
+import { wallNow } from '../../src/dev/candidate-protocol.js';
 import { churn } from './churn.js';
 import { Cluster, sleep } from './cluster.js';
 

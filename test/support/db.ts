@@ -8,8 +8,7 @@ import { drizzle as drizzlePostgresJs } from 'drizzle-orm/postgres-js';
 import pg from 'pg';
 import postgres from 'postgres';
 import { afterAll, inject } from 'vitest';
-import { migrate } from '../../src/migrate.js';
-import type { LeaderDatabase } from '../../src/queries.js';
+import { type LeaderDatabase, migrate } from '../../src/index.js';
 
 export type DriverName = 'postgres.js' | 'node-postgres';
 export const DRIVERS: readonly DriverName[] = ['postgres.js', 'node-postgres'];

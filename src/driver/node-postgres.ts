@@ -1,7 +1,6 @@
+/** The node-postgres adapter: a dedicated LISTEN `Client` and a dedicated session, both made from the pool's or client's settings. */
 import type { Client, ClientConfig, Pool } from 'pg';
-import type { DriverAdapter } from './driver.js';
-import { quoteIdentifier } from './identifier.js';
-import type { ListenDriver, ListenSession } from './notifier.js';
+import type { DriverCapabilities, ListenDriver, ListenSession } from './types.js';
 
 type NodePostgresClient = Pool | Client;
 
@@ -37,7 +36,6 @@ function connectionConfig(client: NodePostgresClient): ClientConfig {
  */
 export function nodePostgresListenDriver(client: NodePostgresClient | string): ListenDriver {
   return {
-    name: 'node-postgres',
     async open(events): Promise<ListenSession> {
       const pg = await import('pg');
       const ClientClass = (pg.default?.Client ?? (pg as unknown as { Client: typeof Client }).Client) as typeof Client;
@@ -60,12 +58,7 @@ export function nodePostgresListenDriver(client: NodePostgresClient | string): L
         throw error;
       }
       return {
-        listen: async (channel) => {
-          await connection.query(`listen ${quoteIdentifier(channel)}`);
-        },
-        unlisten: async (channel) => {
-          await connection.query(`unlisten ${quoteIdentifier(channel)}`);
-        },
+        run: async (text) => void (await connection.query(text)),
         close: async () => {
           if (closing) return;
           closing = true;
@@ -95,10 +88,11 @@ async function withOneConnection<T>(client: NodePostgresClient, fn: (run: (text:
   }
 }
 
-export function nodePostgresAdapter(client: NodePostgresClient): DriverAdapter {
+export function nodePostgresCapabilities(client: NodePostgresClient): DriverCapabilities {
   return {
-    name: 'node-postgres',
+    client,
     listen: nodePostgresListenDriver(client),
-    withSession: (fn) => withOneConnection(client, fn),
+    transactions: true,
+    session: (fn) => withOneConnection(client, fn),
   };
 }

@@ -1,10 +1,8 @@
-/** Connection and formatting helpers shared by the CLI commands and the demo. */
+/** The CLI's and the demo's database connection: the URL and table options checked, then a connection that works. */
 import type { Sql } from 'postgres';
-import { UsageError } from './cli-errors.js';
-import { InvalidOptionError } from './errors.js';
-import { checkChannel } from './options.js';
-import type { LeaderDatabase } from './queries.js';
-import { createLeaderTable, type LeaderTable, riverLeader } from './schema.js';
+import { createLeaderTable, ELECTOR_DEFAULTS, InvalidOptionError, type LeaderDatabase, type LeaderTable, riverLeader } from '../index.js';
+import { checkIdentifier } from '../internal.js';
+import { UsageError } from './errors.js';
 
 export interface CliContext {
   readonly db: LeaderDatabase;
@@ -39,7 +37,7 @@ export async function openDatabase(options: ConnectionOptions): Promise<CliConte
   let channel: string;
   let table: LeaderTable;
   try {
-    channel = checkChannel('--channel', options.channel ?? 'river_leadership');
+    channel = checkIdentifier('--channel', options.channel ?? ELECTOR_DEFAULTS.channel);
     table = options.schema || options.table ? createLeaderTable({ schema: options.schema, table: options.table }).table : riverLeader;
   } catch (error) {
     if (error instanceof InvalidOptionError) throw new UsageError(error.message);
@@ -55,27 +53,4 @@ export async function openDatabase(options: ConnectionOptions): Promise<CliConte
     throw error;
   }
   return { db: drizzle(client) as unknown as LeaderDatabase, client, table, channel, close };
-}
-
-export function formatTable(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows
-    .map((r) =>
-      r
-        .map((cell, i) => cell.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
-}
-
-export function formatDuration(ms: number): string {
-  if (ms < 1) return `${ms.toFixed(2)} ms`;
-  if (ms < 1_000) return `${ms.toFixed(ms < 10 ? 1 : 0)} ms`;
-  return `${(ms / 1_000).toFixed(ms < 10_000 ? 2 : 1)} s`;
-}
-
-/** Local wall-clock time of day with milliseconds, for narrated lines. */
-export function timestamp(at = new Date()): string {
-  return at.toISOString().slice(11, 23);
 }

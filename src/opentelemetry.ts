@@ -1,28 +1,9 @@
 /**
- * Observability: a small hook interface the elector calls at every outcome, so counters and
- * latencies can go to any metrics system. `openTelemetryHooks(meter)` maps them onto an
- * OpenTelemetry meter (pass `metrics.getMeter('drizzle-leader')` from `@opentelemetry/api`;
- * this module imports nothing from it).
+ * The elector's metrics hooks (`ElectorHooks`) mapped onto an OpenTelemetry meter: pass
+ * `metrics.getMeter('drizzle-leader')` from `@opentelemetry/api`; this module imports
+ * nothing from it.
  */
-import type { DrizzleLeaderError } from './errors.js';
-
-export type ElectorOperation = 'election' | 'renewal' | 'resignation' | 'listen';
-
-export interface ElectorHooks {
-  /** An election statement finished: won, denied (someone holds the lease) or failed. */
-  election?(outcome: 'won' | 'denied' | 'failed', durationMs: number): void;
-  /** A renewal statement finished: ok, denied (lease lost) or failed. */
-  renewal?(outcome: 'ok' | 'denied' | 'failed', durationMs: number): void;
-  /**
-   * Leadership gained. `sinceNotificationMs`: time from the `resigned` notification that woke
-   * this follower to the win, when a notification woke it (the local part of a handoff).
-   */
-  gained?(term: number, details: { sinceNotificationMs?: number }): void;
-  /** Leadership ended. */
-  lost?(term: number, reason: string, heldMs: number): void;
-  /** An error the elector handled (it retries); `error.cause` holds the driver's error. */
-  error?(error: DrizzleLeaderError, operation: ElectorOperation): void;
-}
+import type { ElectorHooks } from './types.js';
 
 /** The part of an OpenTelemetry `Meter` this module uses (structural, so no import is needed). */
 export interface MeterLike {

@@ -8,25 +8,13 @@
  * here once, for all drivers.
  */
 
-/** One dedicated connection, opened by a driver adapter. */
-export interface ListenSession {
-  listen(channel: string): Promise<void>;
-  unlisten(channel: string): Promise<void>;
-  close(): Promise<void>;
-}
-
-export interface ListenEvents {
-  notification(channel: string, payload: string): void;
-  /** The connection dropped (not called after `close()`). */
-  closed(error?: unknown): void;
-}
-
-/** What a driver adapter provides: a way to open one dedicated LISTEN connection. */
-export interface ListenDriver {
-  /** Name for diagnostics, e.g. `postgres.js`. */
-  readonly name: string;
-  open(events: ListenEvents): Promise<ListenSession>;
-}
+import { detectDriver, listenDriverForUrl } from '../driver/detect.js';
+import type { ListenDriver, ListenSession } from '../driver/types.js';
+import type { LeaderDatabase } from '../types.js';
+import { type Backoff, backoffDelay } from '../util/backoff.js';
+import { type Deferred, deferred } from '../util/deferred.js';
+import { quoteIdentifier } from '../util/identifier.js';
+import { Wakeup } from '../util/wakeup.js';
 
 export interface ChannelSubscriber {
   notification(payload: string): void;
@@ -36,26 +24,8 @@ export interface ChannelSubscriber {
   disconnected(error: unknown): void;
 }
 
-/** Reconnect backoff: 100 ms doubling to 5 s, with full jitter so a fleet does not reconnect in step. */
-export const LISTEN_BACKOFF = Object.freeze({ initialMs: 100, maxMs: 5_000 });
-
-export function backoffDelay(attempt: number, initialMs: number, maxMs: number): number {
-  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 20));
-  return ceiling / 2 + Math.random() * (ceiling / 2);
-}
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(value: T): void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
+/** Reconnect backoff: 100 ms doubling to 5 s, jittered so a fleet does not reconnect in step. */
+const RECONNECT_BACKOFF: Backoff = Object.freeze({ initialMs: 100, maxMs: 5_000 });
 
 type SessionEnd = { kind: 'dropped'; error: unknown } | { kind: 'shutdown' };
 
@@ -68,7 +38,7 @@ export class Notifier {
   #session: ListenSession | null = null;
   #sessionEnd: Deferred<SessionEnd> | null = null;
   #supervisor: Promise<void> | null = null;
-  #backoffTimer: { timer: NodeJS.Timeout; wake: () => void } | null = null;
+  readonly #backoff = new Wakeup();
 
   constructor(driver: ListenDriver, onEmpty: () => void) {
     this.#driver = driver;
@@ -101,12 +71,12 @@ export class Notifier {
     if (set && set.size === 0) {
       this.#subscribers.delete(channel);
       const session = this.#session;
-      if (session && this.#listening.delete(channel)) await session.unlisten(channel).catch(() => {});
+      if (session && this.#listening.delete(channel)) await session.run(`unlisten ${quoteIdentifier(channel)}`).catch(() => {});
     }
     if (this.#subscribers.size === 0) {
       this.#onEmpty();
       this.#sessionEnd?.resolve({ kind: 'shutdown' });
-      this.#backoffTimer?.wake();
+      this.#backoff.wake();
       await this.#supervisor;
     }
   }
@@ -143,13 +113,14 @@ export class Notifier {
         if (session) await session.close().catch(() => {});
       }
       if (this.#subscribers.size === 0) break;
-      await this.#sleep(backoffDelay(attempt++, LISTEN_BACKOFF.initialMs, LISTEN_BACKOFF.maxMs));
+      this.#backoff.clear();
+      await this.#backoff.sleep(backoffDelay(attempt++, RECONNECT_BACKOFF));
     }
     this.#supervisor = null;
   }
 
   async #listenOrThrow(session: ListenSession, channel: string): Promise<void> {
-    await session.listen(channel);
+    await session.run(`listen ${quoteIdentifier(channel)}`);
     this.#listening.add(channel);
     for (const subscriber of this.#subscribers.get(channel) ?? []) safely(() => subscriber.listening());
   }
@@ -172,18 +143,6 @@ export class Notifier {
       for (const subscriber of set) safely(() => subscriber.disconnected(error));
     }
   }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        this.#backoffTimer = null;
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.#backoffTimer = { timer, wake };
-    });
-  }
 }
 
 function safely(fn: () => void): void {
@@ -196,8 +155,8 @@ function safely(fn: () => void): void {
 
 const notifiers = new WeakMap<object, Notifier>();
 
-/** The process-wide notifier of one database client, created on first use. */
-export function notifierFor(client: object, driver: ListenDriver): Notifier {
+/** The process-wide notifier of one driver client, created on first use. */
+function notifierFor(client: object, driver: ListenDriver): Notifier {
   let notifier = notifiers.get(client);
   if (!notifier) {
     const created = new Notifier(driver, () => {
@@ -207,4 +166,20 @@ export function notifierFor(client: object, driver: ListenDriver): Notifier {
     notifier = created;
   }
   return notifier;
+}
+
+/**
+ * Subscribes to `channel` on the process-wide LISTEN connection of `db`'s client (or of
+ * `listen.url`). Returns the unsubscribe function, or null when this driver cannot LISTEN.
+ */
+export function subscribeChannel(
+  db: LeaderDatabase,
+  listen: true | { readonly url: string },
+  channel: string,
+  subscriber: ChannelSubscriber,
+): (() => Promise<void>) | null {
+  const found = listen === true ? detectDriver(db) : listenDriverForUrl(listen.url);
+  const driver = 'driver' in found ? found.driver : found.listen;
+  if (!driver || !found.client) return null;
+  return notifierFor(found.client, driver).subscribe(channel, subscriber);
 }

@@ -1,7 +1,6 @@
+/** The postgres.js adapter: a dedicated LISTEN connection and a dedicated session, both made from the client's own options. */
 import type { Options, PostgresType, Sql } from 'postgres';
-import type { DriverAdapter } from './driver.js';
-import { quoteIdentifier } from './identifier.js';
-import type { ListenDriver, ListenSession } from './notifier.js';
+import type { DriverCapabilities, ListenDriver, ListenSession } from './types.js';
 
 /** True for a postgres.js `Sql` instance (what `drizzle-orm/postgres-js` keeps as `db.$client`). */
 export function isPostgresJsClient(client: unknown): client is Sql {
@@ -18,7 +17,6 @@ export function isPostgresJsClient(client: unknown): client is Sql {
  */
 export function postgresJsListenDriver(client: Sql | string): ListenDriver {
   return {
-    name: 'postgres.js',
     async open(events): Promise<ListenSession> {
       const { default: postgres } = await import('postgres');
       let closing = false;
@@ -49,15 +47,7 @@ export function postgresJsListenDriver(client: Sql | string): ListenDriver {
         await close().catch(() => {});
         throw error;
       }
-      return {
-        listen: async (channel) => {
-          await connection.unsafe(`listen ${quoteIdentifier(channel)}`);
-        },
-        unlisten: async (channel) => {
-          await connection.unsafe(`unlisten ${quoteIdentifier(channel)}`);
-        },
-        close,
-      };
+      return { run: async (text) => void (await connection.unsafe(text)), close };
     },
   };
 }
@@ -80,10 +70,11 @@ async function withDedicatedConnection<T>(client: Sql, fn: (run: (text: string) 
   }
 }
 
-export function postgresJsAdapter(client: Sql): DriverAdapter {
+export function postgresJsCapabilities(client: Sql): DriverCapabilities {
   return {
-    name: 'postgres.js',
+    client,
     listen: postgresJsListenDriver(client),
-    withSession: (fn) => withDedicatedConnection(client, fn),
+    transactions: true,
+    session: (fn) => withDedicatedConnection(client, fn),
   };
 }

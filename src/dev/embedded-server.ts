@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { DrizzleLeaderError } from './errors.js';
+import { DrizzleLeaderError } from '../errors.js';
 
 export interface EmbeddedServer {
   /** Superuser URL of the `postgres` database. */

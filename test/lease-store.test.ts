@@ -1,18 +1,19 @@
 /**
- * The statements themselves, against a real server, through both drivers: the River-equivalent
- * cases plus the seed regression (a non-leader's renewal must change nothing).
+ * The lease statements themselves, through the real LeaseStore, against a real server and both
+ * drivers: the River-equivalent cases plus the seed regression (a non-leader's renewal must
+ * change nothing).
  */
 import { sql } from 'drizzle-orm';
 import postgres from 'postgres';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import * as q from '../src/queries.js';
-import { riverLeader } from '../src/schema.js';
+import { leaseStore, NO_DEADLINE, renewSql } from '../src/dev/testing.js';
+import { type LeaderDatabase, listLeases } from '../src/index.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from './support/db.js';
 
 const channel = 'river_leadership';
 const ttlMs = 10_000;
 
-describe.each(DRIVERS)('queries (%s)', (driver) => {
+describe.each(DRIVERS)('lease store (%s)', (driver) => {
   let conn: Connection;
   let url: string;
   beforeAll(async () => {
@@ -31,7 +32,12 @@ describe.each(DRIVERS)('queries (%s)', (driver) => {
         [name],
       )
     )[0];
-  const elect = (name: string, leaderId: string, ttl = ttlMs) => q.elect(conn.db, riverLeader, { name, leaderId, ttlMs: ttl, channel });
+  const store = () => leaseStore(conn.db, { channel });
+  const elect = (name: string, leaderId: string, ttl = ttlMs) => store().elect({ name, leaderId, ttlMs: ttl });
+  const renew = async (input: { name: string; leaderId: string; term: number; ttlMs: number }) =>
+    (await store().renew(input, NO_DEADLINE)).lease;
+  const resign = (input: { name: string; leaderId: string; term: number }) => store().resign(input);
+  const readLease = async (name: string) => (await listLeases(conn.db)).find((l) => l.name === name) ?? null;
   const expire = (name: string) => conn.query(`update river_leader set expires_at = now() - interval '1 second' where name = $1`, [name]);
 
   it('elects on an empty table', async () => {
@@ -71,13 +77,13 @@ describe.each(DRIVERS)('queries (%s)', (driver) => {
       if (!won.won) throw new Error('setup: election failed');
       const before = await row('a');
       // The impostor even knows the right term: only the stored leader_id may renew.
-      const renewed = await q.renew(conn.db, riverLeader, { name: 'a', leaderId: 'impostor', term: won.lease.term, ttlMs: 60_000 });
+      const renewed = await renew({ name: 'a', leaderId: 'impostor', term: won.lease.term, ttlMs: 60_000 });
       expect(renewed).toBeNull();
       expect(await row('a')).toEqual(before);
     });
 
     it('puts the stored-row comparison in DO UPDATE ... WHERE and never compares excluded', () => {
-      const query = q.renewQuery(conn.db, riverLeader).toSQL().sql;
+      const query = renewSql(conn.db);
       const where = query.slice(query.indexOf('do update'));
       expect(where).toMatch(
         /do update set "expires_at" = .* where \("river_leader"\."leader_id" = \$\d+ and "river_leader"\."term" = \$\d+ and "river_leader"\."expires_at" > now\(\)\)/,
@@ -90,7 +96,7 @@ describe.each(DRIVERS)('queries (%s)', (driver) => {
     const won = await elect('a', 'one', 2_000);
     if (!won.won) throw new Error('setup');
     const before = await row('a');
-    const renewed = await q.renew(conn.db, riverLeader, { name: 'a', leaderId: 'one', term: won.lease.term, ttlMs: 60_000 });
+    const renewed = await renew({ name: 'a', leaderId: 'one', term: won.lease.term, ttlMs: 60_000 });
     expect(renewed?.term).toBe(won.lease.term);
     const after = await row('a');
     expect(Number(after!.expires_ms)).toBeGreaterThan(Number(before!.expires_ms) + 50_000);
@@ -102,7 +108,7 @@ describe.each(DRIVERS)('queries (%s)', (driver) => {
     if (!won.won) throw new Error('setup');
     await expire('a');
     const before = await row('a');
-    expect(await q.renew(conn.db, riverLeader, { name: 'a', leaderId: 'one', term: won.lease.term, ttlMs })).toBeNull();
+    expect(await renew({ name: 'a', leaderId: 'one', term: won.lease.term, ttlMs })).toBeNull();
     expect(await row('a')).toEqual(before);
   });
 
@@ -110,7 +116,7 @@ describe.each(DRIVERS)('queries (%s)', (driver) => {
     const won = await elect('a', 'one');
     if (!won.won) throw new Error('setup');
     const before = await row('a');
-    expect(await q.renew(conn.db, riverLeader, { name: 'a', leaderId: 'one', term: won.lease.term - 1, ttlMs })).toBeNull();
+    expect(await renew({ name: 'a', leaderId: 'one', term: won.lease.term - 1, ttlMs })).toBeNull();
     expect(await row('a')).toEqual(before);
   });
 
@@ -118,24 +124,15 @@ describe.each(DRIVERS)('queries (%s)', (driver) => {
     const won = await elect('a', 'one');
     if (!won.won) throw new Error('setup');
     await conn.query('delete from river_leader');
-    const renewed = await q.renew(conn.db, riverLeader, { name: 'a', leaderId: 'one', term: won.lease.term, ttlMs });
+    const renewed = await renew({ name: 'a', leaderId: 'one', term: won.lease.term, ttlMs });
     expect(renewed?.term).toBeGreaterThan(won.lease.term);
-  });
-
-  it('deleting expired leases removes only expired rows', async () => {
-    await elect('live', 'one');
-    await elect('dead', 'two');
-    await expire('dead');
-    expect(await q.deleteExpiredLeases(conn.db, riverLeader)).toBe(1);
-    expect(await row('live')).toBeDefined();
-    expect(await row('dead')).toBeUndefined();
   });
 
   it('resign without leadership does nothing', async () => {
     const won = await elect('a', 'one');
     if (!won.won) throw new Error('setup');
-    expect(await q.resign(conn.db, riverLeader, { name: 'a', leaderId: 'two', term: won.lease.term, channel })).toBe(false);
-    expect(await q.resign(conn.db, riverLeader, { name: 'b', leaderId: 'one', term: won.lease.term, channel })).toBe(false);
+    expect(await resign({ name: 'a', leaderId: 'two', term: won.lease.term })).toBe(false);
+    expect(await resign({ name: 'b', leaderId: 'one', term: won.lease.term })).toBe(false);
     expect((await row('a'))?.leader_id).toBe('one');
   });
 
@@ -144,7 +141,7 @@ describe.each(DRIVERS)('queries (%s)', (driver) => {
     await expire('a');
     const fresh = await elect('a', 'one');
     if (!old.won || !fresh.won) throw new Error('setup');
-    expect(await q.resign(conn.db, riverLeader, { name: 'a', leaderId: 'one', term: old.lease.term, channel })).toBe(false);
+    expect(await resign({ name: 'a', leaderId: 'one', term: old.lease.term })).toBe(false);
     expect(Number((await row('a'))?.term)).toBe(fresh.lease.term);
   });
 
@@ -159,13 +156,13 @@ describe.each(DRIVERS)('queries (%s)', (driver) => {
       await conn.db
         .transaction(async (tx) => {
           expect(
-            await q.resign(tx as unknown as q.LeaderDatabase, riverLeader, { name: 'a', leaderId: 'one', term: won.lease.term, channel }),
+            await leaseStore(tx as unknown as LeaderDatabase, { channel }).resign({ name: 'a', leaderId: 'one', term: won.lease.term }),
           ).toBe(true);
           tx.rollback();
         })
         .catch(() => {});
       expect(await row('a')).toBeDefined();
-      expect(await q.resign(conn.db, riverLeader, { name: 'a', leaderId: 'one', term: won.lease.term, channel })).toBe(true);
+      expect(await resign({ name: 'a', leaderId: 'one', term: won.lease.term })).toBe(true);
       expect(await row('a')).toBeUndefined();
       await vi.waitFor(() => expect(heard).toHaveLength(1));
       expect(JSON.parse(heard[0]!)).toEqual({ v: 1, action: 'resigned', name: 'a', leaderId: 'one', term: won.lease.term });
@@ -180,7 +177,7 @@ describe.each(DRIVERS)('queries (%s)', (driver) => {
       const won = await elect('a', `c${i}`);
       if (!won.won) throw new Error('setup');
       terms.push(won.lease.term);
-      if (i === 0) await q.resign(conn.db, riverLeader, { name: 'a', leaderId: 'c0', term: won.lease.term, channel });
+      if (i === 0) await resign({ name: 'a', leaderId: 'c0', term: won.lease.term });
       if (i === 1) await expire('a');
       if (i === 2) await conn.query('delete from river_leader');
       if (i === 3) break;
@@ -192,7 +189,7 @@ describe.each(DRIVERS)('queries (%s)', (driver) => {
     expect((await elect('a', 'one')).won).toBe(true);
     expect((await elect('b', 'two')).won).toBe(true);
     expect((await elect('a', 'two')).won).toBe(false);
-    const all = await q.listLeases(conn.db, riverLeader);
+    const all = await listLeases(conn.db);
     expect(all.map((l) => [l.name, l.leaderId])).toEqual([
       ['a', 'one'],
       ['b', 'two'],
@@ -203,7 +200,7 @@ describe.each(DRIVERS)('queries (%s)', (driver) => {
     const name = `x'); drop table river_leader; --"名前🚀`;
     const id = `"; delete from river_leader where '1'='1 ✓ ñ`;
     expect((await elect(name, id)).won).toBe(true);
-    const lease = await q.readLease(conn.db, riverLeader, name);
+    const lease = await readLease(name);
     expect(lease?.name).toBe(name);
     expect(lease?.leaderId).toBe(id);
   });
@@ -224,10 +221,10 @@ describe.each(DRIVERS)('queries (%s)', (driver) => {
 
   it('reads the remaining lease time from the server clock', async () => {
     await elect('a', 'one', 5_000);
-    const lease = await q.readLease(conn.db, riverLeader, 'a');
+    const lease = await readLease('a');
     expect(lease!.remainingMs).toBeGreaterThan(3_000);
     expect(lease!.remainingMs).toBeLessThanOrEqual(5_000);
     await expire('a');
-    expect((await q.readLease(conn.db, riverLeader, 'a'))!.remainingMs).toBeLessThan(0);
+    expect((await readLease('a'))!.remainingMs).toBeLessThan(0);
   });
 });

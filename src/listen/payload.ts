@@ -1,9 +1,12 @@
 /**
- * The NOTIFY payload. Notifications are hints: anyone with access to the database can send
- * one, they can be lost while a LISTEN connection reconnects, and they can arrive twice.
- * So a payload can only ever *wake* an elector or a watcher, which then asks the database;
- * nothing here decides who leads.
+ * The NOTIFY payload, in one place: the SQL that builds it inside the lease statements, the
+ * JS that builds a `request_resign`, and the parser. Notifications are hints: anyone with
+ * access to the database can send one, they can be lost while a LISTEN connection
+ * reconnects, and they can arrive twice. So a payload can only ever *wake* an elector or a
+ * watcher, which then asks the database; nothing here decides who leads.
  */
+import { type Placeholder, type SQL, sql } from 'drizzle-orm';
+import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 
 export const NOTIFICATION_VERSION = 1;
 
@@ -23,6 +26,25 @@ export interface LeadershipNotification {
 }
 
 const ACTIONS: ReadonlySet<string> = new Set<LeadershipAction>(['elected', 'resigned', 'request_resign']);
+
+/**
+ * `pg_notify(channel, payload)` for a lease row inside a statement, so the notification is
+ * sent by the same statement (and commits with it) that elected or deleted the row.
+ */
+export function notifyRowSql(
+  channel: Placeholder,
+  action: 'elected' | 'resigned',
+  row: { name: AnyPgColumn; leaderId: AnyPgColumn; term: AnyPgColumn },
+): SQL {
+  return sql`pg_notify(${channel}, json_build_object('v', ${sql.raw(String(NOTIFICATION_VERSION))}, 'action', ${sql.raw(`'${action}'`)}, 'name', ${row.name}, 'leaderId', ${row.leaderId}, 'term', ${row.term})::text)`;
+}
+
+/** The payload of a forced-handoff request, optionally aimed at one term. */
+export function requestResignPayload(name: string, term?: number): string {
+  const payload: LeadershipNotification = { v: NOTIFICATION_VERSION, action: 'request_resign', name };
+  if (term !== undefined) payload.term = term;
+  return JSON.stringify(payload);
+}
 
 /** Parses a payload; returns null for anything malformed, oversized, of another version or unknown. Never throws. */
 export function parseNotification(payload: unknown): LeadershipNotification | null {

@@ -1,4 +1,4 @@
-import { InvalidOptionError } from './errors.js';
+import { InvalidOptionError } from '../errors.js';
 
 /**
  * Names that become Postgres identifiers (schema, table, migrations table, NOTIFY channel). They

@@ -6,15 +6,22 @@
  * Bad input (no URL, unreachable server, wrong password, missing table, unknown election) prints
  * one line saying what is wrong and how to fix it, and exits 2; `--verbose` adds the stack.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Command, CommanderError, Option } from 'commander';
-import { explainError, UsageError } from './cli-errors.js';
-import { type CliContext, formatDuration, formatTable, openDatabase, timestamp } from './cli-support.js';
-import { listenDriverFor } from './driver.js';
-import { migrate } from './migrate.js';
-import { parseNotification } from './notification.js';
-import { notifierFor } from './notifier.js';
-import { requestResign, watchLeader } from './observe.js';
-import * as queries from './queries.js';
+import { formatDuration, formatTable, timestamp } from '../dev/format.js';
+import {
+  ELECTOR_DEFAULTS,
+  getLeader,
+  type LeaderInfo,
+  listLeases,
+  migrate,
+  parseNotification,
+  requestResign,
+  watchLeader,
+} from '../index.js';
+import { subscribeChannel } from '../internal.js';
+import { type CliContext, openDatabase } from './connect.js';
+import { explainError, UsageError } from './errors.js';
 
 interface GlobalOptions {
   url?: string;
@@ -29,7 +36,7 @@ const program = new Command('drizzle-leader')
   .addOption(new Option('--url <url>', 'PostgreSQL URL').env('DATABASE_URL'))
   .option('--schema <schema>', 'schema of a custom lease table (createLeaderTable)')
   .option('--table <table>', 'name of a custom lease table', undefined)
-  .option('--channel <channel>', 'NOTIFY channel of the elections', 'river_leadership')
+  .option('--channel <channel>', 'NOTIFY channel of the elections', ELECTOR_DEFAULTS.channel)
   .option('--verbose', 'print stack traces of errors')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
@@ -55,7 +62,7 @@ program
   .option('--json', 'print JSON')
   .action((options: { json?: boolean }) =>
     withDatabase(async ({ db, table }) => {
-      const leases = await queries.listLeases(db, table);
+      const leases = await listLeases(db, { table });
       if (options.json) {
         console.log(
           JSON.stringify(
@@ -120,7 +127,7 @@ program
   .description('live failover demo with 5 candidate processes (embedded PostgreSQL unless --url/DATABASE_URL)')
   .option('--json', 'print the summary as JSON on stdout (narration goes to stderr)')
   .action(async (options: { json?: boolean }) => {
-    const { runDemo } = await import('./demo.js');
+    const { runDemo } = await import('./demo/demo.js');
     const ok = await runDemo({ url: globals().url, json: Boolean(options.json) });
     process.exitCode = ok ? 0 : 1;
   });
@@ -141,47 +148,47 @@ async function watch(ctx: CliContext, only: string | undefined, intervalMs: numb
   const announced = new Set<string>(); // `${name}:${term}:${action}` already printed from a notification
   const print = (what: string, name: string, detail: string) => console.log(`${timestamp()}  ${what.padEnd(9)} ${name}  ${detail}`);
 
+  const stop = new AbortController();
   let wake: () => void = () => {};
   let listening: () => void = () => {};
   const ready = new Promise<void>((resolve) => {
     listening = resolve;
   });
-  const found = listenDriverFor(db);
-  const unlisten = found
-    ? notifierFor(found.client, found.driver).subscribe(channel, {
-        notification: (payload) => {
-          const n = parseNotification(payload);
-          if (!n || (only && n.name !== only)) return;
-          if (n.action === 'request_resign') print('forced', n.name, `resignation requested${n.term ? ` for term ${n.term}` : ''}`);
-          if (n.action === 'resigned') {
-            announced.add(`${n.name}:${n.term}:resigned`);
-            print('resigned', n.name, `term ${n.term} leader ${n.leaderId}`);
-          }
-          if (n.action === 'elected') {
-            announced.add(`${n.name}:${n.term}:elected`);
-            known.set(n.name, { leaderId: n.leaderId ?? '?', term: n.term ?? 0 });
-            print('elected', n.name, `term ${n.term} leader ${n.leaderId}`);
-          }
-          wake();
-        },
-        listening: () => {
-          listening();
-          wake();
-        },
-        disconnected: (error) => console.error(`${timestamp()}  LISTEN connection lost (${explainError(error).message}); reconnecting`),
-      })
-    : null;
+  const unlisten = subscribeChannel(db, true, channel, {
+    notification: (payload) => {
+      const n = parseNotification(payload);
+      if (!n || (only && n.name !== only)) return;
+      if (n.action === 'request_resign') print('forced', n.name, `resignation requested${n.term ? ` for term ${n.term}` : ''}`);
+      if (n.action === 'resigned') {
+        announced.add(`${n.name}:${n.term}:resigned`);
+        print('resigned', n.name, `term ${n.term} leader ${n.leaderId}`);
+      }
+      if (n.action === 'elected') {
+        announced.add(`${n.name}:${n.term}:elected`);
+        known.set(n.name, { leaderId: n.leaderId ?? '?', term: n.term ?? 0 });
+        print('elected', n.name, `term ${n.term} leader ${n.leaderId}`);
+      }
+      wake();
+    },
+    listening: () => {
+      listening();
+      wake();
+    },
+    disconnected: (error) => console.error(`${timestamp()}  LISTEN connection lost (${explainError(error).message}); reconnecting`),
+  });
 
-  const stop = new AbortController();
-  const onSignal = () => stop.abort();
+  const onSignal = () => {
+    stop.abort();
+    wake();
+  };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   // Say "watching" only once notifications can arrive, so no resignation falls in between.
-  if (unlisten) await Promise.race([ready, new Promise((r) => setTimeout(r, 3_000).unref())]);
+  if (unlisten) await Promise.race([ready, sleep(3_000, undefined, { ref: false })]);
   console.log(`${timestamp()}  watching ${only ? `election "${only}"` : 'all elections'} on channel "${channel}" (Ctrl-C to stop)`);
   try {
     while (!stop.signal.aborted) {
-      const leases = (await queries.listLeases(db, table)).filter((l) => !only || l.name === only);
+      const leases = (await listLeases(db, { table })).filter((l) => !only || l.name === only);
       const live = new Map(leases.filter((l) => l.remainingMs > 0).map((l) => [l.name, l]));
       for (const [name, lease] of live) {
         const before = known.get(name);
@@ -203,14 +210,12 @@ async function watch(ctx: CliContext, only: string | undefined, intervalMs: numb
           print(expired ? 'expired' : 'vacant', name, `term ${before.term} leader ${before.leaderId}`);
         }
       }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, intervalMs);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-        stop.signal.addEventListener('abort', wake, { once: true });
-      });
+      // One timer and one abort listener per wait, both removed when it ends: a long watch
+      // adds nothing per poll.
+      const nap = new AbortController();
+      wake = () => nap.abort();
+      if (stop.signal.aborted) break;
+      await sleep(intervalMs, undefined, { signal: nap.signal }).catch(() => {});
     }
   } finally {
     process.off('SIGINT', onSignal);
@@ -221,11 +226,12 @@ async function watch(ctx: CliContext, only: string | undefined, intervalMs: numb
 
 async function resign(ctx: CliContext, name: string, wait: boolean, timeoutMs: number): Promise<void> {
   const { db, table, channel } = ctx;
-  const current = await queries.readLease(db, table, name);
-  if (!current || current.remainingMs <= 0) {
-    const names = (await queries.listLeases(db, table)).filter((l) => l.remainingMs > 0).map((l) => l.name);
+  const current = await getLeader(db, { name, table, channel });
+  if (!current) {
+    const leases = await listLeases(db, { table });
+    const names = leases.filter((l) => l.remainingMs > 0).map((l) => l.name);
     throw new UsageError(
-      current
+      leases.some((l) => l.name === name)
         ? `Election "${name}" has no live leader (its lease expired); nothing to resign`
         : `No election named "${name}"${names.length ? ` (live elections: ${names.join(', ')})` : ' (the table has no live elections)'}`,
     );
@@ -236,12 +242,12 @@ async function resign(ctx: CliContext, name: string, wait: boolean, timeoutMs: n
     console.log(`${name}: asked leader ${current.leaderId} (term ${current.term}) to resign`);
     return;
   }
-  const next = await new Promise<queries.LeaseRecord | null>((resolve, reject) => {
+  const next = await new Promise<LeaderInfo | null>((resolve, reject) => {
     const timer = setTimeout(() => void done(null), timeoutMs);
     const watcher = watchLeader(db, { name, table, channel, pollInterval: 250 }, ({ leader }) => {
       if (leader && leader.term !== current.term) void done(leader);
     });
-    async function done(result: queries.LeaseRecord | null) {
+    async function done(result: LeaderInfo | null) {
       clearTimeout(timer);
       await watcher.stop();
       resolve(result);

@@ -1,13 +1,14 @@
 /**
- * One candidate process of the demo (forked by demo.ts; talks to it over IPC). It campaigns
+ * One candidate process, forked by the demo, the fault suite, the failover test and the
+ * benchmarks (talks to its parent over IPC). It campaigns
  * with its own pool and LISTEN connection and, while `isLeader`, does "leader work": it takes a
  * wall-clock timestamp, checks its lease, and records `(timestamp, term, pid)` through a write
  * fenced by the term, so a stale leader's write is rejected by the database.
  */
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import { type CandidateMessage, type ParentMessage, wallNow } from './demo-protocol.js';
-import { createElector } from './elector.js';
+import { createElector } from '../index.js';
+import { type CandidateMessage, type ParentMessage, wallNow } from './candidate-protocol.js';
 
 const env = (key: string) => {
   const value = process.env[key];

@@ -1,0 +1,228 @@
+/**
+ * Every statement on the lease table, built with Drizzle so they run unchanged on any Drizzle
+ * Postgres driver. Times are the database's: leases start at and are compared with Postgres
+ * `now()`, and the time left is computed by the server, so no application clock is ever
+ * compared with the database clock (safety rule 1).
+ *
+ * The three hot statements (elect, renew, resign) are built once per database object and
+ * table with placeholders and prepared: building a Drizzle query costs more than the round
+ * trip itself on loopback, and a handoff is two of these statements back to back.
+ */
+import { createHash } from 'node:crypto';
+import { and, eq, gt, lte, type SQL, sql } from 'drizzle-orm';
+import { notifyRowSql } from '../listen/payload.js';
+import type { LeaderTable } from '../schema.js';
+import type { LeaderDatabase, LeaderInfo } from '../types.js';
+
+export type ElectResult =
+  | { readonly won: true; readonly lease: LeaderInfo }
+  /** `holder` is null when the row changed under a concurrent election and could not be read in the same statement. */
+  | { readonly won: false; readonly holder: LeaderInfo | null };
+
+export type ElectInput = {
+  readonly name: string;
+  readonly leaderId: string;
+  readonly ttlMs: number;
+  readonly channel: string;
+};
+
+/** One exact leadership: renew and resign touch this term of this leader and nothing else (safety rule 3). */
+export type TermInput = {
+  readonly name: string;
+  readonly leaderId: string;
+  readonly term: number;
+};
+
+const p = {
+  name: sql.placeholder('name'),
+  leaderId: sql.placeholder('leaderId'),
+  term: sql.placeholder('term'),
+  ttlMs: sql.placeholder('ttlMs'),
+  channel: sql.placeholder('channel'),
+};
+
+const leaseEnd = (): SQL => sql`now() + ${p.ttlMs} * interval '1 millisecond'`;
+
+const remainingMsOf = (expiresAt: unknown): SQL<number> =>
+  sql<number>`(extract(epoch from (${expiresAt} - now())) * 1000)::float8`.mapWith(Number);
+
+/** The lease columns every read returns, with the server-computed time left. */
+function leaseFields(table: LeaderTable) {
+  return {
+    name: table.name,
+    leaderId: table.leaderId,
+    term: table.term,
+    electedAt: table.electedAt,
+    expiresAt: table.expiresAt,
+    remainingMs: remainingMsOf(table.expiresAt).as('remaining_ms'),
+  };
+}
+
+function toLease(row: LeaderInfo): LeaderInfo {
+  return Object.freeze({
+    name: row.name,
+    leaderId: row.leaderId,
+    term: Number(row.term),
+    electedAt: row.electedAt,
+    expiresAt: row.expiresAt,
+    remainingMs: row.remainingMs,
+  });
+}
+
+/**
+ * Elect: one statement that wins only when no unexpired lease exists. An expired row is
+ * overwritten in place with a fresh term (`SET term = DEFAULT` draws from the identity
+ * sequence); a live one is left untouched and read back in the same statement, so a denied
+ * follower learns how long to sleep without a second round trip. A win NOTIFYs `elected`.
+ */
+function electQuery(db: LeaderDatabase, table: LeaderTable) {
+  const won = db.$with('won').as(
+    db
+      .insert(table)
+      .values({ name: p.name, leaderId: p.leaderId, electedAt: sql`now()`, expiresAt: leaseEnd() })
+      .onConflictDoUpdate({
+        target: table.name,
+        // `excluded` is only ever used here, in SET, to copy the proposed row; never in a WHERE.
+        set: {
+          leaderId: sql`excluded.leader_id`,
+          electedAt: sql`excluded.elected_at`,
+          expiresAt: sql`excluded.expires_at`,
+          term: sql`default`,
+        } as Record<string, SQL>,
+        setWhere: lte(table.expiresAt, sql`now()`),
+      })
+      .returning(),
+  );
+  // One row always comes back: the won lease when the INSERT or the overwrite ran, else the
+  // live lease read from the statement's snapshot. Postgres only allows a data-modifying
+  // WITH at the top level, hence a join from a one-row relation rather than a UNION.
+  const current = table;
+  return db
+    .with(won)
+    .select({
+      wonTerm: won.term,
+      name: sql<string>`coalesce(${won.name}, ${current.name})`,
+      leaderId: sql<string>`coalesce(${won.leaderId}, ${current.leaderId})`,
+      term: sql<number>`coalesce(${won.term}, ${current.term})`.mapWith(Number),
+      electedAt: sql<Date>`coalesce(${won.electedAt}, ${current.electedAt})`.mapWith(current.electedAt),
+      expiresAt: sql<Date>`coalesce(${won.expiresAt}, ${current.expiresAt})`.mapWith(current.expiresAt),
+      remainingMs: remainingMsOf(sql`coalesce(${won.expiresAt}, ${current.expiresAt})`),
+      notified: sql<string | null>`case when ${won.term} is not null then ${notifyRowSql(p.channel, 'elected', won)}::text end`,
+    })
+    .from(sql`(select 1) as "one"`)
+    .leftJoin(won, sql`true`)
+    .leftJoin(current, eq(current.name, p.name));
+}
+
+/**
+ * Renew: the conditional-renew UPSERT. The `setWhere` compares the STORED row
+ * (`river_leader.leader_id`, `river_leader.term`, `river_leader.expires_at`) with the caller.
+ * Comparing `excluded.leader_id` with the caller's id instead is always true and lets a
+ * non-leader extend the real leader's lease and believe it won (River #197).
+ *
+ * No row back: the lease is lost. A row with another term: the old row was gone, the INSERT
+ * path ran and this caller now holds a new term.
+ */
+export function renewQuery(db: LeaderDatabase, table: LeaderTable) {
+  return db
+    .insert(table)
+    .values({ name: p.name, leaderId: p.leaderId, electedAt: sql`now()`, expiresAt: leaseEnd() })
+    .onConflictDoUpdate({
+      target: table.name,
+      set: { expiresAt: leaseEnd() },
+      setWhere: and(eq(table.leaderId, p.leaderId), eq(table.term, p.term), gt(table.expiresAt, sql`now()`)),
+    })
+    .returning(leaseFields(table));
+}
+
+/**
+ * Resign: delete exactly the caller's term and NOTIFY in the same statement. The NOTIFY is
+ * driven by the deleted row, so nobody is woken for a lease that still exists, and a deletion
+ * is never unannounced (both commit or neither does).
+ */
+function resignQuery(db: LeaderDatabase, table: LeaderTable) {
+  const deleted = db.$with('deleted').as(
+    db
+      .delete(table)
+      .where(and(eq(table.name, p.name), eq(table.leaderId, p.leaderId), eq(table.term, p.term)))
+      .returning(),
+  );
+  return db
+    .with(deleted)
+    .select({ notified: sql<string>`${notifyRowSql(p.channel, 'resigned', deleted)}::text` })
+    .from(deleted);
+}
+
+/** A prepared statement's name must be unique per connection and text (node-postgres checks): derive it from both. */
+export function prepare<T extends { toSQL(): { sql: string }; prepare(name: string): unknown }>(kind: string, query: T) {
+  const digest = createHash('sha1').update(query.toSQL().sql).digest('hex').slice(0, 12);
+  return query.prepare(`drizzle_leader_${kind}_${digest}`) as ReturnType<T['prepare']>;
+}
+
+function buildStatements(db: LeaderDatabase, table: LeaderTable) {
+  return {
+    elect: prepare('elect', electQuery(db, table)),
+    renew: prepare('renew', renewQuery(db, table)),
+    resign: prepare('resign', resignQuery(db, table)),
+  };
+}
+
+export type PreparedStatements = ReturnType<typeof buildStatements>;
+
+const statementCache = new WeakMap<LeaderDatabase, WeakMap<LeaderTable, PreparedStatements>>();
+
+/** The prepared elect, renew and resign statements of one database object and table, built on first use. */
+export function preparedStatements(db: LeaderDatabase, table: LeaderTable): PreparedStatements {
+  let byTable = statementCache.get(db);
+  if (!byTable) {
+    byTable = new WeakMap();
+    statementCache.set(db, byTable);
+  }
+  let built = byTable.get(table);
+  if (!built) {
+    built = buildStatements(db, table);
+    byTable.set(table, built);
+  }
+  return built;
+}
+
+export async function elect(db: LeaderDatabase, table: LeaderTable, input: ElectInput): Promise<ElectResult> {
+  const [row] = await preparedStatements(db, table).elect.execute(input);
+  if (!row || row.term == null || Number.isNaN(row.term)) return { won: false, holder: null };
+  const lease = toLease(row);
+  return row.wonTerm != null ? { won: true, lease } : { won: false, holder: lease };
+}
+
+/** The renew UPSERT through `db`, or through `tx` (not cached: a transaction object lives for one use). */
+export async function renew(
+  db: LeaderDatabase,
+  table: LeaderTable,
+  input: TermInput & { readonly ttlMs: number },
+  tx?: LeaderDatabase,
+): Promise<LeaderInfo | null> {
+  const statement = tx ? prepare('renew', renewQuery(tx, table)) : preparedStatements(db, table).renew;
+  const [row] = await statement.execute(input);
+  return row ? toLease(row) : null;
+}
+
+export async function resign(db: LeaderDatabase, table: LeaderTable, input: TermInput & { readonly channel: string }): Promise<boolean> {
+  const rows = await preparedStatements(db, table).resign.execute(input);
+  return rows.length > 0;
+}
+
+/** The lease stored for a name, expired or not. */
+export async function readLease(db: LeaderDatabase, table: LeaderTable, name: string): Promise<LeaderInfo | null> {
+  const rows = await db.select(leaseFields(table)).from(table).where(eq(table.name, name));
+  return rows[0] ? toLease(rows[0]) : null;
+}
+
+/** Every stored lease, expired or not, ordered by name. */
+export async function readLeases(db: LeaderDatabase, table: LeaderTable): Promise<LeaderInfo[]> {
+  const rows = await db.select(leaseFields(table)).from(table).orderBy(table.name);
+  return rows.map(toLease);
+}
+
+/** Sends a notification on `channel` (used for `request_resign`). */
+export async function sendNotification(db: LeaderDatabase, channel: string, payload: string): Promise<void> {
+  await db.select({ notified: sql<string>`pg_notify(${channel}, ${payload})::text` }).from(sql`(select 1) as one`);
+}
