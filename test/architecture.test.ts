@@ -1,0 +1,72 @@
+/**
+ * The layering of docs/architecture.md, checked: no import cycles (dpdm), the library core
+ * never imports the CLI or dev tooling, the driver contract imports no implementation, and
+ * tests, benchmarks and examples reach the library only through its public entries or dev/.
+ */
+import { execFile } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const root = resolve(import.meta.dirname, '..');
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(join(root, dir), { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile() && /\.(ts|js|cjs)$/.test(entry.name))
+    .map((entry) => relative(root, join(entry.parentPath, entry.name)));
+}
+
+/** Every relative module a file imports (static, dynamic, and re-exports), as repository paths. */
+function importsOf(file: string): string[] {
+  const text = readFileSync(join(root, file), 'utf8');
+  const specifiers = [...text.matchAll(/(?:from\s+|import\s*\(\s*|import\s+)'(\.[^']+)'/g)].map((m) => m[1]!);
+  return specifiers.map((s) => relative(root, resolve(join(root, dirname(file)), s)).replace(/\.js$/, '.ts'));
+}
+
+describe('architecture', () => {
+  it('has no import cycles (dpdm, type imports included)', async () => {
+    const dpdm = join(root, 'node_modules', '.bin', 'dpdm');
+    const entries = ['src/index.ts', 'src/schema.ts', 'src/cli/main.ts', 'src/dev/candidate.ts', 'src/dev/testing.ts'];
+    const { stdout } = await promisify(execFile)(dpdm, ['--no-warning', '--no-tree', '--exit-code', 'circular:1', ...entries], {
+      cwd: root,
+    });
+    expect(stdout).toContain('no circular dependency');
+  });
+
+  it('the library core imports nothing from cli/ or dev/', () => {
+    const core = filesUnder('src').filter((f) => !f.startsWith('src/cli/') && !f.startsWith('src/dev/'));
+    expect(core.length).toBeGreaterThan(15);
+    const offending = core.flatMap((f) =>
+      importsOf(f)
+        .filter((i) => i.startsWith('src/cli/') || i.startsWith('src/dev/'))
+        .map((i) => `${f} -> ${i}`),
+    );
+    expect(offending).toEqual([]);
+  });
+
+  it('the driver contract imports no implementation', () => {
+    expect(importsOf('src/driver/types.ts')).toEqual([]);
+  });
+
+  it('the CLI uses the public API, the one internal entry and dev/ only', () => {
+    const allowed = (i: string) => i === 'src/index.ts' || i === 'src/internal.ts' || i.startsWith('src/cli/') || i.startsWith('src/dev/');
+    const offending = filesUnder('src/cli').flatMap((f) =>
+      importsOf(f)
+        .filter((i) => !allowed(i))
+        .map((i) => `${f} -> ${i}`),
+    );
+    expect(offending).toEqual([]);
+  });
+
+  it('tests, benchmarks and examples import only public entries or dev/', () => {
+    const users = [...filesUnder('test'), ...filesUnder('bench'), ...filesUnder('examples')];
+    const allowed = (i: string) => !i.startsWith('src/') || i === 'src/index.ts' || i === 'src/schema.ts' || i.startsWith('src/dev/');
+    const offending = users.flatMap((f) =>
+      importsOf(f)
+        .filter((i) => !allowed(i))
+        .map((i) => `${f} -> ${i}`),
+    );
+    expect(offending).toEqual([]);
+  });
+});
