@@ -39,6 +39,22 @@ export class LeaseTableMissingError extends DrizzleLeaderError {
 export type ElectorOperation = 'election' | 'renewal' | 'resignation' | 'listen';
 
 /**
+ * The lease table exists but lacks a column this version needs: it was created by an older
+ * version's migrations (or by hand). Nothing was changed.
+ */
+export class LeaseTableOutdatedError extends DrizzleLeaderError {
+  override name = 'LeaseTableOutdatedError';
+  constructor(table: string, cause: unknown) {
+    super(
+      `The lease table ${table} lacks a column this version of drizzle-leader needs ` +
+        `(${cause instanceof Error ? cause.message : String(cause)}); apply the new migration with migrate(db), ` +
+        '`npx drizzle-leader migrate`, or drizzle-kit generate + migrate for a table of your own',
+      { cause },
+    );
+  }
+}
+
+/**
  * A failure the elector handled and will retry (it never throws these into the void): given to
  * the logger and to the `error` hook, with the driver's error as `cause`.
  */

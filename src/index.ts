@@ -8,6 +8,7 @@ export {
   ElectorStoppedError,
   InvalidOptionError,
   LeaseTableMissingError,
+  LeaseTableOutdatedError,
   UnsupportedDriverError,
 } from './errors.js';
 export type { LeadershipAction, LeadershipNotification } from './listen/payload.js';

@@ -2,13 +2,14 @@
  * Looking at and steering an election without campaigning in it: read the leader, watch
  * changes, ask the leader to step down. For dashboards, operators and the CLI.
  */
-import { InvalidOptionError } from './errors.js';
+import { DrizzleLeaderError, InvalidOptionError } from './errors.js';
 import * as statements from './lease/statements.js';
 import { subscribeChannel } from './listen/notifier.js';
-import { parseNotification, requestResignPayload } from './listen/payload.js';
-import { checkChannel, checkDuration, checkLabel, checkTable, ELECTOR_DEFAULTS } from './options.js';
+import { parseNotification } from './listen/payload.js';
+import { checkChannel, checkDuration, checkLabel, checkTable, ELECTOR_DEFAULTS, tableLabel } from './options.js';
 import { type LeaderTable, riverLeader } from './schema.js';
 import type { LeaderDatabase, LeaderInfo } from './types.js';
+import { errorCode, findCause } from './util/cause.js';
 import { Wakeup } from './util/wakeup.js';
 
 export interface ElectionRef {
@@ -44,17 +45,33 @@ export async function listLeases(db: LeaderDatabase, ref: Pick<ElectionRef, 'tab
 }
 
 /**
- * Asks whoever leads `name` to resign (a forced handoff). The leader deletes its row with a
- * NOTIFY and waits a moment before campaigning again, so another candidate takes over; it may
- * win again if it is alone. Pass `term` to target one leadership only, so a retried request
- * never unseats the successor.
+ * Asks whoever leads `name` in `table` to resign (a forced handoff). The request is a write to
+ * the lease row (so it needs UPDATE privilege on the table) plus a NOTIFY that makes the
+ * leader look at once; the leader reads the request with its renewal, deletes its row with a
+ * NOTIFY and waits a moment before campaigning again, so another candidate takes over (it may
+ * win again if it is alone). A lost notification only delays the handoff to the next renewal.
+ * Pass `term` to target one leadership only, so a retried request never unseats the successor.
+ * Resolves with the leadership that was asked, or null when no live lease matched.
  */
-export async function requestResign(db: LeaderDatabase, ref: ElectionRef & { term?: number } = {}): Promise<void> {
-  const { name, channel } = resolveRef(ref);
+export async function requestResign(
+  db: LeaderDatabase,
+  ref: ElectionRef & { term?: number } = {},
+): Promise<{ term: number; leaderId: string } | null> {
+  const { name, table, channel } = resolveRef(ref);
   if (ref.term !== undefined && (!Number.isSafeInteger(ref.term) || ref.term <= 0)) {
     throw new InvalidOptionError('term', ref.term, 'a positive integer term');
   }
-  await statements.sendNotification(db, channel, requestResignPayload(name, ref.term));
+  try {
+    return await statements.requestResign(db, table, { name, term: ref.term, channel });
+  } catch (error) {
+    if (errorCode(error) !== '42501') throw error;
+    const denied = findCause<Error & { code?: unknown }>(error, (e) => e.code === '42501');
+    throw new DrizzleLeaderError(
+      `requestResign needs UPDATE privilege on ${tableLabel(table)}: a forced handoff is a write to the lease row, ` +
+        `not just a notification (${denied?.message ?? 'permission denied'}); grant it to the operator role that sends it`,
+      { cause: error },
+    );
+  }
 }
 
 export interface LeaderChange {

@@ -26,6 +26,13 @@ export const ELECTOR_DEFAULTS = Object.freeze({
   channel: 'river_leadership',
 });
 
+/**
+ * The smallest times that work, in ms. Below them an elector spends its life electing (a ttl of
+ * 3 ms meant 214 elections a second), and values like `ttl: 15` are almost always seconds
+ * given where milliseconds are expected.
+ */
+export const MINIMUMS = Object.freeze({ ttl: 500, renewInterval: 50, safetyMargin: 50 });
+
 export interface ElectorOptions {
   /** Election name: independent elections share the table, one row each. Default `'default'`. */
   name?: string;
@@ -97,9 +104,9 @@ export function resolveElectorOptions(options: ElectorOptions = {}): ResolvedEle
   const resolved: ResolvedElectorOptions = Object.freeze({
     name: checkLabel('name', options.name ?? ELECTOR_DEFAULTS.name),
     id: checkLabel('id', options.id ?? defaultCandidateId()),
-    ttl: checkDuration('ttl', options.ttl ?? ELECTOR_DEFAULTS.ttl),
-    renewInterval: checkDuration('renewInterval', options.renewInterval ?? ELECTOR_DEFAULTS.renewInterval),
-    safetyMargin: checkDuration('safetyMargin', options.safetyMargin ?? ELECTOR_DEFAULTS.safetyMargin),
+    ttl: checkDuration('ttl', options.ttl ?? ELECTOR_DEFAULTS.ttl, MINIMUMS.ttl),
+    renewInterval: checkDuration('renewInterval', options.renewInterval ?? ELECTOR_DEFAULTS.renewInterval, MINIMUMS.renewInterval),
+    safetyMargin: checkDuration('safetyMargin', options.safetyMargin ?? ELECTOR_DEFAULTS.safetyMargin, MINIMUMS.safetyMargin),
     listen: checkListen('listen', options.listen ?? ELECTOR_DEFAULTS.listen),
     channel: checkChannel('channel', options.channel ?? ELECTOR_DEFAULTS.channel),
     table: checkTable('table', options.table ?? riverLeader),
@@ -126,15 +133,24 @@ function defaultCandidateId(): string {
 
 /** Names and ids are stored in a column with CHECK (char_length between 1 and 127): count code points like Postgres. */
 export function checkLabel(option: string, value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0 || [...value].length > 127 || value.includes('\0')) {
-    throw new InvalidOptionError(option, value, 'a string of 1 to 127 characters without NUL');
+  // A lone UTF-16 surrogate is stored as U+FFFD: two JS names would share one row, and the
+  // name in a notification would never match the elector's.
+  if (typeof value !== 'string' || value.length === 0 || [...value].length > 127 || value.includes('\0') || /\p{Cs}/u.test(value)) {
+    throw new InvalidOptionError(option, value, 'a string of 1 to 127 characters without NUL or lone UTF-16 surrogates');
   }
   return value;
 }
 
-export function checkDuration(option: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > 2_147_483_647) {
-    throw new InvalidOptionError(option, value, 'a finite number of milliseconds above 0 and at most 2147483647');
+/** A time in milliseconds, at least `minimum`; a value that looks like seconds is named as such. */
+export function checkDuration(option: string, value: unknown, minimum = 1): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < minimum || value > 2_147_483_647) {
+    const seconds = typeof value === 'number' && value > 0 && value < minimum && value * 1000 <= 2_147_483_647;
+    throw new InvalidOptionError(
+      option,
+      value,
+      `a finite number of milliseconds from ${minimum} to 2147483647` +
+        (seconds ? ` (times are in milliseconds: for ${value} seconds write ${value * 1000})` : ''),
+    );
   }
   return value;
 }

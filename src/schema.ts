@@ -23,6 +23,12 @@ function leaseColumns() {
     electedAt: timestamp('elected_at', { withTimezone: true, mode: 'date' }).notNull(),
     expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
     term: bigint('term', { mode: 'number' }).notNull().generatedAlwaysAsIdentity(),
+    /**
+     * Set by `requestResign` (an UPDATE: it needs write privilege on the table), cleared by
+     * every election. The leader reads it with each renewal and resigns the term it names; a
+     * `request_resign` notification only makes it renew (and so look) sooner.
+     */
+    resignRequestedAt: timestamp('resign_requested_at', { withTimezone: true, mode: 'date' }),
   };
 }
 

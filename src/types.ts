@@ -26,6 +26,8 @@ export interface Lease {
 export interface LeaderInfo extends Lease {
   /** `expires_at - now()` in ms as the database saw it at the read; zero or negative once expired. */
   readonly remainingMs: number;
+  /** When `requestResign` asked this term to step down (database clock), or null. */
+  readonly resignRequestedAt: Date | null;
 }
 
 /** Why a leadership ended. */

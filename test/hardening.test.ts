@@ -12,7 +12,6 @@ import {
   type ElectorError,
   InvalidOptionError,
   type LeaderDatabase,
-  type Logger,
   migrate,
   requestResign,
 } from '../src/index.js';
@@ -130,30 +129,22 @@ describe('pool starvation', () => {
     }
   });
 
-  it('sharing a saturated pool, the leader steps down cleanly, says why, and recovers when the pool frees up', async () => {
+  it('sharing its db with an application that saturates the pool, the leader keeps leading: it runs on connections of its own', async () => {
+    // Before: renewals queued behind the application's queries for a pool connection and the
+    // leader lost its trust window. Now election statements never use the application's pool.
     const shared = connect('postgres.js', url, { max: 2 });
-    const warnings: string[] = [];
-    const logger: Logger = { debug() {}, info() {}, warn: (_f, m) => void warnings.push(m), error() {} };
-    const elector = createElector(shared.db, {
-      name: 'shared-pool',
-      ttl: 1_000,
-      renewInterval: 200,
-      safetyMargin: 200,
-      listen: false,
-      logger,
-    });
+    const elector = createElector(shared.db, { name: 'shared-pool', ttl: 1_000, renewInterval: 200, safetyMargin: 200, listen: false });
+    const events: string[] = [];
+    elector.subscribe((e) => void events.push(e.type));
     try {
       await elector.start();
       const term = elector.lease!.term;
-      const aborted: string[] = [];
-      elector.runWhileLeader((signal) => void signal.addEventListener('abort', () => aborted.push(String(signal.reason))));
       const busy = sleepers(shared, 2);
-      await vi.waitFor(() => expect(elector.isLeader).toBe(false), { timeout: 3_000 });
-      expect(aborted.join()).toMatch(/trust-expired/);
+      await new Promise((r) => setTimeout(r, 1_800));
+      expect(elector.isLeader).toBe(true);
+      expect(elector.lease!.term).toBe(term);
+      expect(events).toEqual(['gained']);
       await busy;
-      await elector.waitForLeadership({ signal: AbortSignal.timeout(10_000) });
-      expect(elector.lease!.term).toBeGreaterThanOrEqual(term);
-      expect(warnings.join('\n')).toMatch(/renewal waited \d+ ms for a connection .*give the elector its own small pool/);
     } finally {
       await elector.stop();
       await shared.close();

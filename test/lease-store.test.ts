@@ -34,8 +34,7 @@ describe.each(DRIVERS)('lease store (%s)', (driver) => {
     )[0];
   const store = () => leaseStore(conn.db, { channel });
   const elect = (name: string, leaderId: string, ttl = ttlMs) => store().elect({ name, leaderId, ttlMs: ttl });
-  const renew = async (input: { name: string; leaderId: string; term: number; ttlMs: number }) =>
-    (await store().renew(input, NO_DEADLINE)).lease;
+  const renew = async (input: { name: string; leaderId: string; term: number; ttlMs: number }) => await store().renew(input, NO_DEADLINE);
   const resign = (input: { name: string; leaderId: string; term: number }) => store().resign(input);
   const readLease = async (name: string) => (await listLeases(conn.db)).find((l) => l.name === name) ?? null;
   const expire = (name: string) => conn.query(`update river_leader set expires_at = now() - interval '1 second' where name = $1`, [name]);

@@ -13,7 +13,7 @@ import {
 } from '../src/index.js';
 
 /** The options an elector resolves to; nothing touches the database before start(). */
-const resolve = (options?: ElectorOptions) => createElector({} as LeaderDatabase, options).options;
+const resolve = (options?: ElectorOptions) => createElector(drizzle.mock() as unknown as LeaderDatabase, options).options;
 
 describe('options are merged once and validated at the door', () => {
   it('defaults are frozen and consistent', () => {

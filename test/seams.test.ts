@@ -108,12 +108,18 @@ describe.each(DRIVERS)('seams (%s)', (driver) => {
           }
         };
       return {
-        deadlines: store.deadlines,
         elect: track('elect', store.elect),
-        renew: track('renew', async (input: Parameters<LeaseStore['renew']>[0], deadline: Parameters<LeaseStore['renew']>[1]) => {
-          await new Promise((resolve) => setTimeout(resolve, 150)); // a slow renewal, so resign() lands mid-statement
-          return store.renew(input, deadline);
-        }),
+        renew: track(
+          'renew',
+          async (
+            input: Parameters<LeaseStore['renew']>[0],
+            deadline: Parameters<LeaseStore['renew']>[1],
+            onLate: Parameters<LeaseStore['renew']>[2],
+          ) => {
+            await new Promise((resolve) => setTimeout(resolve, 150)); // a slow renewal, so resign() lands mid-statement
+            return store.renew(input, deadline, onLate);
+          },
+        ),
         resign: track('resign', store.resign),
       };
     };
@@ -136,6 +142,19 @@ describe.each(DRIVERS)('seams (%s)', (driver) => {
     await elector.stop();
     expect(probe.sent.filter((s) => s === `resign:${term}`)).toHaveLength(1);
     expect(probe.maxInFlight()).toBe(1);
+  });
+
+  it('stop() after leading for longer than one ttl still resigns (the release is due one ttl after stepping down, not after gaining)', async () => {
+    const probe = instrumented();
+    const timing = { ttl: 600, renewInterval: 100, safetyMargin: 150 };
+    const elector = createElectorWithStore(conn.db, { name: `${driver}-seam-${++counter}`, ...timing }, probe.wrap);
+    electors.push(elector);
+    await elector.start();
+    const term = elector.lease!.term;
+    await new Promise((r) => setTimeout(r, 2 * timing.ttl));
+    expect(elector.lease?.term).toBe(term);
+    await elector.stop();
+    expect(probe.sent.filter((s) => s === `resign:${term}`)).toHaveLength(1);
   });
 
   it('stop() while leading: the loop sends exactly one resignation for the term, and nothing after it', async () => {

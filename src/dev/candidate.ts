@@ -30,7 +30,18 @@ async function main() {
   // application_name lets an operator (or the fault tests) find this process's connections.
   const client = postgres(url, { max: 2, onnotice: () => {}, backoff: () => 0.2, connection: { application_name: id } });
   const db = drizzle(client);
-  const elector = createElector(db, { name, id, ttl, renewInterval, safetyMargin });
+  // CANDIDATE_LOG=debug|info writes the elector's log from that level up to stderr, one timestamped line each (debugging fault runs).
+  const quiet = process.env.CANDIDATE_LOG !== 'debug';
+  const log =
+    (level: string) =>
+    (fields: object, message: string): void => {
+      const err = (fields as { err?: Error }).err;
+      process.stderr.write(`${new Date().toISOString().slice(11, 23)} ${id} ${level} ${message}${err ? `: ${err.message}` : ''}\n`);
+    };
+  const logger = process.env.CANDIDATE_LOG
+    ? { debug: quiet ? () => {} : log('debug'), info: log('info'), warn: log('warn'), error: log('error') }
+    : undefined;
+  const elector = createElector(db, { name, id, ttl, renewInterval, safetyMargin, logger });
   elector.subscribe((event) =>
     send({
       type: 'transition',

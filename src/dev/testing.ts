@@ -11,21 +11,16 @@ import { riverLeader } from '../schema.js';
 import type { LeaderDatabase } from '../types.js';
 
 export type { ElectResult, TermInput } from '../lease/statements.js';
-export type { LeaseStore, RenewDeadline, RenewResult } from '../lease/store.js';
+export type { LeaseStore, RenewDeadline } from '../lease/store.js';
 
 /** An elector whose lease store is `wrap(realStore)`: wrap one method to delay or fail it, like River's partial executor mocks. */
 export function createElectorWithStore(db: LeaderDatabase, options: ElectorOptions, wrap: (store: LeaseStore) => LeaseStore): Elector {
   return new Elector(db, options, { wrapStore: wrap });
 }
 
-/** The real lease store on `db` (deadlines on, as for postgres.js and node-postgres). */
-export function leaseStore(
-  db: LeaderDatabase,
-  options: { table?: typeof riverLeader; channel?: string; deadlines?: boolean } = {},
-): LeaseStore {
-  return createLeaseStore(db, options.table ?? riverLeader, options.channel ?? 'river_leadership', {
-    transactions: options.deadlines ?? false,
-  });
+/** The real lease store, its statements straight on `db` (not on an elector's own pool). */
+export function leaseStore(db: LeaderDatabase, options: { table?: typeof riverLeader; channel?: string } = {}): LeaseStore {
+  return createLeaseStore(db, options.table ?? riverLeader, options.channel ?? 'river_leadership');
 }
 
 /** The SQL of the renew UPSERT, for tests that inspect it (the River #197 check). */
@@ -34,4 +29,4 @@ export function renewSql(db: LeaderDatabase, table = riverLeader): string {
 }
 
 /** A deadline far in the future, for store calls in tests that are not about deadlines. */
-export const NO_DEADLINE = Object.freeze({ remainingMs: () => 60_000, serverBudgetMs: () => 59_000 });
+export const NO_DEADLINE = Object.freeze({ remainingMs: () => 60_000 });

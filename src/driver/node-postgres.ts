@@ -1,6 +1,7 @@
 /** The node-postgres adapter: a dedicated LISTEN `Client` and a dedicated session, both made from the pool's or client's settings. */
 import type { Client, ClientConfig, Pool } from 'pg';
-import type { DriverCapabilities, ListenDriver, ListenSession } from './types.js';
+import type { LeaderDatabase } from '../types.js';
+import type { DriverCapabilities, ListenDriver, ListenSession, OwnPool, SessionBounds } from './types.js';
 
 type NodePostgresClient = Pool | Client;
 
@@ -26,6 +27,41 @@ function connectionConfig(client: NodePostgresClient): ClientConfig {
     port: params.port,
     database: params.database,
     ssl: params.ssl,
+    options: (params as { options?: string }).options,
+  };
+}
+
+async function pgModule(): Promise<{ Client: typeof Client; Pool: typeof Pool }> {
+  const pg = await import('pg');
+  return (pg.default ?? pg) as unknown as { Client: typeof Client; Pool: typeof Pool };
+}
+
+/**
+ * The library's own small pool, from the pool's or client's settings plus session bounds sent
+ * at connect (as `-c` options). A bare `Client` shared with the application would run election
+ * statements inside the application's transactions; this pool never can.
+ */
+async function openOwnPool(client: NodePostgresClient, bounds: SessionBounds | null): Promise<OwnPool> {
+  const [{ Pool: PoolClass }, { drizzle }] = await Promise.all([pgModule(), import('drizzle-orm/node-postgres')]);
+  const config = connectionConfig(client);
+  const settings = bounds
+    ? ` -c statement_timeout=${bounds.statementTimeoutMs} -c lock_timeout=${bounds.lockTimeoutMs} -c idle_in_transaction_session_timeout=${bounds.idleInTransactionTimeoutMs}`
+    : '';
+  const own = new PoolClass({
+    ...config,
+    max: 2,
+    idleTimeoutMillis: 60_000,
+    keepAlive: true,
+    options: `${config.options ?? ''}${settings}`.trim() || undefined,
+  });
+  // A connection the server ends (idle_in_transaction_session_timeout, a restart) emits 'error'
+  // on its client; unheard while checked out, that would crash the process. The statement in
+  // flight still fails with the error, and the pool replaces the connection.
+  own.on('error', () => {});
+  own.on('connect', (connection) => connection.on('error', () => {}));
+  return {
+    db: drizzle(own) as unknown as LeaderDatabase,
+    close: () => own.end(),
   };
 }
 
@@ -37,9 +73,9 @@ function connectionConfig(client: NodePostgresClient): ClientConfig {
 export function nodePostgresListenDriver(client: NodePostgresClient | string): ListenDriver {
   return {
     async open(events): Promise<ListenSession> {
-      const pg = await import('pg');
-      const ClientClass = (pg.default?.Client ?? (pg as unknown as { Client: typeof Client }).Client) as typeof Client;
-      const connection = new ClientClass(typeof client === 'string' ? { connectionString: client } : connectionConfig(client));
+      const { Client: ClientClass } = await pgModule();
+      const config = typeof client === 'string' ? { connectionString: client } : connectionConfig(client);
+      const connection = new ClientClass({ ...config, keepAlive: true });
       let closing = false;
       const dropped = (error?: unknown) => {
         if (closing) return;
@@ -76,8 +112,7 @@ export function nodePostgresListenDriver(client: NodePostgresClient | string): L
  */
 async function withOneConnection<T>(client: NodePostgresClient, fn: (run: (text: string) => Promise<void>) => Promise<T>): Promise<T> {
   if (!('totalCount' in client)) return fn(async (text) => void (await client.query(text)));
-  const pg = await import('pg');
-  const ClientClass = (pg.default?.Client ?? (pg as unknown as { Client: typeof Client }).Client) as typeof Client;
+  const { Client: ClientClass } = await pgModule();
   const dedicated = new ClientClass(connectionConfig(client));
   dedicated.on('error', () => {});
   await dedicated.connect();
@@ -94,5 +129,6 @@ export function nodePostgresCapabilities(client: NodePostgresClient): DriverCapa
     listen: nodePostgresListenDriver(client),
     transactions: true,
     session: (fn) => withOneConnection(client, fn),
+    ownPool: (bounds) => openOwnPool(client, bounds),
   };
 }

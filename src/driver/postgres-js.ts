@@ -1,6 +1,7 @@
 /** The postgres.js adapter: a dedicated LISTEN connection and a dedicated session, both made from the client's own options. */
 import type { Options, PostgresType, Sql } from 'postgres';
-import type { DriverCapabilities, ListenDriver, ListenSession } from './types.js';
+import type { LeaderDatabase } from '../types.js';
+import type { DriverCapabilities, ListenDriver, ListenSession, OwnPool, SessionBounds } from './types.js';
 
 /** True for a postgres.js `Sql` instance (what `drizzle-orm/postgres-js` keeps as `db.$client`). */
 export function isPostgresJsClient(client: unknown): client is Sql {
@@ -70,11 +71,34 @@ async function withDedicatedConnection<T>(client: Sql, fn: (run: (text: string) 
   }
 }
 
+/**
+ * The library's own small pool, from the client's options plus session bounds sent at
+ * connect. Idle connections stay open long enough to serve the next renewal.
+ */
+async function openOwnPool(client: Sql, bounds: SessionBounds | null): Promise<OwnPool> {
+  const [{ default: postgres }, { drizzle }] = await Promise.all([import('postgres'), import('drizzle-orm/postgres-js')]);
+  const base = client.options as unknown as Options<Record<string, PostgresType>> & { connection?: Record<string, unknown> };
+  const connection = bounds
+    ? {
+        ...base.connection,
+        statement_timeout: bounds.statementTimeoutMs,
+        lock_timeout: bounds.lockTimeoutMs,
+        idle_in_transaction_session_timeout: bounds.idleInTransactionTimeoutMs,
+      }
+    : base.connection;
+  const own = postgres({ ...base, max: 2, idle_timeout: 60, onnotice: () => {}, connection } as Options<Record<string, PostgresType>>);
+  return {
+    db: drizzle(own) as unknown as LeaderDatabase,
+    close: () => own.end({ timeout: 1 }),
+  };
+}
+
 export function postgresJsCapabilities(client: Sql): DriverCapabilities {
   return {
     client,
     listen: postgresJsListenDriver(client),
     transactions: true,
     session: (fn) => withDedicatedConnection(client, fn),
+    ownPool: (bounds) => openOwnPool(client, bounds),
   };
 }

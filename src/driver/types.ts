@@ -1,3 +1,5 @@
+import type { LeaderDatabase } from '../types.js';
+
 /**
  * The driver contract: everything the library needs from a Drizzle Postgres driver beyond
  * plain Drizzle queries, in one place. This file imports no implementation; each adapter
@@ -28,6 +30,27 @@ export interface ListenDriver {
 export type WithSession = <T>(fn: (run: (text: string) => Promise<void>) => Promise<T>) => Promise<T>;
 
 /**
+ * Server-side bounds for every statement on the library's own connections, sent as session
+ * settings when a connection opens (so they cost no round trip): `statement_timeout`,
+ * `lock_timeout`, and `idle_in_transaction_session_timeout`, which ends the session of a
+ * process frozen or partitioned inside a transaction, releasing its row locks.
+ */
+export interface SessionBounds {
+  readonly statementTimeoutMs: number;
+  readonly lockTimeoutMs: number;
+  readonly idleInTransactionTimeoutMs: number;
+}
+
+/** A small pool the library owns, made from the application client's settings: nobody else can hold its connections. */
+export interface OwnPool {
+  readonly db: LeaderDatabase;
+  close(): Promise<void>;
+}
+
+/** Opens an own pool; `bounds` null opens it without session settings (for poolers that refuse them). */
+export type OpenOwnPool = (bounds: SessionBounds | null) => Promise<OwnPool>;
+
+/**
  * What a database object can do, found once per object by `detectDriver`. A capability is
  * null when the driver cannot provide it (HTTP drivers): the library then runs without it,
  * poll-only for `listen`, and says so once.
@@ -41,4 +64,6 @@ export interface DriverCapabilities {
   readonly transactions: boolean;
   /** A dedicated session for session-level advisory locks (migrations), or null. */
   readonly session: WithSession | null;
+  /** The library's own pool for election statements, or null: statements then go through `db` itself (HTTP drivers). */
+  readonly ownPool: OpenOwnPool | null;
 }

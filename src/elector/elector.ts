@@ -46,8 +46,8 @@
  * second leader.
  */
 
-import { detectDriver } from '../driver/detect.js';
-import { DrizzleLeaderError, ElectorStoppedError, LeaseTableMissingError } from '../errors.js';
+import { DrizzleLeaderError, ElectorStoppedError, InvalidOptionError, LeaseTableMissingError, LeaseTableOutdatedError } from '../errors.js';
+import { acquireStatementDatabase } from '../lease/connection.js';
 import { createLeaseStore, type LeaseStore } from '../lease/store.js';
 import { subscribeChannel } from '../listen/notifier.js';
 import { parseNotification } from '../listen/payload.js';
@@ -70,7 +70,7 @@ import { deferred } from '../util/deferred.js';
 import { Wakeup } from '../util/wakeup.js';
 import { Instruments } from './instruments.js';
 import { Subscribers } from './subscribers.js';
-import { TrustWindow } from './trust.js';
+import { sessionBounds, TrustWindow } from './trust.js';
 
 type State =
   | { readonly kind: 'idle' }
@@ -94,6 +94,9 @@ type LeaderState = Extract<State, { kind: 'leader' }>;
  */
 const MIN_NOTIFIED_ATTEMPT_GAP_MS = 50;
 
+/** The widest spacing of notification wakes under a flood: at most about one notified attempt a second. */
+const MAX_NOTIFIED_ATTEMPT_GAP_MS = 1_000;
+
 /** Back-off after a failed statement: 100 ms doubling up to 2 s (capped further by the trust window). */
 const ERROR_BACKOFF: Backoff = Object.freeze({ initialMs: 100, maxMs: 2_000 });
 
@@ -112,7 +115,9 @@ const warnedPollOnly = new WeakSet<object>();
 export class Elector {
   readonly #db: LeaderDatabase;
   readonly #options: ResolvedElectorOptions;
-  readonly #store: LeaseStore;
+  readonly #wrapStore: (store: LeaseStore) => LeaseStore;
+  /** Built when the loop starts, on the elector's own connections (see lease/connection.ts). */
+  #store!: LeaseStore;
   readonly #instruments: Instruments;
   readonly #subscribers: Subscribers<LeadershipEvent>;
   /** Called synchronously at each transition, before listeners: leader tasks must start with the leadership's own signal. */
@@ -124,27 +129,43 @@ export class Elector {
   #loop: Promise<void> | null = null;
   #listenReady: Promise<void> | null = null;
   #unlisten: (() => Promise<void>) | null = null;
-  /** A term this process may still hold in the database after stepping down locally; the loop releases it. */
-  #unreleasedTerm: number | null = null;
+  /**
+   * A term this process may still hold in the database after stepping down locally; the loop
+   * releases it. A release that fails is retried until the lease can have expired (`until`,
+   * monotonic ms), then forgotten: after that there is nothing left to release.
+   */
+  #unreleased: { readonly term: number; readonly until: number } | null = null;
   /** Callers of resign() waiting for the loop to send the resignation. */
   #releaseWaiters: (() => void)[] = [];
-  /** The term a `request_resign` notification asked this leader to give up. */
-  #resignRequestedFor: number | null = null;
+  /** A `request_resign` notification asked this leader to renew now, and so read the request from the database. */
+  #renewSoon = false;
+  /** Spacing of notification wakes, doubled by each notified election that was denied (a flood), reset by a win. */
+  #notifiedGapMs = MIN_NOTIFIED_ATTEMPT_GAP_MS;
+  /** Rejecters of pending `waitForLeadership()` calls, called by `stop()`. */
+  readonly #leadershipWaiters = new Set<(error: unknown) => void>();
   /** Monotonic ms before which this candidate does not campaign (after resigning). */
   #holdOffUntil = 0;
   #trustTimer: NodeJS.Timeout | null = null;
   #consecutiveErrors = 0;
   #lastNotifiedWakeAt = Number.NEGATIVE_INFINITY;
   #deferredWake: NodeJS.Timeout | null = null;
+  /** Whether the loop has sent its first election (a LISTEN (re)established after that means notifications may have been missed). */
+  #attempted = false;
   /** When a `resigned` notification last woke this follower (monotonic ms), for the handoff latency hook. */
   #notifiedAt: number | null = null;
 
   constructor(db: LeaderDatabase, options: ElectorOptions = {}, internals: ElectorInternals = {}) {
     this.#options = resolveElectorOptions(options);
+    if (db === null || typeof db !== 'object' || typeof (db as { select?: unknown }).select !== 'function') {
+      throw new InvalidOptionError('db', db, 'a Drizzle PostgreSQL database (drizzle(client))');
+    }
+    if (typeof (db as { rollback?: unknown }).rollback === 'function') {
+      // Election statements must never run inside a transaction they did not open.
+      throw new InvalidOptionError('db', db, 'the database object itself, not a transaction (tx) of it');
+    }
     this.#db = db;
-    const { table, channel, name, logger } = this.#options;
-    const store = createLeaseStore(db, table, channel, detectDriver(db));
-    this.#store = internals.wrapStore ? internals.wrapStore(store) : store;
+    const { name, logger } = this.#options;
+    this.#wrapStore = internals.wrapStore ?? ((store) => store);
     this.#instruments = new Instruments(this.#options);
     this.#subscribers = new Subscribers((error) => logger.error({ err: error, name }, 'drizzle-leader: a leadership listener threw'));
   }
@@ -200,7 +221,7 @@ export class Elector {
     const firstAttempt = deferred<unknown>();
     this.#loop = this.#run(firstAttempt.resolve);
     const error = await firstAttempt.promise;
-    if (error instanceof LeaseTableMissingError) {
+    if (isFatal(error)) {
       await this.stop();
       throw error;
     }
@@ -219,13 +240,15 @@ export class Elector {
   async #stop(): Promise<void> {
     this.#stepDown('stopped');
     this.#state = { kind: 'stopping' };
+    for (const reject of [...this.#leadershipWaiters]) reject(new ElectorStoppedError());
     if (this.#deferredWake) clearTimeout(this.#deferredWake);
     this.#wakeup.wake();
-    // A statement blocked on a row someone else holds locked must not hold stop() hostage: wait
-    // for the loop at most one ttl. The loop still releases a late win itself when it returns.
-    await settledWithin(this.#loop, this.#options.ttl);
-    await this.#listenReady;
-    await this.#unlisten?.();
+    // Bounded in every state: the loop's statements carry server- and client-side bounds, but a
+    // partition can still hold one; wait for it at most one ttl (the loop releases a late win
+    // itself when it returns). LISTEN is let go without waiting on the network.
+    const bound = settledWithin(this.#loop, this.#options.ttl);
+    await bound;
+    this.#unlisten?.().catch(() => {});
     this.#unlisten = null;
     this.#state = { kind: 'stopped' };
     // Let listeners hear `lost: stopped` before stop() resolves, but never wait on a stuck one.
@@ -261,6 +284,7 @@ export class Elector {
    * OnStartedLeading(ctx). Returns a function that stops further runs and aborts the current one.
    */
   runWhileLeader(task: LeaderTask): () => void {
+    if (this.#stopped) throw new ElectorStoppedError();
     const owner = new AbortController();
     const launch = (lease: Lease, leadership: AbortSignal) => {
       if (owner.signal.aborted || leadership.aborted) return;
@@ -290,20 +314,23 @@ export class Elector {
   waitForLeadership(options: { signal?: AbortSignal } = {}): Promise<Lease> {
     const current = this.#trustedLeadership();
     if (current) return Promise.resolve(current.lease);
+    if (this.#stopped) return Promise.reject(new ElectorStoppedError());
     return new Promise((resolve, reject) => {
       const { signal } = options;
       if (signal?.aborted) return reject(signal.reason);
-      const onAbort = () => {
-        unsubscribe();
-        reject(signal?.reason);
-      };
-      const unsubscribe = this.#onTransition((event) => {
-        if (event.type !== 'gained') return;
+      const settle = (outcome: () => void) => {
         unsubscribe();
         signal?.removeEventListener('abort', onAbort);
-        resolve(event.lease);
+        this.#leadershipWaiters.delete(onStop);
+        outcome();
+      };
+      const onAbort = () => settle(() => reject(signal?.reason));
+      const onStop = (error: unknown) => settle(() => reject(error));
+      const unsubscribe = this.#onTransition((event) => {
+        if (event.type === 'gained') settle(() => resolve(event.lease));
       });
       signal?.addEventListener('abort', onAbort, { once: true });
+      this.#leadershipWaiters.add(onStop);
     });
   }
 
@@ -354,7 +381,7 @@ export class Elector {
       electedAt: record.electedAt,
       expiresAt: record.expiresAt,
     });
-    this.#unreleasedTerm = record.term;
+    this.#holdUnreleased(record.term);
     const now = this.#now();
     if (!trust.trusted(now)) {
       // The winning statement took longer than the trust window: the win is unusable.
@@ -366,7 +393,8 @@ export class Elector {
     }
     this.#state = { kind: 'leader', lease, trust, gainedAt: now, controller: new AbortController() };
     this.#consecutiveErrors = 0;
-    this.#resignRequestedFor = null;
+    this.#renewSoon = false;
+    this.#notifiedGapMs = MIN_NOTIFIED_ATTEMPT_GAP_MS;
     this.#armTrustTimer(trust.remaining(now));
     this.#instruments.gained(lease, notifiedAt === null ? null : now.monotonic - notifiedAt);
     this.#emit({ type: 'gained', term: lease.term, lease });
@@ -386,19 +414,29 @@ export class Elector {
     const state = this.#state;
     if (state.kind !== 'leader') return;
     this.#state = { kind: 'follower' };
-    this.#resignRequestedFor = null;
+    this.#renewSoon = false;
     this.#clearTrustTimer();
     this.#instruments.lost(state.lease.term, reason, this.#now().monotonic - state.gainedAt.monotonic);
     state.controller.abort(new DrizzleLeaderError(`leadership of term ${state.lease.term} ended: ${reason}`));
     this.#emit({ type: 'lost', term: state.lease.term, reason });
-    // Denied or replaced: the row is no longer ours to delete. Otherwise the loop releases it.
-    if (reason === 'renewal-denied' || reason === 'term-replaced') this.#unreleasedTerm = null;
+    // Denied or replaced: the row is no longer ours to delete. Otherwise the loop releases it,
+    // for as long as the lease can still be alive: one ttl from now at most.
+    if (reason === 'renewal-denied' || reason === 'term-replaced') this.#unreleased = null;
+    else if (this.#unreleased?.term === state.lease.term) this.#holdUnreleased(state.lease.term);
     this.#wakeup.wake();
   }
 
+  /**
+   * Ends a leadership when its trust runs out even if nothing reads `isLeader`, so the task
+   * signal aborts on time. A timer can fire a little early by one of the clocks: then it is
+   * armed again for what is left.
+   */
   #armTrustTimer(remainingMs: number): void {
     this.#clearTrustTimer();
-    this.#trustTimer = setTimeout(() => this.#trustedLeadership(), Math.max(0, remainingMs) + 1);
+    this.#trustTimer = setTimeout(() => {
+      const state = this.#trustedLeadership();
+      if (state) this.#armTrustTimer(state.trust.remaining(this.#now()));
+    }, Math.max(0, remainingMs) + 1);
     this.#trustTimer.unref?.();
   }
 
@@ -422,7 +460,12 @@ export class Elector {
       first = false;
       firstAttemptDone(error);
     };
+    let release = async () => {};
     try {
+      const { table, channel, logger } = this.#options;
+      const statements = await acquireStatementDatabase(this.#db, sessionBounds(this.#options), logger);
+      release = statements.release;
+      this.#store = this.#wrapStore(createLeaseStore(statements.db, table, channel));
       await Promise.all([this.#listenReady, this.#warmUp()]);
       while (this.#isRunning()) {
         const state = this.#trustedLeadership() ?? this.#state;
@@ -430,13 +473,18 @@ export class Elector {
           await this.#leaderTurn(state);
         } else {
           const error = await this.#followerTurn(attempted);
-          if (error instanceof LeaseTableMissingError) return;
+          if (isFatal(error)) return;
         }
       }
+    } catch (error) {
+      // Only opening the elector's own connections can throw here (statements are caught below).
+      attempted(this.#failed(error, 'election'));
     } finally {
       attempted(undefined);
       // stop() stepped down (or a late win arrived after it): the last statement of the loop.
-      await this.#releaseUnreleasedTerm();
+      if (this.#store) await this.#releaseUnreleasedTerm();
+      // Closing the connections needs no answer from anyone waiting on stop().
+      release().catch(() => {});
     }
   }
 
@@ -462,6 +510,7 @@ export class Elector {
     }
     if (!this.#isRunning()) return undefined;
     const { name, id, ttl } = this.#options;
+    this.#attempted = true;
     const startedAt = this.#now();
     const notifiedAt = this.#notifiedAt;
     this.#notifiedAt = null;
@@ -472,16 +521,20 @@ export class Elector {
       this.#instruments.election('failed', this.#now().monotonic - startedAt.monotonic);
       const failure = this.#failed(error, 'election');
       attempted(failure);
-      if (failure instanceof LeaseTableMissingError) return failure;
+      if (isFatal(failure)) return failure;
       await this.#sleep(this.#errorBackoff());
       return failure;
     }
     this.#consecutiveErrors = 0;
     this.#instruments.election(result.won ? 'won' : 'denied', this.#now().monotonic - startedAt.monotonic);
+    if (!result.won && notifiedAt !== null) {
+      // Woken by a notification for a lease that is still held: forged, duplicated or stale.
+      this.#notifiedGapMs = Math.min(MAX_NOTIFIED_ATTEMPT_GAP_MS, this.#notifiedGapMs * 2);
+    }
     if (result.won) {
       if (!this.#isRunning()) {
         // stop() arrived while the statement was in flight: hand the lease straight back.
-        this.#unreleasedTerm = result.lease.term;
+        this.#holdUnreleased(result.lease.term);
         return undefined;
       }
       this.#becomeLeader(result.lease, startedAt, notifiedAt);
@@ -509,27 +562,20 @@ export class Elector {
   async #leaderTurn(state: LeaderState): Promise<void> {
     const { renewInterval, ttl, name, id } = this.#options;
     const now = this.#now();
-    const due = this.#consecutiveErrors === 0 ? renewInterval - state.trust.elapsed(now) : this.#errorBackoff();
+    const due = this.#renewSoon ? 0 : this.#consecutiveErrors === 0 ? renewInterval - state.trust.elapsed(now) : this.#errorBackoff();
     await this.#sleep(Math.min(due, state.trust.remaining(now)));
     if (this.#trustedLeadership() !== state) return;
-    if (this.#resignRequestedFor === state.lease.term) {
-      this.#options.logger.info({ name, term: state.lease.term }, 'drizzle-leader: resignation requested');
-      this.#holdOffUntil = this.#now().monotonic + this.#resignHoldOffMs();
-      this.#stepDown('resigned');
-      return;
-    }
+    const earlyForHint = this.#renewSoon;
+    this.#renewSoon = false;
     const startedAt = this.#now();
     let record: LeaderInfo | null;
     try {
-      const result = await this.#store.renew(
+      record = await this.#store.renew(
         { name, leaderId: id, term: state.lease.term, ttlMs: ttl },
         state.trust.deadline(this.#options.clock),
+        (late) => this.#onLateRenewal(late),
       );
-      record = result.lease;
-      this.#warnIfStarved(result.waitedMs, state);
     } catch (error) {
-      const waited = (error as { waitedForConnectionMs?: number }).waitedForConnectionMs;
-      if (waited !== undefined) this.#warnIfStarved(waited, state);
       this.#instruments.renewal('failed', this.#now().monotonic - startedAt.monotonic);
       this.#failed(error, 'renewal');
       return;
@@ -538,7 +584,7 @@ export class Elector {
     if (this.#trustedLeadership() !== state) {
       // We stepped down (trust expired, stop, resign) while the renewal was in flight. If it
       // extended our lease, or inserted a fresh one, hand it back so followers need not wait it out.
-      if (record) this.#unreleasedTerm = record.term;
+      if (record) this.#holdUnreleased(record.term);
       await this.#releaseUnreleasedTerm();
       return;
     }
@@ -552,6 +598,32 @@ export class Elector {
       return;
     }
     this.#extendTrust(state, record, startedAt);
+    if (earlyForHint && !record.resignRequestedAt) {
+      // A request_resign notification with no request behind it: forged or stale. Space the next ones wider.
+      this.#notifiedGapMs = Math.min(MAX_NOTIFIED_ATTEMPT_GAP_MS, this.#notifiedGapMs * 2);
+    }
+    if (record.resignRequestedAt) {
+      // requestResign wrote to this term's row: the database confirms what a notification only hinted.
+      this.#options.logger.info({ name, term: record.term }, 'drizzle-leader: resignation requested');
+      this.#holdOffUntil = this.#now().monotonic + this.#resignHoldOffMs();
+      this.#stepDown('resigned');
+    }
+  }
+
+  /**
+   * A renewal answered after its deadline, having extended or inserted a lease nobody trusts:
+   * the loop releases it, so followers need not wait it out.
+   */
+  #onLateRenewal(lease: LeaderInfo): void {
+    const state = this.#state;
+    if (state.kind === 'leader' && state.lease.term === lease.term) return;
+    this.#holdUnreleased(lease.term);
+    this.#wakeup.wake();
+  }
+
+  /** Remembers a term to release until one ttl from now, when its lease has expired whatever happened. */
+  #holdUnreleased(term: number): void {
+    this.#unreleased = { term, until: this.#now().monotonic + this.#options.ttl };
   }
 
   /**
@@ -565,17 +637,6 @@ export class Elector {
     await this.#store.resign({ name, leaderId: id, term: 0 }).catch(() => {});
   }
 
-  /** Says so when renewals queue for a connection long enough to threaten the trust window. */
-  #warnIfStarved(waitedMs: number, state: LeaderState): void {
-    const window = state.trust.lengthMs;
-    if (waitedMs < Math.max(100, window / 4)) return;
-    this.#options.logger.warn(
-      { name: this.#options.name, term: state.lease.term, waitedMs: Math.round(waitedMs) },
-      `drizzle-leader: renewal waited ${Math.round(waitedMs)} ms for a connection (trust window ${window} ms); ` +
-        'the pool is saturated: give the elector its own small pool (e.g. a separate db with max: 2)',
-    );
-  }
-
   /** Resolves after the loop's next attempt to release a term (at once if the loop is not running). */
   #nextRelease(): Promise<void> {
     if (!this.#loop) return Promise.resolve();
@@ -586,17 +647,20 @@ export class Elector {
 
   /** Deletes a term this process may still hold (after a local step-down); best-effort, term-scoped, bounded. */
   async #releaseUnreleasedTerm(): Promise<void> {
-    const term = this.#unreleasedTerm;
-    if (term !== null && this.#state.kind !== 'leader') {
+    const held = this.#unreleased;
+    if (held && this.#now().monotonic >= held.until) {
+      this.#unreleased = null; // the lease has expired by now: nothing left to release
+    } else if (held && this.#state.kind !== 'leader') {
       const { name, id, ttl } = this.#options;
+      const { term } = held;
       try {
-        // Bounded: a row locked by someone else must not hold stop() hostage; the lease expires anyway.
+        // Bounded on the server (lock_timeout) and, in case of a partition, here: the lease expires anyway.
         await withDeadline(this.#store.resign({ name, leaderId: id, term }), ttl, () => `resignation did not complete within ${ttl} ms`);
-        if (this.#unreleasedTerm === term) this.#unreleasedTerm = null;
+        if (this.#unreleased === held) this.#unreleased = null;
       } catch (error) {
         // The lease will expire on its own; releasing it only makes failover faster.
         this.#instruments.handled('resignation', error, 'drizzle-leader: could not release the lease; it will expire on its own', { term });
-        if (this.#state.kind === 'stopping') this.#unreleasedTerm = null;
+        if (this.#state.kind === 'stopping' && this.#unreleased === held) this.#unreleased = null;
       }
     }
     const waiters = this.#releaseWaiters;
@@ -607,10 +671,12 @@ export class Elector {
   /** Counts a failed statement; returns `LeaseTableMissingError` when retrying cannot help, else the error. */
   #failed(error: unknown, operation: 'election' | 'renewal'): unknown {
     this.#consecutiveErrors++;
-    if (errorCode(error) === '42P01') {
-      const missing = new LeaseTableMissingError(tableLabel(this.#options.table), error);
-      this.#options.logger.error({ err: missing, name: this.#options.name }, `drizzle-leader: ${operation} failed`);
-      return missing;
+    const code = errorCode(error);
+    if (code === '42P01' || code === '42703') {
+      const table = tableLabel(this.#options.table);
+      const fatal = code === '42P01' ? new LeaseTableMissingError(table, error) : new LeaseTableOutdatedError(table, error);
+      this.#options.logger.error({ err: fatal, name: this.#options.name }, `drizzle-leader: ${operation} failed`);
+      return fatal;
     }
     this.#instruments.handled(operation, error, `drizzle-leader: ${operation} failed; retrying`);
     return error;
@@ -628,11 +694,13 @@ export class Elector {
     if (!listen) return;
     const listening = deferred();
     this.#unlisten = subscribeChannel(this.#db, listen, channel, {
+      heartbeatMs: this.#options.renewInterval,
       notification: (payload) => this.#onNotification(payload),
       listening: () => {
         listening.resolve();
-        // Anything sent while we were not listening is lost: look at the database now.
-        if (this.#state.kind === 'follower') this.#wakeup.wake();
+        // Anything sent while we were not listening is lost: look at the database now. Before
+        // the first attempt there is nothing to re-check: it is about to look anyway.
+        if (this.#state.kind === 'follower' && this.#attempted) this.#wakeup.wake();
       },
       disconnected: (error) => {
         listening.resolve();
@@ -663,24 +731,26 @@ export class Elector {
     if (!ours) return;
     const state = this.#state;
     if (notification.action === 'resigned' && state.kind === 'follower' && notification.leaderId !== id) {
+      this.#notifiedAt ??= this.#now().monotonic;
       this.#wakeForNotification();
     } else if (notification.action === 'request_resign' && state.kind === 'leader') {
       if (notification.term !== undefined && notification.term !== state.lease.term) return;
-      this.#resignRequestedFor = state.lease.term;
-      this.#wakeup.wake();
+      // A hint: renew now, and the renewal reads whether the database holds a request for this term.
+      this.#renewSoon = true;
+      this.#wakeForNotification();
     }
   }
 
   /**
-   * Wakes the follower at once for the first notification after a quiet spell; in a flood, at
-   * most once per gap (the rest coalesce into one deferred wake). Regular polls do not count
+   * Wakes the loop at once for the first notification after a quiet spell; in a flood, at most
+   * once per gap (the rest coalesce into one deferred wake), the gap doubling from 50 ms to 1 s
+   * while notified elections keep being denied. Regular polls do not count
    * against the gap, so a real resignation right after a poll is still acted on immediately.
    */
   #wakeForNotification(): void {
     const now = this.#now().monotonic;
-    this.#notifiedAt ??= now;
     if (this.#deferredWake) return;
-    const wait = this.#lastNotifiedWakeAt + MIN_NOTIFIED_ATTEMPT_GAP_MS - now;
+    const wait = this.#lastNotifiedWakeAt + this.#notifiedGapMs - now;
     if (wait <= 0) {
       this.#lastNotifiedWakeAt = now;
       this.#wakeup.wake();
@@ -689,9 +759,14 @@ export class Elector {
     this.#deferredWake = setTimeout(() => {
       this.#deferredWake = null;
       this.#lastNotifiedWakeAt = this.#now().monotonic;
-      if (this.#state.kind === 'follower') this.#wakeup.wake();
+      if (this.#isRunning()) this.#wakeup.wake();
     }, wait);
   }
+}
+
+/** Errors that retrying cannot heal: start() rejects with them and the elector stops. */
+function isFatal(error: unknown): error is LeaseTableMissingError | LeaseTableOutdatedError {
+  return error instanceof LeaseTableMissingError || error instanceof LeaseTableOutdatedError;
 }
 
 /** Creates an elector for one election name. Options are validated here; nothing touches the database until `start()`. */

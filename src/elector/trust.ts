@@ -12,6 +12,7 @@
  * counting through a suspend. A wall clock stepped backwards cannot extend trust (the monotonic
  * clock still ends it); one stepped forwards ends it early, which is safe.
  */
+import type { SessionBounds } from '../driver/types.js';
 import { type Clock, type Instant, readClock } from '../util/clock.js';
 
 export class TrustWindow {
@@ -41,25 +42,32 @@ export class TrustWindow {
     return this.remaining(now) > 0;
   }
 
-  /**
-   * The server-side budget for a statement sent now: a little inside what is left, so the
-   * server gives up (lock_timeout / statement_timeout) before the client's own deadline.
-   */
-  budget(now: Instant): number {
-    const left = this.remaining(now);
-    return Math.floor(left - Math.min(100, left / 10));
-  }
-
   /** Milliseconds since the attempt started, by the monotonic clock. */
   elapsed(now: Instant): number {
     return now.monotonic - this.startedAt.monotonic;
   }
 
   /** A renewal deadline that reads `clock` each time it is asked. */
-  deadline(clock: Clock): { remainingMs(): number; serverBudgetMs(): number } {
-    return {
-      remainingMs: () => this.remaining(readClock(clock)),
-      serverBudgetMs: () => this.budget(readClock(clock)),
-    };
+  deadline(clock: Clock): { remainingMs(): number } {
+    return { remainingMs: () => this.remaining(readClock(clock)) };
   }
+}
+
+/**
+ * The server-side bounds of the elector's own connections, from the same timing:
+ * - `statement_timeout`: the trust window; an answer later than that is never believed anyway,
+ *   and the renewal's own client-side deadline (what is left of the window) ends it sooner.
+ * - `lock_timeout`: the safety margin (50 ms to 2 s): a statement waiting behind a row lock held
+ *   by a stuck session gives up and retries instead of holding a connection; the row locks the
+ *   candidates' own statements take last microseconds and never come near it.
+ * - `idle_in_transaction_session_timeout`: the safety margin (100 ms to 5 s). The elector's own
+ *   statements are single statements and never leave a transaction open; this is the backstop
+ *   for any that does (a process frozen inside one loses its session and its locks).
+ */
+export function sessionBounds(timing: { readonly ttl: number; readonly safetyMargin: number }): SessionBounds {
+  return {
+    statementTimeoutMs: Math.floor(timing.ttl - timing.safetyMargin),
+    lockTimeoutMs: Math.floor(Math.max(50, Math.min(2_000, timing.safetyMargin))),
+    idleInTransactionTimeoutMs: Math.floor(Math.max(100, Math.min(5_000, timing.safetyMargin))),
+  };
 }

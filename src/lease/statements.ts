@@ -55,6 +55,7 @@ function leaseFields(table: LeaderTable) {
     electedAt: table.electedAt,
     expiresAt: table.expiresAt,
     remainingMs: remainingMsOf(table.expiresAt).as('remaining_ms'),
+    resignRequestedAt: table.resignRequestedAt,
   };
 }
 
@@ -66,6 +67,7 @@ function toLease(row: LeaderInfo): LeaderInfo {
     electedAt: row.electedAt,
     expiresAt: row.expiresAt,
     remainingMs: row.remainingMs,
+    resignRequestedAt: row.resignRequestedAt ?? null,
   });
 }
 
@@ -88,6 +90,7 @@ function electQuery(db: LeaderDatabase, table: LeaderTable) {
           electedAt: sql`excluded.elected_at`,
           expiresAt: sql`excluded.expires_at`,
           term: sql`default`,
+          resignRequestedAt: sql`null`,
         } as Record<string, SQL>,
         setWhere: lte(table.expiresAt, sql`now()`),
       })
@@ -107,6 +110,9 @@ function electQuery(db: LeaderDatabase, table: LeaderTable) {
       electedAt: sql<Date>`coalesce(${won.electedAt}, ${current.electedAt})`.mapWith(current.electedAt),
       expiresAt: sql<Date>`coalesce(${won.expiresAt}, ${current.expiresAt})`.mapWith(current.expiresAt),
       remainingMs: remainingMsOf(sql`coalesce(${won.expiresAt}, ${current.expiresAt})`),
+      resignRequestedAt: sql<Date | null>`case when ${won.term} is not null then null else ${current.resignRequestedAt} end`.mapWith(
+        current.resignRequestedAt,
+      ),
       notified: sql<string | null>`case when ${won.term} is not null then ${notifyRowSql(p.channel, 'elected', won)}::text end`,
     })
     .from(sql`(select 1) as "one"`)
@@ -222,7 +228,31 @@ export async function readLeases(db: LeaderDatabase, table: LeaderTable): Promis
   return rows.map(toLease);
 }
 
-/** Sends a notification on `channel` (used for `request_resign`). */
-export async function sendNotification(db: LeaderDatabase, channel: string, payload: string): Promise<void> {
-  await db.select({ notified: sql<string>`pg_notify(${channel}, ${payload})::text` }).from(sql`(select 1) as one`);
+/**
+ * A forced handoff: flags the live lease of `name` (of exactly `term`, when given) and NOTIFYs
+ * `request_resign` in the same statement. An UPDATE, so it needs write privilege on the table:
+ * a role that can only connect can send the notification, never the request (safety rule 5).
+ * Returns the leadership that was asked, or null when no live lease matched.
+ */
+export async function requestResign(
+  db: LeaderDatabase,
+  table: LeaderTable,
+  input: { name: string; term?: number; channel: string },
+): Promise<{ term: number; leaderId: string } | null> {
+  const asked = db.$with('asked').as(
+    db
+      .update(table)
+      .set({ resignRequestedAt: sql`now()` })
+      .where(
+        and(eq(table.name, input.name), gt(table.expiresAt, sql`now()`), input.term === undefined ? undefined : eq(table.term, input.term)),
+      )
+      .returning(),
+  );
+  const channel = sql.placeholder('channel');
+  const [row] = await db
+    .with(asked)
+    .select({ term: asked.term, leaderId: asked.leaderId, notified: sql<string>`${notifyRowSql(channel, 'request_resign', asked)}::text` })
+    .from(asked)
+    .execute({ channel: input.channel });
+  return row ? { term: Number(row.term), leaderId: row.leaderId } : null;
 }

@@ -12,11 +12,14 @@ import { detectDriver, listenDriverForUrl } from '../driver/detect.js';
 import type { ListenDriver, ListenSession } from '../driver/types.js';
 import type { LeaderDatabase } from '../types.js';
 import { type Backoff, backoffDelay } from '../util/backoff.js';
+import { withDeadline } from '../util/deadline.js';
 import { type Deferred, deferred } from '../util/deferred.js';
 import { quoteIdentifier } from '../util/identifier.js';
 import { Wakeup } from '../util/wakeup.js';
 
 export interface ChannelSubscriber {
+  /** How soon a silent connection must be noticed, in ms (a heartbeat runs at this interval; at least 1 s). Default 5 s. */
+  readonly heartbeatMs?: number;
   notification(payload: string): void;
   /** LISTEN is (re-)established on a fresh connection: re-check the database now. */
   listening(): void;
@@ -26,6 +29,12 @@ export interface ChannelSubscriber {
 
 /** Reconnect backoff: 100 ms doubling to 5 s, jittered so a fleet does not reconnect in step. */
 const RECONNECT_BACKOFF: Backoff = Object.freeze({ initialMs: 100, maxMs: 5_000 });
+
+/** Opening a LISTEN connection gives up after this long (a blackholed server never answers). */
+const OPEN_TIMEOUT_MS = 10_000;
+
+/** Heartbeat interval bounds: a silent connection is noticed within two intervals. */
+const HEARTBEAT = Object.freeze({ defaultMs: 5_000, minMs: 1_000 });
 
 type SessionEnd = { kind: 'dropped'; error: unknown } | { kind: 'shutdown' };
 
@@ -39,6 +48,8 @@ export class Notifier {
   #sessionEnd: Deferred<SessionEnd> | null = null;
   #supervisor: Promise<void> | null = null;
   readonly #backoff = new Wakeup();
+  /** The tail of the current session's command queue. */
+  #commands: Promise<void> = Promise.resolve();
 
   constructor(driver: ListenDriver, onEmpty: () => void) {
     this.#driver = driver;
@@ -65,19 +76,84 @@ export class Notifier {
     };
   }
 
+  /**
+   * Waits for nothing on the network: an UNLISTEN, or closing the connection when the last
+   * subscriber leaves, happens in the background (bounded), so `stop()` never waits on a
+   * partitioned or slow LISTEN connection.
+   */
   async #unsubscribe(channel: string, subscriber: ChannelSubscriber): Promise<void> {
     const set = this.#subscribers.get(channel);
     set?.delete(subscriber);
     if (set && set.size === 0) {
       this.#subscribers.delete(channel);
       const session = this.#session;
-      if (session && this.#listening.delete(channel)) await session.run(`unlisten ${quoteIdentifier(channel)}`).catch(() => {});
+      if (session && this.#listening.delete(channel) && this.#subscribers.size > 0) {
+        this.#run(session, `unlisten ${quoteIdentifier(channel)}`).catch(() => {});
+      }
     }
     if (this.#subscribers.size === 0) {
       this.#onEmpty();
       this.#sessionEnd?.resolve({ kind: 'shutdown' });
       this.#backoff.wake();
-      await this.#supervisor;
+    }
+  }
+
+  /** The heartbeat interval the current subscribers need. */
+  #heartbeatMs(): number {
+    let ms: number = HEARTBEAT.defaultMs;
+    for (const set of this.#subscribers.values()) {
+      for (const subscriber of set) if (subscriber.heartbeatMs !== undefined) ms = Math.min(ms, subscriber.heartbeatMs);
+    }
+    return Math.max(HEARTBEAT.minMs, ms);
+  }
+
+  /**
+   * Runs one command on the session, after the ones before it (a driver may not take two at
+   * once on one connection) and within a bound: a session that does not answer is dead.
+   */
+  #run(session: ListenSession, text: string): Promise<void> {
+    const bound = this.#heartbeatMs();
+    const run = this.#commands.then(() =>
+      withDeadline(session.run(text), bound, () => `LISTEN connection did not answer "${text}" within ${bound} ms`),
+    );
+    this.#commands = run.catch(() => {});
+    return run;
+  }
+
+  /** Opens a session within OPEN_TIMEOUT_MS; one that opens later is closed at once. */
+  async #open(end: Deferred<SessionEnd>): Promise<ListenSession> {
+    const opening = this.#driver.open({
+      notification: (channel, payload) => this.#dispatch(channel, payload),
+      closed: (error) => end.resolve({ kind: 'dropped', error: error ?? new Error('LISTEN connection closed') }),
+    });
+    try {
+      return await withDeadline(opening, OPEN_TIMEOUT_MS, () => `LISTEN connection did not open within ${OPEN_TIMEOUT_MS} ms`);
+    } catch (error) {
+      opening.then((late) => late.close()).catch(() => {});
+      throw error;
+    }
+  }
+
+  /** Waits for the session to end, sending a heartbeat each interval; a heartbeat that is not answered ends it. */
+  async #watch(session: ListenSession, end: Deferred<SessionEnd>): Promise<SessionEnd> {
+    const beat = new Wakeup();
+    let outcome: SessionEnd | null = null;
+    // The end wakes the heartbeat's sleep, so no timer outlives the session.
+    void end.promise.then((o) => {
+      outcome = o;
+      beat.wake();
+    });
+    for (;;) {
+      await beat.sleep(this.#heartbeatMs());
+      if (outcome) return outcome;
+      // LISTEN on a channel already listened to changes nothing and answers like any statement;
+      // unlike `select 1`, it leaves the session showing what it is for in pg_stat_activity.
+      const [channel] = this.#listening;
+      try {
+        await this.#run(session, channel === undefined ? 'select 1' : `listen ${quoteIdentifier(channel)}`);
+      } catch (error) {
+        return { kind: 'dropped', error };
+      }
     }
   }
 
@@ -88,10 +164,8 @@ export class Notifier {
       this.#sessionEnd = end;
       let session: ListenSession | null = null;
       try {
-        session = await this.#driver.open({
-          notification: (channel, payload) => this.#dispatch(channel, payload),
-          closed: (error) => end.resolve({ kind: 'dropped', error: error ?? new Error('LISTEN connection closed') }),
-        });
+        session = await this.#open(end);
+        this.#commands = Promise.resolve();
         if (this.#subscribers.size > 0) {
           this.#session = session;
           // Channels subscribed while we were connecting are picked up by the second pass.
@@ -101,7 +175,7 @@ export class Notifier {
             }
           }
           attempt = 0;
-          const outcome = await end.promise;
+          const outcome = await this.#watch(session, end);
           if (outcome.kind === 'dropped') this.#reportDisconnect(outcome.error);
         }
       } catch (error) {
@@ -110,7 +184,8 @@ export class Notifier {
         this.#session = null;
         this.#sessionEnd = null;
         this.#listening.clear();
-        if (session) await session.close().catch(() => {});
+        // Not awaited: closing waits for the server, which nobody needs (and a partition delays).
+        if (session) session.close().catch(() => {});
       }
       if (this.#subscribers.size === 0) break;
       this.#backoff.clear();
@@ -120,7 +195,7 @@ export class Notifier {
   }
 
   async #listenOrThrow(session: ListenSession, channel: string): Promise<void> {
-    await session.run(`listen ${quoteIdentifier(channel)}`);
+    await this.#run(session, `listen ${quoteIdentifier(channel)}`);
     this.#listening.add(channel);
     for (const subscriber of this.#subscribers.get(channel) ?? []) safely(() => subscriber.listening());
   }

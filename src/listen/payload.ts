@@ -29,21 +29,14 @@ const ACTIONS: ReadonlySet<string> = new Set<LeadershipAction>(['elected', 'resi
 
 /**
  * `pg_notify(channel, payload)` for a lease row inside a statement, so the notification is
- * sent by the same statement (and commits with it) that elected or deleted the row.
+ * sent by the same statement (and commits with it) that elected, deleted or flagged the row.
  */
 export function notifyRowSql(
   channel: Placeholder,
-  action: 'elected' | 'resigned',
+  action: LeadershipAction,
   row: { name: AnyPgColumn; leaderId: AnyPgColumn; term: AnyPgColumn },
 ): SQL {
   return sql`pg_notify(${channel}, json_build_object('v', ${sql.raw(String(NOTIFICATION_VERSION))}, 'action', ${sql.raw(`'${action}'`)}, 'name', ${row.name}, 'leaderId', ${row.leaderId}, 'term', ${row.term})::text)`;
-}
-
-/** The payload of a forced-handoff request, optionally aimed at one term. */
-export function requestResignPayload(name: string, term?: number): string {
-  const payload: LeadershipNotification = { v: NOTIFICATION_VERSION, action: 'request_resign', name };
-  if (term !== undefined) payload.term = term;
-  return JSON.stringify(payload);
 }
 
 /** Parses a payload; returns null for anything malformed, oversized, of another version or unknown. Never throws. */

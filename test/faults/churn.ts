@@ -66,7 +66,7 @@ export async function churn(c: Cluster, options: ChurnOptions): Promise<string> 
               ? JSON.stringify({ v: 1, action: 'request_resign', name })
               : '{"broken',
         );
-        await c.notify(payloads, 100);
+        await c.notify(payloads, { batch: 100, unprivileged: Math.random() < 0.5 });
       } else if (wallNow() - lastRestart > 8_000) {
         lastRestart = wallNow();
         await c.restartServer(Math.random() < 0.5 ? 'fast' : 'immediate');

@@ -10,7 +10,7 @@ import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres, { type Sql } from 'postgres';
 import { type CandidateMessage, type ParentMessage, wallNow } from '../../src/dev/candidate-protocol.js';
 import { type EmbeddedServer, startEmbeddedServer } from '../../src/dev/embedded-server.js';
-import { type ElectorStats, migrate } from '../../src/index.js';
+import { type ElectorStats, migrate, requestResign } from '../../src/index.js';
 import { type ActionRecord, checkHistory, type FenceRecord } from './history.js';
 import { FaultProxy } from './proxy.js';
 
@@ -23,6 +23,8 @@ export interface ClusterOptions {
   safetyMargin: number;
   /** How often each candidate does leader work, in ms. */
   workMs?: number;
+  /** Superuser URL of the cluster's server (set by `start`). */
+  adminUrl?: string;
 }
 
 export interface Candidate {
@@ -73,7 +75,7 @@ export class Cluster {
     const server = external ? null : await startEmbeddedServer();
     const adminUrl = external?.adminUrl ?? server!.url;
     const admin = postgres(adminUrl, { max: 4, onnotice: () => {}, backoff: () => 0.1 });
-    const cluster = new Cluster({ workMs: 5, ...options }, server, external?.candidateUrl ?? server!.url, admin);
+    const cluster = new Cluster({ workMs: 5, ...options, adminUrl }, server, external?.candidateUrl ?? server!.url, admin);
     await migrate(drizzle(admin));
     await admin.unsafe(`create schema ${cluster.schema}`);
     await admin.unsafe(`create table ${cluster.schema}.fence (id int primary key, term bigint not null, writes bigint not null)`);
@@ -258,11 +260,40 @@ export class Cluster {
   }
 
   /** Sends notifications on the elections' channel, in batches, as fast as the server takes them. */
-  async notify(payloads: string[], batch = 500): Promise<void> {
-    this.#fault(`${payloads.length} injected notifications`);
-    const batches: string[][] = [];
-    for (let i = 0; i < payloads.length; i += batch) batches.push(payloads.slice(i, i + batch));
-    await Promise.all(batches.map((b) => this.admin`select pg_notify('river_leadership', p) from unnest(${b}::text[]) as p`));
+  /** A client logged in as a role that may connect and nothing else (no privilege on the lease table). */
+  async #unprivileged(): Promise<Sql> {
+    await this.admin.unsafe(`do $$ begin create role mallory login password 'mallory'; exception when duplicate_object then null; end $$`);
+    const url = new URL(this.options.adminUrl);
+    url.username = 'mallory';
+    url.password = 'mallory';
+    return postgres(url.toString(), { max: 4, onnotice: () => {} });
+  }
+
+  /** Sends notifications on the channel, as the superuser or, with `unprivileged`, as that role: anyone can NOTIFY. */
+  async notify(payloads: string[], options: { batch?: number; unprivileged?: boolean } = {}): Promise<void> {
+    const batch = options.batch ?? 500;
+    this.#fault(`${payloads.length} injected notifications${options.unprivileged ? ' from an unprivileged role' : ''}`);
+    const sender = options.unprivileged ? await this.#unprivileged() : this.admin;
+    try {
+      const batches: string[][] = [];
+      for (let i = 0; i < payloads.length; i += batch) batches.push(payloads.slice(i, i + batch));
+      await Promise.all(batches.map((b) => sender`select pg_notify('river_leadership', p) from unnest(${b}::text[]) as p`));
+    } finally {
+      if (sender !== this.admin) await sender.end({ timeout: 1 });
+    }
+  }
+
+  /** The forced handoff an unprivileged role would attempt: resolves with the database's refusal, or null if it went through. */
+  async requestResignAsUnprivileged(): Promise<unknown> {
+    const sender = await this.#unprivileged();
+    try {
+      await requestResign(drizzle(sender), { name: this.name });
+      return null;
+    } catch (error) {
+      return error;
+    } finally {
+      await sender.end({ timeout: 1 });
+    }
   }
 
   async stats(c: Candidate): Promise<ElectorStats> {

@@ -5,11 +5,18 @@
  * - `delay`: forward after `ms` (order kept), a slow network or database;
  * - `blackhole`: accept connections but forward nothing until healed. Bytes are held, not
  *   dropped, as TCP would retransmit them after a real partition heals;
+ * - `blackhole-at`: forward until the client sends bytes containing `pattern` (e.g. `commit`),
+ *   then blackhole from that chunk on (`forward`: from the chunk after it, so the server runs
+ *   the statement but its answer is lost): a partition at an exact point of a transaction;
  * - `cut()`: reset every open connection at once (a one-shot fault; the mode is unchanged).
  */
 import { createServer, type Server, type Socket } from 'node:net';
 
-export type ProxyMode = { kind: 'pass' } | { kind: 'delay'; ms: number } | { kind: 'blackhole' };
+export type ProxyMode =
+  | { kind: 'pass' }
+  | { kind: 'delay'; ms: number }
+  | { kind: 'blackhole' }
+  | { kind: 'blackhole-at'; pattern: string; forward?: boolean };
 
 interface Pipe {
   client: Socket;
@@ -82,6 +89,14 @@ export class FaultProxy {
   }
 
   #route(pipe: Pipe, to: Socket, chunk: Buffer): void {
+    const mode = this.#mode;
+    if (mode.kind === 'blackhole-at' && to === pipe.upstream && chunk.toString('latin1').toLowerCase().includes(mode.pattern)) {
+      this.#mode = { kind: 'blackhole' };
+      if (mode.forward) {
+        this.#schedule(pipe, to, chunk);
+        return;
+      }
+    }
     if (this.#mode.kind === 'blackhole') pipe.held.push({ to, chunk });
     else this.#schedule(pipe, to, chunk);
   }

@@ -1,0 +1,1 @@
+ALTER TABLE "river_leader" ADD COLUMN "resign_requested_at" timestamp with time zone;

@@ -1,0 +1,304 @@
+/**
+ * The edges of issue 11, each reproduced as it was observed, with a fault proxy between an
+ * elector and the test server where the fault is on the network: a shared node-postgres
+ * Client, a partition inside a renewal transaction and inside an election, an operator's row
+ * lock on one name, a silent or partitioned LISTEN connection, stop() under a partition, and
+ * an abandoned renewal.
+ */
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createElectorWithStore, leaseStore } from '../../src/dev/testing.js';
+import {
+  createElector,
+  type Elector,
+  type ElectorError,
+  InvalidOptionError,
+  type LeaderDatabase,
+  type LeaderInfo,
+  type LeadershipEvent,
+} from '../../src/index.js';
+import { type Connection, connect, createTestDatabase, DRIVERS } from '../support/db.js';
+import { FaultProxy } from './proxy.js';
+
+const TIMING = { ttl: 1_500, renewInterval: 200, safetyMargin: 300 } as const;
+
+let url: string;
+let admin: Connection;
+const proxies: FaultProxy[] = [];
+const electors: Elector[] = [];
+beforeAll(async () => {
+  url = await createTestDatabase();
+  admin = connect('postgres.js', url, { max: 3 });
+});
+afterAll(async () => {
+  await Promise.all(electors.map((e) => e.stop()));
+  await Promise.all(proxies.map((p) => p.close()));
+  await admin.close();
+});
+
+/** A URL to the test database through a fault proxy of its own. */
+async function proxied(): Promise<{ proxy: FaultProxy; url: string }> {
+  const target = new URL(url);
+  const proxy = new FaultProxy(target.hostname, Number(target.port));
+  proxies.push(proxy);
+  const through = new URL(url);
+  through.port = String(await proxy.start());
+  return { proxy, url: through.toString() };
+}
+
+function track(elector: Elector): LeadershipEvent[] {
+  electors.push(elector);
+  const events: LeadershipEvent[] = [];
+  elector.subscribe((event) => void events.push(event));
+  return events;
+}
+
+const leaseRow = async (name: string) =>
+  (await admin.query<{ leader_id: string; term: string }>('select leader_id, term::text from river_leader where name = $1', [name]))[0];
+
+describe('issue 11.1: a node-postgres Client shared with the application', () => {
+  it('elections never run inside the application transaction open on that Client, nor commit it', async () => {
+    await admin.query('create table if not exists app_rows (id int)');
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    const db = drizzlePg(client) as unknown as LeaderDatabase;
+    const name = 'shared-client';
+    try {
+      await client.query('begin');
+      await client.query('insert into app_rows values (1)');
+      const a = createElector(db, { name, id: 'a', ...TIMING });
+      track(a);
+      await a.start();
+      expect(a.isLeader).toBe(true);
+      await new Promise((r) => setTimeout(r, TIMING.renewInterval * 3)); // renewals happen meanwhile
+      await client.query('rollback');
+      // The lease is A's and committed: the rollback took nothing of it.
+      expect((await leaseRow(name))?.leader_id).toBe('a');
+      const b = createElector(connect('postgres.js', url).db, { name, id: 'b', ...TIMING });
+      track(b);
+      await b.start();
+      expect(b.isLeader).toBe(false);
+      expect(a.isLeader).toBe(true);
+      // A renewal's COMMIT never committed the application's half-done transaction.
+      expect(await admin.query('select * from app_rows')).toEqual([]);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('refuses a transaction as the elector database, with a typed error', async () => {
+    const conn = connect('postgres.js', url);
+    try {
+      await conn.db.transaction(async (tx) => {
+        expect(() => createElector(tx as unknown as LeaderDatabase, { name: 'tx' })).toThrow(InvalidOptionError);
+        expect(() => createElector(tx as unknown as LeaderDatabase, { name: 'tx' })).toThrow(/not a transaction/);
+      });
+    } finally {
+      await conn.close();
+    }
+  });
+});
+
+describe.each(DRIVERS)('issue 11.2: bounded statements (%s)', (driver) => {
+  it('a leader partitioned between its renewal UPSERT and COMMIT does not hold followers behind its row lock', async () => {
+    const name = `commit-partition-${driver}`;
+    const { proxy, url: through } = await proxied();
+    // While A leads, the only statement that carries its id is its renewal UPSERT.
+    const a = createElector(connect(driver, through).db, { name, id: 'renewing-leader-a', ...TIMING, listen: false });
+    const b = createElector(connect(driver, url).db, { name, id: 'b', ...TIMING });
+    track(a);
+    const bEvents = track(b);
+    await a.start();
+    await b.start();
+    expect(a.isLeader).toBe(true);
+    // The next renewal's UPSERT runs, then nothing more arrives (its COMMIT included): the session sits idle in transaction, row locked.
+    proxy.set({ kind: 'blackhole-at', pattern: 'renewing-leader-a', forward: true });
+    const cutAt = performance.now();
+    await vi.waitFor(() => expect(bEvents.some((e) => e.type === 'gained')).toBe(true), { timeout: 10_000, interval: 20 });
+    const after = performance.now() - cutAt;
+    // The lease runs out ttl after the last committed renewal; the lock is gone after idle_in_transaction_session_timeout.
+    expect(after).toBeLessThan(TIMING.ttl + TIMING.renewInterval + 1_000);
+    expect(a.isLeader).toBe(false);
+  });
+
+  it("an operator's row lock on one name never costs another name its leader", async () => {
+    const locked = `locked-${driver}`;
+    const other = `other-${driver}`;
+    const conn = connect(driver, url);
+    await admin.query(
+      `insert into river_leader (name, leader_id, elected_at, expires_at) values ($1, 'gone', now(), now() - interval '1 second')`,
+      [locked],
+    );
+    const operator = new pg.Client({ connectionString: url });
+    await operator.connect();
+    await operator.query('begin');
+    await operator.query('select * from river_leader where name = $1 for update', [locked]);
+    try {
+      const leader = createElector(conn.db, { name: other, id: 'l', ...TIMING });
+      const leaderEvents = track(leader);
+      await leader.start();
+      expect(leader.isLeader).toBe(true);
+      const followers = [1, 2, 3].map((i) => createElector(conn.db, { name: locked, id: `f${i}`, ...TIMING }));
+      for (const f of followers) track(f);
+      await Promise.all(followers.map((f) => f.start()));
+      await new Promise((r) => setTimeout(r, 3 * TIMING.ttl));
+      expect(leaderEvents.filter((e) => e.type === 'lost')).toEqual([]);
+      expect(leader.isLeader).toBe(true);
+      expect(followers.some((f) => f.stats.elections.failed > 0)).toBe(true); // they gave up on the lock and retried
+    } finally {
+      await operator.query('rollback');
+      await operator.end();
+    }
+  });
+});
+
+it('issue 11.2: a follower partitioned right after sending its election (the answer is lost) costs at most one ttl', async () => {
+  // node-postgres: its named prepared statements show on the wire, so the proxy can cut right after one.
+  const driver = 'node-postgres';
+  const name = 'election-partition';
+  const { proxy, url: through } = await proxied();
+  const leader = createElector(connect(driver, url).db, { name, id: 'leader', ...TIMING });
+  const a = createElector(connect(driver, through).db, { name, id: 'a', ...TIMING, listen: false });
+  const b = createElector(connect(driver, url).db, { name, id: 'b', ...TIMING });
+  const aEvents = track(a);
+  track(leader);
+  const bEvents = track(b);
+  await leader.start();
+  await a.start();
+  await b.start();
+  // A's next election is sent and runs, but nothing comes back.
+  proxy.set({ kind: 'blackhole-at', pattern: 'drizzle_leader_elect', forward: true });
+  await leader.stop();
+  const stoppedAt = performance.now();
+  await vi.waitFor(() => expect(bEvents.some((e) => e.type === 'gained')).toBe(true), { timeout: 10_000, interval: 20 });
+  expect(performance.now() - stoppedAt).toBeLessThan(TIMING.ttl + TIMING.renewInterval + 1_000);
+  expect(aEvents.some((e) => e.type === 'gained')).toBe(false);
+});
+
+describe.each(DRIVERS)('issue 11.3 and 11.7: LISTEN under partition (%s)', (driver) => {
+  it('stop() resolves at once, and hands over through NOTIFY, while its LISTEN connection is partitioned', async () => {
+    const name = `listen-partition-${driver}`;
+    const { proxy, url: through } = await proxied();
+    const a = createElector(connect(driver, url).db, { name, id: 'a', ...TIMING, listen: { url: through } });
+    const b = createElector(connect(driver, url).db, { name, id: 'b', ...TIMING });
+    track(a);
+    const bEvents = track(b);
+    await a.start();
+    await b.start();
+    proxy.set({ kind: 'blackhole' });
+    const started = performance.now();
+    await a.stop();
+    expect(performance.now() - started).toBeLessThan(500);
+    await vi.waitFor(() => expect(bEvents.some((e) => e.type === 'gained')).toBe(true), { timeout: 1_000, interval: 5 });
+  });
+
+  it('stop() is bounded by one ttl while every connection of the elector is partitioned', async () => {
+    const name = `full-partition-${driver}`;
+    const { proxy, url: through } = await proxied();
+    const a = createElector(connect(driver, through).db, { name, id: 'a', ...TIMING });
+    track(a);
+    await a.start();
+    expect(a.isLeader).toBe(true);
+    proxy.set({ kind: 'blackhole' });
+    const started = performance.now();
+    await a.stop();
+    expect(performance.now() - started).toBeLessThan(TIMING.ttl + 200);
+    expect(a.state).toBe('stopped');
+  });
+
+  it('a silent LISTEN connection is noticed within two heartbeats, said once, and replaced', async () => {
+    const name = `silent-listen-${driver}`;
+    const { proxy, url: through } = await proxied();
+    const errors: ElectorError[] = [];
+    const timing = { ttl: 3_000, renewInterval: 1_000, safetyMargin: 500 };
+    const a = createElector(connect(driver, url).db, { name, id: 'a', ...timing });
+    const b = createElector(connect(driver, url).db, {
+      name,
+      id: 'b',
+      ...timing,
+      listen: { url: through },
+      hooks: { error: (e) => void errors.push(e as ElectorError) },
+    });
+    track(a);
+    const bEvents = track(b);
+    await a.start();
+    await b.start();
+    proxy.set({ kind: 'blackhole' });
+    const silentAt = performance.now();
+    await vi.waitFor(() => expect(errors.filter((e) => e.operation === 'listen')).toHaveLength(1), { timeout: 5_000, interval: 20 });
+    expect(performance.now() - silentAt).toBeLessThan(2 * timing.renewInterval + 500);
+    proxy.set({ kind: 'pass' });
+    // Replaced: notifications reach B again (an unrelated name's payload is counted, then ignored).
+    const received = b.stats.notifications.received;
+    await vi.waitFor(
+      async () => {
+        await admin.query(`select pg_notify('river_leadership', '{"v":1,"action":"resigned","name":"unrelated"}')`);
+        expect(b.stats.notifications.received).toBeGreaterThan(received);
+      },
+      { timeout: 15_000, interval: 200 },
+    );
+    // And a handoff goes through NOTIFY again: milliseconds, not the lease.
+    const stoppedAt = performance.now();
+    await a.stop();
+    await vi.waitFor(() => expect(bEvents.some((e) => e.type === 'gained')).toBe(true), { timeout: 5_000, interval: 5 });
+    expect(performance.now() - stoppedAt).toBeLessThan(500);
+  });
+});
+
+describe('issue 11.9: an abandoned renewal', () => {
+  it('that lands after its deadline hands its lease to onLate, never silently keeps a term', async () => {
+    const name = 'abandoned-renewal';
+    const { proxy, url: through } = await proxied();
+    const conn = connect('postgres.js', through, { max: 1 });
+    const store = leaseStore(conn.db);
+    const won = await store.elect({ name, leaderId: 'a', ttlMs: 60_000 });
+    if (!won.won) throw new Error('setup: election failed');
+    await admin.query('delete from river_leader where name = $1', [name]); // the row is gone: the UPSERT will INSERT a new term
+    proxy.set({ kind: 'delay', ms: 100 }); // the answer comes 200 ms after the call
+    const late: LeaderInfo[] = [];
+    await expect(
+      store.renew({ name, leaderId: 'a', term: won.lease.term, ttlMs: 60_000 }, { remainingMs: () => 100 }, (l) => late.push(l)),
+    ).rejects.toThrow(/deadline/);
+    await vi.waitFor(() => expect(late).toHaveLength(1), { timeout: 2_000, interval: 10 });
+    expect(late[0]!.term).toBeGreaterThan(won.lease.term);
+    expect((await leaseRow(name))?.term).toBe(String(late[0]!.term));
+    proxy.set({ kind: 'pass' });
+    await conn.close();
+  });
+
+  it('the elector releases such a late term at once instead of leaving it to expire', async () => {
+    const name = 'abandoned-renewal-elector';
+    const { proxy, url: through } = await proxied();
+    const lateTerms: number[] = [];
+    const resigned: number[] = [];
+    // While A leads, the only statement carrying its id is its renewal.
+    const a = createElectorWithStore(
+      connect('postgres.js', through).db,
+      { name, id: 'late-leader-a', ...TIMING, listen: false },
+      (store) => ({
+        elect: store.elect,
+        renew: (input, deadline, onLate) =>
+          store.renew(input, deadline, (lease) => {
+            lateTerms.push(lease.term);
+            onLate?.(lease);
+          }),
+        resign: (input) => {
+          resigned.push(input.term);
+          return store.resign(input);
+        },
+      }),
+    );
+    const events = track(a);
+    await a.start();
+    expect(a.isLeader).toBe(true);
+    await admin.query('delete from river_leader where name = $1', [name]); // A's next renewal inserts a fresh term...
+    proxy.set({ kind: 'blackhole-at', pattern: 'late-leader-a', forward: true }); // ...whose answer is held
+    await vi.waitFor(() => expect(events.some((e) => e.type === 'lost')).toBe(true), { timeout: 5_000, interval: 10 });
+    proxy.set({ kind: 'pass' }); // the answer arrives after A's trust window ran out
+    await vi.waitFor(() => expect(lateTerms).toHaveLength(1), { timeout: 5_000, interval: 10 });
+    await vi.waitFor(() => expect(resigned).toContain(lateTerms[0]), { timeout: 5_000, interval: 10 });
+    // Deleted at once, not left to expire: the election is open again (A or B may take it, with a new term).
+    expect(Number((await leaseRow(name))?.term ?? 0)).not.toBe(lateTerms[0]);
+  });
+});
