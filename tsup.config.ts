@@ -8,7 +8,7 @@ export default defineConfig([
     dts: true,
     // `import.meta.url` (where the bundled migrations live) needs a shim in the CommonJS build.
     shims: true,
-    sourcemap: true,
+    sourcemap: false,
     target: 'node20',
     splitting: true,
   },
@@ -17,7 +17,7 @@ export default defineConfig([
     entry: { cli: 'src/cli/main.ts', candidate: 'src/dev/candidate.ts' },
     format: ['esm'],
     target: 'node20',
-    sourcemap: true,
+    sourcemap: false,
     splitting: false,
     banner: { js: '#!/usr/bin/env node' },
     // Installed by the user only for the no-URL demo; loaded on demand, never bundled.

@@ -55,6 +55,22 @@ export class LeaseTableOutdatedError extends DrizzleLeaderError {
 }
 
 /**
+ * `start()` met an error that retrying cannot heal: a wrong password or user, a database or host
+ * that does not exist, a server that is not PostgreSQL, no privilege on the lease table. The
+ * message says what to fix; `kind` says which; the driver's error is the `cause`.
+ */
+export class DatabaseUnusableError extends DrizzleLeaderError {
+  override name = 'DatabaseUnusableError';
+  constructor(
+    readonly kind: string,
+    message: string,
+    cause: unknown,
+  ) {
+    super(message, { cause });
+  }
+}
+
+/**
  * A failure the elector handled and will retry (it never throws these into the void): given to
  * the logger and to the `error` hook, with the driver's error as `cause`.
  */
@@ -64,7 +80,7 @@ export class ElectorError extends DrizzleLeaderError {
     readonly operation: ElectorOperation,
     cause: unknown,
   ) {
-    super(`${operation} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super(`${operation} failed: ${rootMessage(cause)}`, { cause });
   }
 }
 
@@ -85,6 +101,13 @@ export class DeadlineExceededError extends DrizzleLeaderError {
 /** The database object is not one this library knows how to LISTEN through. */
 export class UnsupportedDriverError extends DrizzleLeaderError {
   override name = 'UnsupportedDriverError';
+}
+
+/** The driver's or server's own words, from the bottom of a cause chain (Drizzle's "Failed query: ..." wraps them), on one line. */
+function rootMessage(error: unknown): string {
+  let message = error instanceof Error ? error.message : String(error);
+  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) message = e.message;
+  return message.replace(/\s+/g, ' ').trim();
 }
 
 function describe(value: unknown): string {

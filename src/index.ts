@@ -1,6 +1,7 @@
 /** The public API of drizzle-leader. Everything a user imports is named here, explicitly. */
 export { createElector, Elector } from './elector/elector.js';
 export {
+  DatabaseUnusableError,
   DeadlineExceededError,
   DrizzleLeaderError,
   ElectorError,
@@ -13,6 +14,7 @@ export {
 } from './errors.js';
 export type { LeadershipAction, LeadershipNotification } from './listen/payload.js';
 export { NOTIFICATION_VERSION, parseNotification } from './listen/payload.js';
+export { SILENT_LOGGER, stderrLogger } from './logging.js';
 export type { MigrateOptions } from './migrate.js';
 export { MIGRATE_DEFAULTS, MIGRATIONS_FOLDER, migrate } from './migrate.js';
 export type { ElectionRef, LeaderChange, LeaderWatch, WatchOptions } from './observe.js';
@@ -20,7 +22,7 @@ export { getLeader, listLeases, requestResign, watchLeader } from './observe.js'
 export type { MeterLike } from './opentelemetry.js';
 export { openTelemetryHooks } from './opentelemetry.js';
 export type { ElectorOptions, ResolvedElectorOptions } from './options.js';
-export { ELECTOR_DEFAULTS, SILENT_LOGGER } from './options.js';
+export { ELECTOR_DEFAULTS } from './options.js';
 export type { LeaderRow, LeaderTable, LeaderTableOptions } from './schema.js';
 export { createLeaderTable, DEFAULT_TABLE_NAME, riverLeader } from './schema.js';
 export type {

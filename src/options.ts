@@ -6,15 +6,11 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { getTableConfig } from 'drizzle-orm/pg-core';
 import { InvalidOptionError } from './errors.js';
+import { DEFAULT_LOGGER } from './logging.js';
 import { type LeaderTable, riverLeader } from './schema.js';
 import type { ElectorHooks, Logger } from './types.js';
 import { type Clock, systemClock } from './util/clock.js';
 import { checkIdentifier } from './util/identifier.js';
-
-const noop = () => {};
-
-/** The default logger: says nothing. */
-export const SILENT_LOGGER: Logger = Object.freeze({ debug: noop, info: noop, warn: noop, error: noop });
 
 /** Defaults for every elector option, in milliseconds where a time. Frozen: read, don't mutate. */
 export const ELECTOR_DEFAULTS = Object.freeze({
@@ -54,7 +50,7 @@ export interface ElectorOptions {
   channel?: string;
   /** A lease table from `createLeaderTable()`. Default: `riverLeader`. */
   table?: LeaderTable;
-  /** Receives the elector's diagnostics; pino-compatible. Default: silent. */
+  /** Receives the elector's diagnostics; pino-compatible. Default: warnings and errors to stderr, rate-limited; pass `SILENT_LOGGER` for none. */
   logger?: Logger;
   /** Metrics hooks (counters, latencies, handled errors); see `openTelemetryHooks`. */
   hooks?: ElectorHooks;
@@ -110,7 +106,7 @@ export function resolveElectorOptions(options: ElectorOptions = {}): ResolvedEle
     listen: checkListen('listen', options.listen ?? ELECTOR_DEFAULTS.listen),
     channel: checkChannel('channel', options.channel ?? ELECTOR_DEFAULTS.channel),
     table: checkTable('table', options.table ?? riverLeader),
-    logger: checkLogger('logger', options.logger ?? SILENT_LOGGER),
+    logger: checkLogger('logger', options.logger ?? DEFAULT_LOGGER),
     hooks: checkHooks('hooks', options.hooks ?? {}),
     clock: checkClock('clock', options.clock ?? systemClock),
   });

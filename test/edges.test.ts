@@ -57,7 +57,9 @@ describe.each(DRIVERS)('forced handoffs (%s)', (driver) => {
     const opsEvents = track(inOps);
     await inDefault.start();
     await inOps.start();
-    expect(await requestResign(conn.db, { name, table })).toMatchObject({ term: inOps.lease!.term });
+    const opsLease = await inOps.waitForLeadership({ signal: AbortSignal.timeout(5_000) });
+    await inDefault.waitForLeadership({ signal: AbortSignal.timeout(5_000) });
+    expect(await requestResign(conn.db, { name, table })).toMatchObject({ term: opsLease.term });
     await vi.waitFor(() => expect(opsEvents).toContainEqual(expect.objectContaining({ type: 'lost', reason: 'resigned' })), {
       timeout: 2_000,
     });

@@ -41,7 +41,11 @@ async function pgModule(): Promise<{ Client: typeof Client; Pool: typeof Pool }>
  * at connect (as `-c` options). A bare `Client` shared with the application would run election
  * statements inside the application's transactions; this pool never can.
  */
-async function openOwnPool(client: NodePostgresClient, bounds: SessionBounds | null): Promise<OwnPool> {
+async function openOwnPool(
+  client: NodePostgresClient,
+  options: { session: SessionBounds | null; connectTimeoutMs: number },
+): Promise<OwnPool> {
+  const bounds = options.session;
   const [{ Pool: PoolClass }, { drizzle }] = await Promise.all([pgModule(), import('drizzle-orm/node-postgres')]);
   const config = connectionConfig(client);
   const settings = bounds
@@ -52,6 +56,7 @@ async function openOwnPool(client: NodePostgresClient, bounds: SessionBounds | n
     max: 2,
     idleTimeoutMillis: 60_000,
     keepAlive: true,
+    connectionTimeoutMillis: Math.min(config.connectionTimeoutMillis || Number.POSITIVE_INFINITY, options.connectTimeoutMs),
     options: `${config.options ?? ''}${settings}`.trim() || undefined,
   });
   // A connection the server ends (idle_in_transaction_session_timeout, a restart) emits 'error'
@@ -129,6 +134,6 @@ export function nodePostgresCapabilities(client: NodePostgresClient): DriverCapa
     listen: nodePostgresListenDriver(client),
     transactions: true,
     session: (fn) => withOneConnection(client, fn),
-    ownPool: (bounds) => openOwnPool(client, bounds),
+    ownPool: (options) => openOwnPool(client, options),
   };
 }

@@ -75,7 +75,8 @@ async function withDedicatedConnection<T>(client: Sql, fn: (run: (text: string) 
  * The library's own small pool, from the client's options plus session bounds sent at
  * connect. Idle connections stay open long enough to serve the next renewal.
  */
-async function openOwnPool(client: Sql, bounds: SessionBounds | null): Promise<OwnPool> {
+async function openOwnPool(client: Sql, options: { session: SessionBounds | null; connectTimeoutMs: number }): Promise<OwnPool> {
+  const bounds = options.session;
   const [{ default: postgres }, { drizzle }] = await Promise.all([import('postgres'), import('drizzle-orm/postgres-js')]);
   const base = client.options as unknown as Options<Record<string, PostgresType>> & { connection?: Record<string, unknown> };
   const connection = bounds
@@ -86,7 +87,10 @@ async function openOwnPool(client: Sql, bounds: SessionBounds | null): Promise<O
         idle_in_transaction_session_timeout: bounds.idleInTransactionTimeoutMs,
       }
     : base.connection;
-  const own = postgres({ ...base, max: 2, idle_timeout: 60, onnotice: () => {}, connection } as Options<Record<string, PostgresType>>);
+  const connect_timeout = Math.min(base.connect_timeout ?? 30, Math.max(1, Math.ceil(options.connectTimeoutMs / 1000)));
+  const own = postgres({ ...base, max: 2, idle_timeout: 60, connect_timeout, onnotice: () => {}, connection } as Options<
+    Record<string, PostgresType>
+  >);
   return {
     db: drizzle(own) as unknown as LeaderDatabase,
     close: () => own.end({ timeout: 1 }),
@@ -99,6 +103,6 @@ export function postgresJsCapabilities(client: Sql): DriverCapabilities {
     listen: postgresJsListenDriver(client),
     transactions: true,
     session: (fn) => withDedicatedConnection(client, fn),
-    ownPool: (bounds) => openOwnPool(client, bounds),
+    ownPool: (options) => openOwnPool(client, options),
   };
 }

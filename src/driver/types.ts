@@ -47,8 +47,11 @@ export interface OwnPool {
   close(): Promise<void>;
 }
 
-/** Opens an own pool; `bounds` null opens it without session settings (for poolers that refuse them). */
-export type OpenOwnPool = (bounds: SessionBounds | null) => Promise<OwnPool>;
+/**
+ * Opens an own pool: `session` null opens it without session settings (for poolers that refuse
+ * them); `connectTimeoutMs` bounds each connection attempt on the client.
+ */
+export type OpenOwnPool = (options: { readonly session: SessionBounds | null; readonly connectTimeoutMs: number }) => Promise<OwnPool>;
 
 /**
  * What a database object can do, found once per object by `detectDriver`. A capability is

@@ -46,8 +46,16 @@
  * second leader.
  */
 
-import { DrizzleLeaderError, ElectorStoppedError, InvalidOptionError, LeaseTableMissingError, LeaseTableOutdatedError } from '../errors.js';
-import { acquireStatementDatabase } from '../lease/connection.js';
+import { diagnose } from '../diagnose.js';
+import {
+  DatabaseUnusableError,
+  DrizzleLeaderError,
+  ElectorStoppedError,
+  InvalidOptionError,
+  LeaseTableMissingError,
+  LeaseTableOutdatedError,
+} from '../errors.js';
+import { acquireStatementDatabase, MAX_CONNECT_TIMEOUT_MS } from '../lease/connection.js';
 import { createLeaseStore, type LeaseStore } from '../lease/store.js';
 import { subscribeChannel } from '../listen/notifier.js';
 import { parseNotification } from '../listen/payload.js';
@@ -149,8 +157,8 @@ export class Elector {
   #consecutiveErrors = 0;
   #lastNotifiedWakeAt = Number.NEGATIVE_INFINITY;
   #deferredWake: NodeJS.Timeout | null = null;
-  /** Whether the loop has sent its first election (a LISTEN (re)established after that means notifications may have been missed). */
-  #attempted = false;
+  /** Elections sent so far (a LISTEN (re)established after the first means notifications may have been missed). */
+  #attempts = 0;
   /** When a `resigned` notification last woke this follower (monotonic ms), for the handoff latency hook. */
   #notifiedAt: number | null = null;
 
@@ -206,8 +214,11 @@ export class Elector {
 
   /**
    * Starts campaigning. Resolves after the first election attempt, so `isLeader` is meaningful
-   * right after `await start()`. Rejects with `LeaseTableMissingError` (and stops) when the
-   * lease table does not exist; other errors (server down) are retried in the background.
+   * right after `await start()`: within the connect timeout plus one statement timeout (both at
+   * most the trust window), whatever the network does. Rejects (and stops) when that attempt
+   * meets what retrying cannot fix: `LeaseTableMissingError`, `LeaseTableOutdatedError`, or
+   * `DatabaseUnusableError` (wrong password or user, unknown database or host, not a
+   * PostgreSQL server, no privilege). Other errors (server down) are logged and retried.
    */
   start(): Promise<void> {
     if (this.#stopped) return Promise.reject(new ElectorStoppedError());
@@ -466,14 +477,23 @@ export class Elector {
       const statements = await acquireStatementDatabase(this.#db, sessionBounds(this.#options), logger);
       release = statements.release;
       this.#store = this.#wrapStore(createLeaseStore(statements.db, table, channel));
-      await Promise.all([this.#listenReady, this.#warmUp()]);
+      if (statements.error) {
+        // The first connection failed: that is the first attempt's outcome (no use trying the same twice).
+        this.#attempts++;
+        const failure = this.#failed(statements.error, 'election');
+        attempted(failure);
+        if (isFatal(failure)) return;
+        await this.#sleep(this.#errorBackoff());
+      } else {
+        await Promise.all([this.#listenReady, this.#warmUp()]);
+      }
       while (this.#isRunning()) {
         const state = this.#trustedLeadership() ?? this.#state;
         if (state.kind === 'leader') {
           await this.#leaderTurn(state);
         } else {
           const error = await this.#followerTurn(attempted);
-          if (isFatal(error)) return;
+          if (isFatal(error) && this.#attempts === 1) return; // start() rejects with it
         }
       }
     } catch (error) {
@@ -510,18 +530,19 @@ export class Elector {
     }
     if (!this.#isRunning()) return undefined;
     const { name, id, ttl } = this.#options;
-    this.#attempted = true;
+    this.#attempts++;
     const startedAt = this.#now();
     const notifiedAt = this.#notifiedAt;
     this.#notifiedAt = null;
     let result: Awaited<ReturnType<LeaseStore['elect']>>;
     try {
-      result = await this.#store.elect({ name, leaderId: id, ttlMs: ttl });
+      result = await this.#store.elect({ name, leaderId: id, ttlMs: ttl }, this.#statementDeadlineMs(), (late) => this.#onLateAnswer(late));
     } catch (error) {
       this.#instruments.election('failed', this.#now().monotonic - startedAt.monotonic);
       const failure = this.#failed(error, 'election');
       attempted(failure);
-      if (isFatal(failure)) return failure;
+      if (isFatal(failure) && this.#attempts === 1) return failure;
+      // Later, even what retrying "cannot" heal is retried (a password fixed, a table restored), loudly.
       await this.#sleep(this.#errorBackoff());
       return failure;
     }
@@ -573,7 +594,7 @@ export class Elector {
       record = await this.#store.renew(
         { name, leaderId: id, term: state.lease.term, ttlMs: ttl },
         state.trust.deadline(this.#options.clock),
-        (late) => this.#onLateRenewal(late),
+        (late) => this.#onLateAnswer(late),
       );
     } catch (error) {
       this.#instruments.renewal('failed', this.#now().monotonic - startedAt.monotonic);
@@ -611,10 +632,19 @@ export class Elector {
   }
 
   /**
-   * A renewal answered after its deadline, having extended or inserted a lease nobody trusts:
-   * the loop releases it, so followers need not wait it out.
+   * How long an election (or a resignation) may go unanswered: one connection attempt plus the
+   * server's statement timeout, both at most the trust window; longer, and the answer is moot.
    */
-  #onLateRenewal(lease: LeaderInfo): void {
+  #statementDeadlineMs(): number {
+    const bounds = sessionBounds(this.#options);
+    return bounds.statementTimeoutMs + Math.min(MAX_CONNECT_TIMEOUT_MS, bounds.statementTimeoutMs);
+  }
+
+  /**
+   * An election or renewal answered after its deadline, having won, extended or inserted a lease
+   * nobody trusts: the loop releases it, so followers need not wait it out.
+   */
+  #onLateAnswer(lease: LeaderInfo): void {
     const state = this.#state;
     if (state.kind === 'leader' && state.lease.term === lease.term) return;
     this.#holdUnreleased(lease.term);
@@ -655,7 +685,7 @@ export class Elector {
       const { term } = held;
       try {
         // Bounded on the server (lock_timeout) and, in case of a partition, here: the lease expires anyway.
-        await withDeadline(this.#store.resign({ name, leaderId: id, term }), ttl, () => `resignation did not complete within ${ttl} ms`);
+        await withDeadline(this.#store.resign({ name, leaderId: id, term }), ttl, () => `resignation did not answer within ${ttl} ms`);
         if (this.#unreleased === held) this.#unreleased = null;
       } catch (error) {
         // The lease will expire on its own; releasing it only makes failover faster.
@@ -671,14 +701,23 @@ export class Elector {
   /** Counts a failed statement; returns `LeaseTableMissingError` when retrying cannot help, else the error. */
   #failed(error: unknown, operation: 'election' | 'renewal'): unknown {
     this.#consecutiveErrors++;
+    const { name, table, logger } = this.#options;
     const code = errorCode(error);
-    if (code === '42P01' || code === '42703') {
-      const table = tableLabel(this.#options.table);
-      const fatal = code === '42P01' ? new LeaseTableMissingError(table, error) : new LeaseTableOutdatedError(table, error);
-      this.#options.logger.error({ err: fatal, name: this.#options.name }, `drizzle-leader: ${operation} failed`);
+    const diagnosis = diagnose(error);
+    const fatal =
+      code === '42P01'
+        ? new LeaseTableMissingError(tableLabel(table), error)
+        : code === '42703'
+          ? new LeaseTableOutdatedError(tableLabel(table), error)
+          : diagnosis?.fatal
+            ? new DatabaseUnusableError(diagnosis.kind, diagnosis.message, error)
+            : null;
+    if (fatal) {
+      logger.error({ err: fatal, name }, `drizzle-leader: ${operation} failed, and retrying cannot fix it`);
       return fatal;
     }
-    this.#instruments.handled(operation, error, `drizzle-leader: ${operation} failed; retrying`);
+    const why = diagnosis ? ` (${diagnosis.message})` : '';
+    this.#instruments.handled(operation, error, `drizzle-leader: ${operation} failed; retrying${why}`);
     return error;
   }
 
@@ -700,7 +739,7 @@ export class Elector {
         listening.resolve();
         // Anything sent while we were not listening is lost: look at the database now. Before
         // the first attempt there is nothing to re-check: it is about to look anyway.
-        if (this.#state.kind === 'follower' && this.#attempted) this.#wakeup.wake();
+        if (this.#state.kind === 'follower' && this.#attempts > 0) this.#wakeup.wake();
       },
       disconnected: (error) => {
         listening.resolve();
@@ -765,8 +804,8 @@ export class Elector {
 }
 
 /** Errors that retrying cannot heal: start() rejects with them and the elector stops. */
-function isFatal(error: unknown): error is LeaseTableMissingError | LeaseTableOutdatedError {
-  return error instanceof LeaseTableMissingError || error instanceof LeaseTableOutdatedError;
+function isFatal(error: unknown): error is LeaseTableMissingError | LeaseTableOutdatedError | DatabaseUnusableError {
+  return error instanceof LeaseTableMissingError || error instanceof LeaseTableOutdatedError || error instanceof DatabaseUnusableError;
 }
 
 /** Creates an elector for one election name. Options are validated here; nothing touches the database until `start()`. */

@@ -14,10 +14,13 @@ import { detectDriver } from '../driver/detect.js';
 import type { OwnPool, SessionBounds } from '../driver/types.js';
 import type { LeaderDatabase, Logger } from '../types.js';
 import { errorCode } from '../util/cause.js';
+import { withDeadline } from '../util/deadline.js';
 
 interface Shared {
-  readonly pool: Promise<OwnPool>;
+  readonly pool: Promise<{ pool: OwnPool; error: unknown }>;
   refs: number;
+  /** Whether an elector was already told how the first connection went. */
+  told: boolean;
 }
 
 const pools = new WeakMap<object, Map<string, Shared>>();
@@ -27,36 +30,49 @@ function refusedStartupParameters(error: unknown): boolean {
   return errorCode(error) === '08P01' || /unsupported startup parameter/i.test(String((error as Error)?.message ?? error));
 }
 
-async function open(db: LeaderDatabase, bounds: SessionBounds, logger: Logger): Promise<OwnPool> {
+/** Connection attempts give up after the trust window, and never wait longer than this. */
+export const MAX_CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * Opens the pool and tries one connection: a pooler that refuses the session settings gets a
+ * pool without them; any other failure (wrong password, server down) is returned for the
+ * elector to report as its first attempt, instead of waiting for the same failure twice.
+ */
+async function open(db: LeaderDatabase, bounds: SessionBounds, logger: Logger): Promise<{ pool: OwnPool; error: unknown }> {
   const ownPool = detectDriver(db).ownPool!;
-  const pool = await ownPool(bounds);
+  const connectTimeoutMs = Math.min(MAX_CONNECT_TIMEOUT_MS, bounds.statementTimeoutMs);
+  const pool = await ownPool({ session: bounds, connectTimeoutMs });
   try {
-    await pool.db.execute(sql`select 1`);
-    return pool;
+    // Bounded here too: a driver may retry a connection that something not PostgreSQL keeps closing.
+    await withDeadline(pool.db.execute(sql`select 1`), connectTimeoutMs + bounds.statementTimeoutMs, () => {
+      return `no answer from the database within ${connectTimeoutMs + bounds.statementTimeoutMs} ms (is the URL's host and port a PostgreSQL server?)`;
+    });
+    return { pool, error: null };
   } catch (error) {
-    if (!refusedStartupParameters(error)) return pool; // server down or similar: the elector reports it on its first election
+    if (!refusedStartupParameters(error)) return { pool, error };
     await pool.close().catch(() => {});
     logger.warn(
       { err: error },
       'drizzle-leader: the server (a pooler?) refused session settings at connect; elections run without server-side ' +
         'timeouts (client-side bounds still apply). Connect the elector directly or through a session-mode pooler to restore them.',
     );
-    return ownPool(null);
+    return { pool: await ownPool({ session: null, connectTimeoutMs }), error: null };
   }
 }
 
 /**
  * The database the elector's statements go through: its own pool when the driver allows one,
  * else `db` itself (HTTP drivers: every statement is its own transaction on a connection
- * nobody holds). `release()` closes the pool when the last user lets go.
+ * nobody holds). `release()` closes the pool when the last user lets go. `error`: the first
+ * connection of a new pool failed (the pool is still usable: it reconnects).
  */
 export async function acquireStatementDatabase(
   db: LeaderDatabase,
   bounds: SessionBounds,
   logger: Logger,
-): Promise<{ db: LeaderDatabase; release(): Promise<void> }> {
+): Promise<{ db: LeaderDatabase; release(): Promise<void>; error: unknown }> {
   const { client, ownPool } = detectDriver(db);
-  if (!client || !ownPool) return { db, release: async () => {} };
+  if (!client || !ownPool) return { db, release: async () => {}, error: null };
   let byBounds = pools.get(client);
   if (!byBounds) {
     byBounds = new Map();
@@ -65,15 +81,19 @@ export async function acquireStatementDatabase(
   const key = `${bounds.statementTimeoutMs}:${bounds.lockTimeoutMs}:${bounds.idleInTransactionTimeoutMs}`;
   let shared = byBounds.get(key);
   if (!shared) {
-    shared = { pool: open(db, bounds, logger), refs: 0 };
+    shared = { pool: open(db, bounds, logger), refs: 0, told: false };
     byBounds.set(key, shared);
   }
   shared.refs++;
   const held = shared;
-  const pool = await held.pool;
+  const tell = !held.told;
+  held.told = true;
+  const { pool, error } = await held.pool;
   let released = false;
   return {
     db: pool.db,
+    // Only the elector that opened the pool hears how its first connection went.
+    error: tell ? error : null,
     release: async () => {
       if (released) return;
       released = true;

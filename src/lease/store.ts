@@ -21,7 +21,15 @@ export interface RenewDeadline {
 }
 
 export interface LeaseStore {
-  elect(input: { name: string; leaderId: string; ttlMs: number }): Promise<statements.ElectResult>;
+  /**
+   * One election. Rejects with `DeadlineExceededError` when no answer came within `deadlineMs`;
+   * if a win comes later, `onLate` receives its lease: its holder must release it.
+   */
+  elect(
+    input: { name: string; leaderId: string; ttlMs: number },
+    deadlineMs?: number,
+    onLate?: (lease: LeaderInfo) => void,
+  ): Promise<statements.ElectResult>;
   /**
    * The renewed lease, a new term (the row was gone and the INSERT path ran), or null: lost.
    * Rejects with `DeadlineExceededError` when no answer came within the deadline; if one comes
@@ -36,37 +44,40 @@ export interface LeaseStore {
   resign(input: statements.TermInput): Promise<boolean>;
 }
 
+/** The deadline of a call that names none (tests, tools): generous, but still a bound. */
+const UNHURRIED_MS = 60_000;
+
 export function createLeaseStore(db: LeaderDatabase, table: LeaderTable, channel: string): LeaseStore {
   return {
-    elect: (input) => statements.elect(db, table, { ...input, channel }),
-    renew: (input, deadline, onLate) => renewWithin(db, table, input, deadline, onLate),
+    elect: (input, deadlineMs = UNHURRIED_MS, onLate) =>
+      answeredWithin(statements.elect(db, table, { ...input, channel }), deadlineMs, 'election', (result) => {
+        if (result.won) onLate?.(result.lease);
+      }),
+    renew: (input, deadline, onLate) => {
+      const remaining = deadline.remainingMs();
+      if (remaining <= 0) return Promise.reject(new DeadlineExceededError('renewal not sent: its deadline had already passed'));
+      return answeredWithin(statements.renew(db, table, input), remaining, 'renewal', (lease) => {
+        if (lease) onLate?.(lease);
+      });
+    },
     resign: (input) => statements.resign(db, table, { ...input, channel }),
   };
 }
 
 /**
- * The renewal UPSERT with a client-side deadline from the trust window (the server-side bound
- * is the session's statement and lock timeouts). An answer after the deadline is not believed;
- * a lease it carries goes to `onLate`, so followers need not wait it out.
+ * A statement's answer within `ms`, else `DeadlineExceededError`. The statement is not
+ * cancelled (the server bounds it with its own timeouts); an answer that still comes is given
+ * to `late`, so a lease it carries can be released instead of left to expire.
  */
-async function renewWithin(
-  db: LeaderDatabase,
-  table: LeaderTable,
-  input: statements.TermInput & { ttlMs: number },
-  deadline: RenewDeadline,
-  onLate?: (lease: LeaderInfo) => void,
-): Promise<LeaderInfo | null> {
-  const remaining = deadline.remainingMs();
-  if (remaining <= 0) throw new DeadlineExceededError('renewal not sent: its deadline had already passed');
+async function answeredWithin<T>(work: Promise<T>, ms: number, what: string, late: (value: T) => void): Promise<T> {
   let abandoned = false;
-  const work = statements.renew(db, table, input);
-  work.then((lease) => abandoned && lease && onLate?.(lease)).catch(() => {});
+  work.then((value) => abandoned && late(value)).catch(() => {});
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       abandoned = true;
-      reject(new DeadlineExceededError(`renewal did not answer within its ${Math.round(remaining)} ms deadline`));
-    }, remaining);
+      reject(new DeadlineExceededError(`${what} did not answer within its ${Math.round(ms)} ms deadline`));
+    }, ms);
   });
   try {
     return await Promise.race([work, expired]);
