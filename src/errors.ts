@@ -55,6 +55,21 @@ export class LeaseTableOutdatedError extends DrizzleLeaderError {
 }
 
 /**
+ * `migrate()` found a lease table it did not make and cannot use: River's own `river_leader`
+ * (a likely neighbour), an older or edited table. Nothing was changed.
+ */
+export class LeaseTableMismatchError extends DrizzleLeaderError {
+  override name = 'LeaseTableMismatchError';
+  constructor(table: string, difference: string) {
+    super(
+      `The table ${table} exists but drizzle-leader cannot use it: ${difference}. Nothing was changed. ` +
+        "Keep drizzle-leader's leases in a table of their own: createLeaderTable({ table: 'drizzle_leader' }) " +
+        '(or { schema }) applied with your drizzle-kit flow, and pass that table to createElector',
+    );
+  }
+}
+
+/**
  * `start()` met an error that retrying cannot heal: a wrong password or user, a database or host
  * that does not exist, a server that is not PostgreSQL, no privilege on the lease table. The
  * message says what to fix; `kind` says which; the driver's error is the `cause`.

@@ -8,6 +8,7 @@ export {
   type ElectorOperation,
   ElectorStoppedError,
   InvalidOptionError,
+  LeaseTableMismatchError,
   LeaseTableMissingError,
   LeaseTableOutdatedError,
   UnsupportedDriverError,

@@ -6,11 +6,19 @@
  *
  * A session-level advisory lock serializes concurrent starts (several replicas booting at
  * once would otherwise race on CREATE SCHEMA / CREATE TABLE).
+ *
+ * Before the migrator runs, the database is looked at: up to date, nothing is sent (so no
+ * `IF NOT EXISTS` NOTICEs in the application's log at every start); a `river_leader` created by
+ * someone else (the application's own drizzle-kit flow) in the shape of a shipped migration is
+ * recorded as migrated up to that one; any other table of that name (River's own, an old or
+ * edited one) is refused with `LeaseTableMismatchError`, which says what differs, before
+ * anything is changed.
  */
 import { fileURLToPath } from 'node:url';
+import { sql } from 'drizzle-orm';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { detectDriver } from './driver/detect.js';
-import { UnsupportedDriverError } from './errors.js';
+import { LeaseTableMismatchError, UnsupportedDriverError } from './errors.js';
 import type { LeaderDatabase } from './types.js';
 import { checkIdentifier } from './util/identifier.js';
 
@@ -54,7 +62,9 @@ export async function migrate(db: LeaderDatabase, options: MigrateOptions = {}):
   await session(async (run) => {
     await run(`select pg_advisory_lock(${MIGRATION_LOCK_KEY})`);
     try {
-      await runMigrator(db, config);
+      const migrations = readMigrationFiles(config);
+      const applied = await appliedCount(db, config, migrations);
+      if (applied < migrations.length) await runMigrator(db, config, migrations);
     } finally {
       await run(`select pg_advisory_unlock(${MIGRATION_LOCK_KEY})`);
     }
@@ -68,11 +78,97 @@ export async function migrate(db: LeaderDatabase, options: MigrateOptions = {}):
 async function runMigrator(
   db: LeaderDatabase,
   config: { migrationsFolder: string; migrationsSchema: string; migrationsTable: string },
+  migrations: ReturnType<typeof readMigrationFiles>,
 ): Promise<void> {
-  const migrations = readMigrationFiles(config);
   const internals = db as unknown as {
     dialect: { migrate(m: unknown, session: unknown, c: unknown): Promise<void> };
     session: unknown;
   };
   await internals.dialect.migrate(migrations, internals.session, config);
+}
+
+type MigrationFiles = ReturnType<typeof readMigrationFiles>;
+
+/** The columns of `public.river_leader` after each shipped migration, in order. */
+const SHAPES: readonly (readonly string[])[] = [
+  ['name text', 'leader_id text', 'elected_at timestamp with time zone', 'expires_at timestamp with time zone', 'term bigint identity'],
+  [
+    'name text',
+    'leader_id text',
+    'elected_at timestamp with time zone',
+    'expires_at timestamp with time zone',
+    'term bigint identity',
+    'resign_requested_at timestamp with time zone',
+  ],
+];
+
+async function rows<T>(db: LeaderDatabase, query: ReturnType<typeof sql>): Promise<T[]> {
+  const result = (await db.execute(query)) as unknown as T[] | { rows: T[] };
+  return Array.isArray(result) ? result : result.rows;
+}
+
+/**
+ * How many shipped migrations the database already has. Reads only, except when the lease
+ * table was created by someone else in the shape of a shipped migration: then that is recorded
+ * in this library's migrations table (created if needed), so the migrator neither re-creates the
+ * table nor stops on "already exists".
+ */
+async function appliedCount(
+  db: LeaderDatabase,
+  config: { migrationsSchema: string; migrationsTable: string },
+  migrations: MigrationFiles,
+): Promise<number> {
+  const journal = sql`${sql.identifier(config.migrationsSchema)}.${sql.identifier(config.migrationsTable)}`;
+  const [{ journal: journalExists, lease }] = (await rows<{ journal: string | null; lease: string | null }>(
+    db,
+    sql`select to_regclass(${`"${config.migrationsSchema.replace(/"/g, '""')}"."${config.migrationsTable.replace(/"/g, '""')}"`}) as journal, to_regclass('public.river_leader') as lease`,
+  )) as [{ journal: string | null; lease: string | null }];
+  let recorded = 0;
+  if (journalExists) {
+    const [row] = await rows<{ last: string | null }>(db, sql`select max(created_at) as last from ${journal}`);
+    const last = row?.last == null ? null : Number(row.last);
+    recorded = last === null ? 0 : migrations.filter((m) => m.folderMillis <= last).length;
+  }
+  if (recorded === migrations.length || !lease) return recorded;
+
+  const columns = await rows<{ column_name: string; data_type: string; is_identity: string }>(
+    db,
+    sql`select column_name, data_type, is_identity from information_schema.columns
+        where table_schema = 'public' and table_name = 'river_leader' order by ordinal_position`,
+  );
+  const shape = columns.map((c) => `${c.column_name} ${c.data_type}${c.is_identity === 'YES' ? ' identity' : ''}`);
+  const level = SHAPES.findIndex((expected) => sameColumns(expected, shape)) + 1;
+  if (level === 0 || level < recorded) throw mismatch(shape);
+  if (level > recorded) {
+    // Someone else created it (drizzle-kit with riverLeader re-exported, or by hand) in this shape: record it.
+    await db.execute(sql`create schema if not exists ${sql.identifier(config.migrationsSchema)}`);
+    await db.execute(sql`create table if not exists ${journal} (id serial primary key, hash text not null, created_at bigint)`);
+    for (const migration of migrations.slice(recorded, level)) {
+      await db.execute(sql`insert into ${journal} (hash, created_at) values (${migration.hash}, ${migration.folderMillis})`);
+    }
+  }
+  return level;
+}
+
+function sameColumns(expected: readonly string[], actual: readonly string[]): boolean {
+  return expected.length === actual.length && expected.every((c) => actual.includes(c));
+}
+
+function mismatch(shape: readonly string[]): LeaseTableMismatchError {
+  const expected = SHAPES[SHAPES.length - 1]!;
+  const missing = expected.filter((c) => !shape.includes(c));
+  const extra = shape.filter((c) => !expected.includes(c));
+  const river = !shape.some((c) => c.startsWith('term ')) && shape.some((c) => c.startsWith('leader_id '));
+  return new LeaseTableMismatchError(
+    'public.river_leader',
+    [
+      river
+        ? "it looks like River's own leader table (no term column), which drizzle-leader cannot share"
+        : 'it is not in the shape of any drizzle-leader migration',
+      missing.length ? `missing: ${missing.join(', ')}` : '',
+      extra.length ? `unexpected: ${extra.join(', ')}` : '',
+    ]
+      .filter(Boolean)
+      .join('; '),
+  );
 }
