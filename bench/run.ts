@@ -27,10 +27,12 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
-    out: { type: 'string', default: resolve(import.meta.dirname, 'results', 'latest.json') },
+    out: { type: 'string' },
   },
 });
 const mode = args.smoke ? 'smoke' : args.quick ? 'quick' : 'full';
+// Only a full run replaces the committed results; quick and smoke runs write beside them (ignored by git).
+args.out ??= resolve(import.meta.dirname, 'results', mode === 'full' ? 'latest.json' : `${mode}.json`);
 /** Iterations per mode: [full, quick, smoke]. */
 const pick = (full: number, quick: number, smoke: number) => (mode === 'full' ? full : mode === 'quick' ? quick : smoke);
 const DEFAULTS = { ttl: 15_000, renewInterval: 5_000, safetyMargin: 1_000 };

@@ -108,6 +108,11 @@ describe('drizzle-leader CLI', () => {
     const missing = await cli(['status', '--url', fresh]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/The lease table does not exist: run `drizzle-leader migrate`/);
+    // watch says so too, at once, and never claims to be watching first.
+    const watching = await cli(['watch', '--url', fresh]);
+    expect(watching.code).toBe(2);
+    expect(watching.stdout).not.toMatch(/watching/);
+    expect(watching.stderr).toMatch(/The lease table does not exist/);
 
     const first = await cli(['migrate', '--url', fresh]);
     expect(first).toMatchObject({ code: 0, stdout: 'river_leader is up to date\n' });

