@@ -7,6 +7,7 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { expect, it, vi } from 'vitest';
+import { connect, createTestDatabase } from './support/db.js';
 
 const root = resolve(import.meta.dirname, '..');
 
@@ -77,5 +78,29 @@ it('Ctrl-C during the demo leaves nothing behind: no temporary directory, no ser
     expect(leftovers).toBe('');
   } finally {
     rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+it('against a URL, the demo leaves the database as it found it', { timeout: 120_000 }, async () => {
+  const url = await createTestDatabase({ migrated: false });
+  const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>((done, fail) =>
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', 'demo', '--json', '--url', url],
+      { cwd: root, timeout: 90_000 },
+      (error, stdout, stderr) =>
+        error ? fail(Object.assign(error, { message: `${error.message}\n${stderr}\n${stdout}` })) : done({ stdout, stderr }),
+    ),
+  );
+  expect(JSON.parse(stdout).ok, stderr).toBe(true);
+  const check = connect('postgres.js', url);
+  try {
+    const left = await check.query(
+      `select table_schema, table_name from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema')`,
+    );
+    expect(left).toEqual([]);
+    expect(await check.query(`select nspname from pg_namespace where nspname like 'drizzle%'`)).toEqual([]);
+  } finally {
+    await check.close();
   }
 });

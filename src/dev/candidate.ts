@@ -7,7 +7,7 @@
  */
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import { createElector } from '../index.js';
+import { createElector, createLeaderTable } from '../index.js';
 import { type CandidateMessage, type ParentMessage, wallNow } from './candidate-protocol.js';
 
 const env = (key: string) => {
@@ -41,7 +41,10 @@ async function main() {
   const logger = process.env.CANDIDATE_LOG
     ? { debug: quiet ? () => {} : log('debug'), info: log('info'), warn: log('warn'), error: log('error') }
     : undefined;
-  const elector = createElector(db, { name, id, ttl, renewInterval, safetyMargin, logger });
+  // DEMO_LEASE_SCHEMA: campaign in a lease table of that schema (the demo's scratch schema) instead of public.river_leader.
+  const leaseSchema = process.env.DEMO_LEASE_SCHEMA;
+  const table = leaseSchema ? createLeaderTable({ schema: leaseSchema, table: 'river_leader' }).table : undefined;
+  const elector = createElector(db, { name, id, ttl, renewInterval, safetyMargin, logger, table });
   elector.subscribe((event) =>
     send({
       type: 'transition',

@@ -16,7 +16,8 @@ import type { Sql } from 'postgres';
 import { type CandidateMessage, type ParentMessage, wallNow } from '../../dev/candidate-protocol.js';
 import type { EmbeddedServer } from '../../dev/embedded-server.js';
 import { formatDuration, formatTable } from '../../dev/format.js';
-import { getLeader, type LeaderDatabase, migrate, requestResign } from '../../index.js';
+import { readMigrationFiles } from 'drizzle-orm/migrator';
+import { createLeaderTable, getLeader, type LeaderDatabase, type LeaderTable, MIGRATIONS_FOLDER, requestResign } from '../../index.js';
 import { openDatabase } from '../connect.js';
 import { explainError } from '../errors.js';
 import { LiveView } from './live-view.js';
@@ -69,6 +70,7 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
   const runId = randomBytes(4).toString('hex');
   const name = `demo-${runId}`;
   const schema = `drizzle_leader_demo_${runId}`;
+  const { table } = createLeaderTable({ schema, table: 'river_leader' });
   const summary: DemoSummary = {
     ok: false,
     failedStep: null,
@@ -91,7 +93,6 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
     }
     if (ctx) {
       await ctx.client.unsafe(`drop schema if exists "${schema}" cascade`).catch(() => {});
-      await ctx.client`delete from river_leader where name = ${name}`.catch(() => {});
       await ctx.close().catch(() => {});
     }
     await embedded?.stop().catch(() => {});
@@ -156,8 +157,15 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
     }
     ctx = await openDatabase({ url: options.url ?? embedded!.url });
     const { db, client } = ctx;
-    await migrate(db);
+    // The demo's lease table lives in its scratch schema (created by the shipped migrations with
+    // that schema first on the search path), so dropping the schema at the end leaves nothing.
     await client.unsafe(`create schema "${schema}"`);
+    await client.begin(async (tx) => {
+      await tx.unsafe(`set local search_path to "${schema}"`);
+      for (const migration of readMigrationFiles({ migrationsFolder: MIGRATIONS_FOLDER })) {
+        for (const statement of migration.sql) if (statement.trim()) await tx.unsafe(statement);
+      }
+    });
     await client.unsafe(`create table "${schema}".fence (id int primary key, term bigint not null, writes bigint not null)`);
     await client.unsafe(
       `create table "${schema}".actions (id bigserial primary key, at double precision not null, term bigint not null, pid int not null, accepted boolean not null)`,
@@ -179,6 +187,7 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
           DEMO_URL: options.url ?? embedded!.url,
           DEMO_NAME: name,
           DEMO_SCHEMA: schema,
+          DEMO_LEASE_SCHEMA: schema,
           DEMO_ID: id,
           DEMO_TIMINGS: `${DEMO_TIMINGS.ttl},${DEMO_TIMINGS.renewInterval},${DEMO_TIMINGS.safetyMargin}`,
         },
@@ -210,14 +219,14 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
     };
     step('start', await readyCount(), `${CANDIDATES} candidate processes running, each with its own pool and LISTEN connection`);
 
-    const statusLoop = startStatus(view, db, name, candidates);
+    const statusLoop = startStatus(view, db, name, table, candidates);
     try {
       // ---- 1. steady leadership -------------------------------------------------------------
       const first = await nextEvent(isGained, 5_000, 0);
       step('steady leadership', first !== null, first ? `pid ${first.pid} leads with term ${first.term}` : 'nobody was elected');
-      const before = await getLeader(db, { name });
+      const before = await getLeader(db, { name, table });
       await sleep(DEMO_TIMINGS.renewInterval * 3);
-      const after = await getLeader(db, { name });
+      const after = await getLeader(db, { name, table });
       step(
         'renewals',
         Boolean(before && after && after.term === before.term && after.expiresAt > before.expiresAt),
@@ -250,7 +259,7 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
 
       // ---- 3. SIGKILL: handoff after the lease ----------------------------------------------
       leader = currentLeader()!;
-      const leaseAtKill = await getLeader(db, { name });
+      const leaseAtKill = await getLeader(db, { name, table });
       mark = events.length;
       const killedAt = wallNow();
       candidates.get(leader.pid)!.process.kill('SIGKILL');
@@ -278,7 +287,7 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
       // ---- 4. SIGSTOP past the lease, then SIGCONT ------------------------------------------
       leader = currentLeader()!;
       const frozen = candidates.get(leader.pid)!;
-      const leaseAtFreeze = await getLeader(db, { name });
+      const leaseAtFreeze = await getLeader(db, { name, table });
       mark = events.length;
       const frozenAt = wallNow();
       frozen.process.kill('SIGSTOP');
@@ -326,7 +335,7 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
       leader = currentLeader()!;
       mark = events.length;
       const requestedAt = wallNow();
-      await requestResign(db, { name, term: leader.term });
+      await requestResign(db, { name, table, term: leader.term });
       view.log(`operator: requestResign("${name}", term ${leader.term})`);
       const forced = await nextEvent(gainedBy(leader.pid), 5_000, mark);
       const forcedMs = forced ? forced.at - requestedAt : Number.NaN;
@@ -438,12 +447,12 @@ function candidateScript(): { path: string; execArgv: string[] } {
 }
 
 /** Polls the lease for the live view's header. */
-function startStatus(view: LiveView, db: LeaderDatabase, name: string, candidates: Map<number, Candidate>) {
+function startStatus(view: LiveView, db: LeaderDatabase, name: string, table: LeaderTable, candidates: Map<number, Candidate>) {
   let stopped = false;
   void (async () => {
     while (!stopped) {
       try {
-        const leader = await getLeader(db, { name });
+        const leader = await getLeader(db, { name, table });
         const alive = [...candidates.values()].filter((c) => c.alive).length;
         view.status(
           leader
