@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createElector, type LeaderDatabase } from '../src/index.js';
 import { createTestDatabase } from './support/db.js';
 
@@ -63,7 +63,9 @@ describe.skipIf(!binary)('behind PgBouncer in transaction mode', () => {
     // Transaction pooling: no prepared statements, no session state.
     const pooled = postgres(pooledUrl, { max: 4, prepare: false, onnotice: () => {} });
     const db = drizzle(pooled) as unknown as LeaderDatabase;
-    const options = { name: 'pooled', ttl: 3_000, renewInterval: 300, safetyMargin: 500, listen: { url: directUrl } };
+    const warnings: string[] = [];
+    const logger = { debug() {}, info() {}, error() {}, warn: (_f: object, message: string) => void warnings.push(message) };
+    const options = { name: 'pooled', ttl: 3_000, renewInterval: 300, safetyMargin: 500, listen: { url: directUrl }, logger };
     const leader = createElector(db, { ...options, id: 'leader' });
     const follower = createElector(db, { ...options, id: 'follower' });
     try {
@@ -79,8 +81,32 @@ describe.skipIf(!binary)('behind PgBouncer in transaction mode', () => {
       await leader.stop();
       await follower.waitForLeadership();
       expect(performance.now() - started).toBeLessThan(1_000);
+      expect(warnings.filter((w) => /did not receive a notification/.test(w))).toEqual([]);
     } finally {
       await Promise.all([leader.stop(), follower.stop()]);
+      await pooled.end();
+    }
+  });
+
+  it('with LISTEN through the transaction-mode pooler, it notices that nothing is delivered and says how to fix it, once', async () => {
+    const pooled = postgres(pooledUrl, { max: 4, prepare: false, onnotice: () => {} });
+    const db = drizzle(pooled) as unknown as LeaderDatabase;
+    const warnings: string[] = [];
+    const logger = { debug() {}, info() {}, error() {}, warn: (_f: object, message: string) => void warnings.push(message) };
+    const a = createElector(db, { name: 'pooled-listen', id: 'a', ttl: 3_000, renewInterval: 300, safetyMargin: 500, logger });
+    const b = createElector(db, { name: 'pooled-listen', id: 'b', ttl: 3_000, renewInterval: 300, safetyMargin: 500, logger });
+    try {
+      await a.start();
+      await b.start();
+      await vi.waitFor(() => expect(warnings.filter((w) => /did not receive a notification/.test(w))).toHaveLength(1), {
+        timeout: 10_000,
+        interval: 50,
+      });
+      expect(warnings.find((w) => /did not receive/.test(w))).toMatch(/Pass listen: \{ url: DIRECT_URL \}/);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(warnings.filter((w) => /did not receive a notification/.test(w))).toHaveLength(1); // once per database, not per elector
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
       await pooled.end();
     }
   });

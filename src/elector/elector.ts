@@ -46,6 +46,7 @@
  * second leader.
  */
 
+import { randomUUID } from 'node:crypto';
 import { diagnose } from '../diagnose.js';
 import {
   DatabaseUnusableError,
@@ -56,6 +57,7 @@ import {
   LeaseTableOutdatedError,
 } from '../errors.js';
 import { acquireStatementDatabase, MAX_CONNECT_TIMEOUT_MS } from '../lease/connection.js';
+import { notify } from '../lease/statements.js';
 import { createLeaseStore, type LeaseStore } from '../lease/store.js';
 import { subscribeChannel } from '../listen/notifier.js';
 import { parseNotification } from '../listen/payload.js';
@@ -120,6 +122,12 @@ export interface ElectorInternals {
 /** Database objects already warned about running poll-only: one line per database, not per elector. */
 const warnedPollOnly = new WeakSet<object>();
 
+/** Database objects already warned about a LISTEN that hears nothing. */
+const undeliveredWarned = new WeakSet<object>();
+
+/** How long the LISTEN delivery probe waits for its own notification. */
+const PROBE_WAIT_MS = 3_000;
+
 export class Elector {
   readonly #db: LeaderDatabase;
   readonly #options: ResolvedElectorOptions;
@@ -157,6 +165,10 @@ export class Elector {
   #consecutiveErrors = 0;
   #lastNotifiedWakeAt = Number.NEGATIVE_INFINITY;
   #deferredWake: NodeJS.Timeout | null = null;
+  /** The LISTEN delivery probe in flight, if any. */
+  #probe: { readonly token: string; readonly heard: () => void } | null = null;
+  /** Whether LISTEN has been established at least once. */
+  #listening = false;
   /** Elections sent so far (a LISTEN (re)established after the first means notifications may have been missed). */
   #attempts = 0;
   /** When a `resigned` notification last woke this follower (monotonic ms), for the handoff latency hook. */
@@ -486,6 +498,7 @@ export class Elector {
         await this.#sleep(this.#errorBackoff());
       } else {
         await Promise.all([this.#listenReady, this.#warmUp()]);
+        void this.#probeDelivery(statements.db);
       }
       while (this.#isRunning()) {
         const state = this.#trustedLeadership() ?? this.#state;
@@ -736,6 +749,7 @@ export class Elector {
       heartbeatMs: this.#options.renewInterval,
       notification: (payload) => this.#onNotification(payload),
       listening: () => {
+        this.#listening = true;
         listening.resolve();
         // Anything sent while we were not listening is lost: look at the database now. Before
         // the first attempt there is nothing to re-check: it is about to look anyway.
@@ -761,8 +775,39 @@ export class Elector {
     await settledWithin(listening.promise, LISTEN_READY_WAIT_MS);
   }
 
+  /**
+   * Sends one notification of its own through the statement connections and waits for it on
+   * the LISTEN connection. Behind a transaction-mode pooler LISTEN succeeds but hears nothing,
+   * and failover silently falls back to the lease: say so, once, with the fix.
+   */
+  async #probeDelivery(db: LeaderDatabase): Promise<void> {
+    const { channel, logger, name, listen } = this.#options;
+    if (!this.#unlisten || !this.#listening || undeliveredWarned.has(this.#db)) return;
+    const heard = deferred();
+    this.#probe = { token: `drizzle-leader-probe:${randomUUID()}`, heard: heard.resolve };
+    try {
+      await withDeadline(notify(db, channel, this.#probe.token), PROBE_WAIT_MS, () => 'probe not sent');
+    } catch {
+      return; // statements failing is reported by the loop
+    }
+    if ((await settledWithin(heard.promise, PROBE_WAIT_MS)) || !this.#isRunning() || undeliveredWarned.has(this.#db)) return;
+    undeliveredWarned.add(this.#db);
+    logger.warn(
+      { name, channel },
+      `drizzle-leader: LISTEN is up but did not receive a notification sent through the database within ${PROBE_WAIT_MS} ms ` +
+        `(a transaction-mode pooler?); failover waits for the lease instead of milliseconds. ` +
+        (typeof listen === 'object'
+          ? 'Check that listen.url is a direct or session-mode connection.'
+          : 'Pass listen: { url: DIRECT_URL }.'),
+    );
+  }
+
   #onNotification(payload: string): void {
     const { logger, name, id } = this.#options;
+    if (payload === this.#probe?.token) {
+      this.#probe.heard();
+      return;
+    }
     const notification = parseNotification(payload);
     const ours = notification !== null && notification.name === name;
     this.#instruments.notification(ours);

@@ -256,3 +256,8 @@ export async function requestResign(
     .execute({ channel: input.channel });
   return row ? { term: Number(row.term), leaderId: row.leaderId } : null;
 }
+
+/** Sends `payload` on `channel` (the LISTEN delivery probe). */
+export async function notify(db: LeaderDatabase, channel: string, payload: string): Promise<void> {
+  await db.select({ notified: sql<string>`pg_notify(${channel}, ${payload})::text` }).from(sql`(select 1) as one`);
+}
