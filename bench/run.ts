@@ -453,13 +453,13 @@ async function main() {
       { target: 'graceful handoff p50, 10 candidates', goal: '<= 2 ms', measured: ms(listen10.p50), met: listen10.p50 <= 2 },
       { target: 'graceful handoff p99, 10 candidates', goal: '<= 10 ms', measured: ms(listen10.p99), met: listen10.p99 <= 10 },
       {
-        target: 'listen / floor (p50)',
+        target: `listen / floor (p50; n=${listen10.n}, n=${floorResult.n})`,
         goal: '<= 3',
         measured: results.scenarios.ratios.listenOverFloorP50.toFixed(2),
         met: results.scenarios.ratios.listenOverFloorP50 <= 3,
       },
       {
-        target: 'poll / listen (p50)',
+        target: `poll / listen (p50; n=${poll10.n} poll, n=${listen10.n} listen)`,
         goal: '>= 1000x',
         measured: `${results.scenarios.ratios.pollOverListenP50.toFixed(0)}x`,
         met: results.scenarios.ratios.pollOverListenP50 >= 1_000,
@@ -470,23 +470,29 @@ async function main() {
         measured: ms(crashResult.overRemainingLease!.p99),
         met: crashResult.overRemainingLease!.p99 <= 250,
       },
+      // A window shorter than a few leases cannot judge per-lease rates: such runs report them, unjudged.
+      ...(steadyResult.windowSeconds * 1_000 >= 3 * DEFAULTS.ttl
+        ? [
+            {
+              target: 'idle follower statements per lease period (15 s)',
+              goal: '<= 1 (+ checks)',
+              measured: (steadyResult.followerStatementsPerSecond * 15).toFixed(2),
+              met: steadyResult.followerStatementsPerSecond * 15 <= 1.5,
+            },
+            {
+              target: 'leader statements per renew interval (5 s)',
+              goal: '1',
+              measured: (steadyResult.leaderStatementsPerSecond * 5).toFixed(2),
+              met: Math.abs(steadyResult.leaderStatementsPerSecond * 5 - 1) < 0.25,
+            },
+          ]
+        : []),
       {
-        target: 'idle follower statements per lease period (15 s)',
-        goal: '<= 1 (+ checks)',
-        measured: (steadyResult.followerStatementsPerSecond * 15).toFixed(2),
-        met: steadyResult.followerStatementsPerSecond * 15 <= 1.5,
-      },
-      {
-        target: 'leader statements per renew interval (5 s)',
-        goal: '1',
-        measured: (steadyResult.leaderStatementsPerSecond * 5).toFixed(2),
-        met: Math.abs(steadyResult.leaderStatementsPerSecond * 5 - 1) < 0.25,
-      },
-      {
-        target: `connections per process beyond the pool (${scaleResult.poolMax})`,
-        goal: '<= 2',
-        measured: scaleResult.connectionsPerProcess.map((n) => n - scaleResult.poolMax).join(', '),
-        met: scaleResult.connectionsPerProcess.every((n) => n - scaleResult.poolMax <= 2),
+        // The elector never uses the application's pool: every connection counted is the library's.
+        target: "connections per process (the library's two own pools and LISTEN)",
+        goal: '<= 5',
+        measured: scaleResult.connectionsPerProcess.join(', '),
+        met: scaleResult.connectionsPerProcess.every((n) => n <= 5),
       },
       {
         target: `herd handoff p99 (${herdResult.candidates} candidates)`,
@@ -524,6 +530,7 @@ function printReport(r: {
     graceful: { candidates: number; mode: string; handoff: Distribution }[];
     crash: { latency: Distribution; overRemainingLease: Distribution };
     steady: {
+      windowSeconds: number;
       leaderStatementsPerSecond: number;
       followerStatementsPerSecond: number;
       leaderProcess: { cpuMsPerSecond: number; rssMiB: number };
@@ -548,7 +555,7 @@ function printReport(r: {
     ]),
   );
   console.log(
-    `\nsteady state: leader ${s.steady.leaderStatementsPerSecond.toFixed(3)} stmt/s, idle follower ${s.steady.followerStatementsPerSecond.toFixed(3)} stmt/s; ` +
+    `\nsteady state over ${s.steady.windowSeconds} s${s.steady.windowSeconds * 1_000 < 3 * DEFAULTS.ttl ? ' (shorter than three leases: rates shown, not judged)' : ''}: leader ${s.steady.leaderStatementsPerSecond.toFixed(3)} stmt/s, idle follower ${s.steady.followerStatementsPerSecond.toFixed(3)} stmt/s; ` +
       `advisory-lock follower ${s.advisoryLock.graceful.statementsPerSecondPerCandidate.toFixed(3)} stmt/s`,
   );
   console.log(

@@ -36,7 +36,11 @@ it('npm run bench -- --quick --smoke completes and writes every scenario', { tim
       'poll-10',
     ]);
     expect(results.machine).toMatchObject({ cores: expect.any(Number), node: process.version, postgres: expect.any(String) });
-    expect(results.targets.length).toBeGreaterThanOrEqual(9);
+    // A smoke run's steady-state window is shorter than three leases: its per-lease rates are
+    // reported but not judged, so two of the nine targets are left out.
+    expect(results.targets.map((t: { target: string }) => t.target)).not.toContain('leader statements per renew interval (5 s)');
+    expect(results.targets.length).toBeGreaterThanOrEqual(7);
+    expect(results.scenarios.steady.windowSeconds).toBeGreaterThan(0);
     expect(readFileSync(join(dir, 'smoke.svg'), 'utf8')).toMatch(/^<svg/);
   } finally {
     rmSync(dir, { recursive: true, force: true });

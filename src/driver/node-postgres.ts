@@ -1,6 +1,7 @@
 /** The node-postgres adapter: a dedicated LISTEN `Client` and a dedicated session, both made from the pool's or client's settings. */
 import type { Client, ClientConfig, Pool } from 'pg';
 import type { LeaderDatabase } from '../types.js';
+import { SocketTracker } from './sockets.js';
 import type { DriverCapabilities, ListenDriver, ListenSession, OwnPool, SessionBounds } from './types.js';
 
 type NodePostgresClient = Pool | Client;
@@ -48,16 +49,25 @@ async function openOwnPool(
   const bounds = options.session;
   const [{ Pool: PoolClass }, { drizzle }] = await Promise.all([pgModule(), import('drizzle-orm/node-postgres')]);
   const config = connectionConfig(client);
+  const sockets = new SocketTracker();
+  // The bounds as node-postgres's own startup settings: they replace any the application's
+  // config carries (which would otherwise win over `-c` options).
   const settings = bounds
-    ? ` -c statement_timeout=${bounds.statementTimeoutMs} -c lock_timeout=${bounds.lockTimeoutMs} -c idle_in_transaction_session_timeout=${bounds.idleInTransactionTimeoutMs}`
-    : '';
+    ? {
+        statement_timeout: bounds.statementTimeoutMs,
+        lock_timeout: bounds.lockTimeoutMs,
+        idle_in_transaction_session_timeout: bounds.idleInTransactionTimeoutMs,
+      }
+    : {};
   const own = new PoolClass({
     ...config,
+    ...settings,
+    query_timeout: undefined,
     max: 2,
     idleTimeoutMillis: 60_000,
     keepAlive: true,
     connectionTimeoutMillis: Math.min(config.connectionTimeoutMillis || Number.POSITIVE_INFINITY, options.connectTimeoutMs),
-    options: `${config.options ?? ''}${settings}`.trim() || undefined,
+    stream: sockets.pgStream(),
   });
   // A connection the server ends (idle_in_transaction_session_timeout, a restart) emits 'error'
   // on its client; unheard while checked out, that would crash the process. The statement in
@@ -66,7 +76,14 @@ async function openOwnPool(
   own.on('connect', (connection) => connection.on('error', () => {}));
   return {
     db: drizzle(own) as unknown as LeaderDatabase,
-    close: () => own.end(),
+    reset: () => sockets.destroyAll(),
+    close: async () => {
+      // pool.end() waits for checked-out clients: a statement stuck on a dead socket never returns one.
+      const timer = setTimeout(() => sockets.destroyAll(), 1_000);
+      await own.end().catch(() => {});
+      clearTimeout(timer);
+      sockets.destroyAll();
+    },
   };
 }
 
@@ -80,13 +97,15 @@ export function nodePostgresListenDriver(client: NodePostgresClient | string): L
     async open(events): Promise<ListenSession> {
       const { Client: ClientClass } = await pgModule();
       const config = typeof client === 'string' ? { connectionString: client } : connectionConfig(client);
-      const connection = new ClientClass({ ...config, keepAlive: true });
+      const sockets = new SocketTracker();
+      const connection = new ClientClass({ ...config, keepAlive: true, stream: sockets.pgStream() });
       let closing = false;
       const dropped = (error?: unknown) => {
         if (closing) return;
         closing = true;
         events.closed(error ?? new Error('node-postgres LISTEN connection ended'));
         connection.end().catch(() => {});
+        setTimeout(() => sockets.destroyAll(), 1_000).unref();
       };
       connection.on('notification', (message) => events.notification(message.channel, message.payload ?? ''));
       connection.on('error', dropped);
@@ -103,7 +122,11 @@ export function nodePostgresListenDriver(client: NodePostgresClient | string): L
         close: async () => {
           if (closing) return;
           closing = true;
-          await connection.end();
+          // A partitioned peer never acknowledges the close: do not let its socket hold the process.
+          const timer = setTimeout(() => sockets.destroyAll(), 1_000);
+          await connection.end().catch(() => {});
+          clearTimeout(timer);
+          sockets.destroyAll();
         },
       };
     },

@@ -1,6 +1,7 @@
 /** The postgres.js adapter: a dedicated LISTEN connection and a dedicated session, both made from the client's own options. */
 import type { Options, PostgresType, Sql } from 'postgres';
 import type { LeaderDatabase } from '../types.js';
+import { SocketTracker } from './sockets.js';
 import type { DriverCapabilities, ListenDriver, ListenSession, OwnPool, SessionBounds } from './types.js';
 
 /** True for a postgres.js `Sql` instance (what `drizzle-orm/postgres-js` keeps as `db.$client`). */
@@ -24,8 +25,10 @@ export function postgresJsListenDriver(client: Sql | string): ListenDriver {
       // `onnotify` is the option postgres.js's own `sql.listen` is built on; it is not in the
       // published types, hence the cast.
       const base = typeof client === 'string' ? {} : (client.options as unknown as Options<Record<string, PostgresType>>);
+      const sockets = new SocketTracker();
       const options = {
         ...base,
+        socket: sockets.postgresJsSocket(1_000 * Math.min(10, (base as { connect_timeout?: number }).connect_timeout ?? 10)),
         max: 1,
         idle_timeout: 0, // never closed for idleness: it exists to wait
         max_lifetime: null,
@@ -41,6 +44,7 @@ export function postgresJsListenDriver(client: Sql | string): ListenDriver {
       const close = async () => {
         closing = true;
         await connection.end({ timeout: 1 });
+        sockets.destroyAll(); // a partitioned peer never acknowledges the close: do not let it hold the process
       };
       try {
         await connection`select 1`;
@@ -88,12 +92,23 @@ async function openOwnPool(client: Sql, options: { session: SessionBounds | null
       }
     : base.connection;
   const connect_timeout = Math.min(base.connect_timeout ?? 30, Math.max(1, Math.ceil(options.connectTimeoutMs / 1000)));
-  const own = postgres({ ...base, max: 2, idle_timeout: 60, connect_timeout, onnotice: () => {}, connection } as Options<
-    Record<string, PostgresType>
-  >);
+  const sockets = new SocketTracker();
+  const own = postgres({
+    ...base,
+    max: 2,
+    idle_timeout: 60,
+    connect_timeout,
+    onnotice: () => {},
+    connection,
+    socket: sockets.postgresJsSocket(connect_timeout * 1000),
+  } as Options<Record<string, PostgresType>>);
   return {
     db: drizzle(own) as unknown as LeaderDatabase,
-    close: () => own.end({ timeout: 1 }),
+    reset: () => sockets.destroyAll(),
+    close: async () => {
+      await own.end({ timeout: 1 });
+      sockets.destroyAll();
+    },
   };
 }
 

@@ -44,6 +44,9 @@ export interface SessionBounds {
 /** A small pool the library owns, made from the application client's settings: nobody else can hold its connections. */
 export interface OwnPool {
   readonly db: LeaderDatabase;
+  /** Destroys every connection now (a statement passed its deadline: its connection may be dead); the pool reconnects on next use. */
+  reset(): void;
+  /** Ends the pool; connections that do not close within a second are destroyed. */
   close(): Promise<void>;
 }
 

@@ -50,6 +50,7 @@ import { randomUUID } from 'node:crypto';
 import { diagnose } from '../diagnose.js';
 import {
   DatabaseUnusableError,
+  DeadlineExceededError,
   DrizzleLeaderError,
   ElectorStoppedError,
   InvalidOptionError,
@@ -165,6 +166,10 @@ export class Elector {
   #consecutiveErrors = 0;
   #lastNotifiedWakeAt = Number.NEGATIVE_INFINITY;
   #deferredWake: NodeJS.Timeout | null = null;
+  /** Destroys the own pools' connections (statements passed their deadlines: a connection may be dead). */
+  #resetConnections: () => void = () => {};
+  /** Statements in a row that got no answer within their deadline. */
+  #unanswered = 0;
   /** The LISTEN delivery probe in flight, if any. */
   #probe: { readonly token: string; readonly heard: () => void } | null = null;
   /** Whether LISTEN has been established at least once. */
@@ -486,9 +491,18 @@ export class Elector {
     let release = async () => {};
     try {
       const { table, channel, logger } = this.#options;
-      const statements = await acquireStatementDatabase(this.#db, sessionBounds(this.#options), logger);
-      release = statements.release;
-      this.#store = this.#wrapStore(createLeaseStore(statements.db, table, channel));
+      const bounds = sessionBounds(this.#options);
+      const [electing, leading] = await Promise.all([
+        acquireStatementDatabase(this.#db, bounds, logger, 'elect'),
+        acquireStatementDatabase(this.#db, bounds, logger, 'lead'),
+      ]);
+      release = () => Promise.all([electing.release(), leading.release()]).then(() => {});
+      this.#resetConnections = () => {
+        electing.reset();
+        leading.reset();
+      };
+      const statements = { db: electing.db, error: electing.error ?? leading.error };
+      this.#store = this.#wrapStore(createLeaseStore({ elect: electing.db, lead: leading.db }, table, channel));
       if (statements.error) {
         // The first connection failed: that is the first attempt's outcome (no use trying the same twice).
         this.#attempts++;
@@ -560,6 +574,7 @@ export class Elector {
       return failure;
     }
     this.#consecutiveErrors = 0;
+    this.#unanswered = 0;
     this.#instruments.election(result.won ? 'won' : 'denied', this.#now().monotonic - startedAt.monotonic);
     if (!result.won && notifiedAt !== null) {
       // Woken by a notification for a lease that is still held: forged, duplicated or stale.
@@ -614,6 +629,7 @@ export class Elector {
       this.#failed(error, 'renewal');
       return;
     }
+    this.#unanswered = 0;
     this.#instruments.renewal(record ? 'ok' : 'denied', this.#now().monotonic - startedAt.monotonic);
     if (this.#trustedLeadership() !== state) {
       // We stepped down (trust expired, stop, resign) while the renewal was in flight. If it
@@ -702,6 +718,10 @@ export class Elector {
         if (this.#unreleased === held) this.#unreleased = null;
       } catch (error) {
         // The lease will expire on its own; releasing it only makes failover faster.
+        if (error instanceof DeadlineExceededError && ++this.#unanswered >= 2) {
+          this.#unanswered = 0;
+          this.#resetConnections();
+        }
         this.#instruments.handled('resignation', error, 'drizzle-leader: could not release the lease; it will expire on its own', { term });
         if (this.#state.kind === 'stopping' && this.#unreleased === held) this.#unreleased = null;
       }
@@ -714,6 +734,13 @@ export class Elector {
   /** Counts a failed statement; returns `LeaseTableMissingError` when retrying cannot help, else the error. */
   #failed(error: unknown, operation: 'election' | 'renewal'): unknown {
     this.#consecutiveErrors++;
+    // No answer in time, twice running: the connection may be dead without anyone being told (a
+    // vanished peer), and the driver would keep using it; start over on fresh ones. Not at the
+    // first: a merely slow answer still arrives, and a lease it carries is then released.
+    if (error instanceof DeadlineExceededError && ++this.#unanswered >= 2) {
+      this.#unanswered = 0;
+      this.#resetConnections();
+    }
     const { name, table, logger } = this.#options;
     const code = errorCode(error);
     const diagnosis = diagnose(error);

@@ -6,8 +6,11 @@
  * it, commit it, or wait behind it. The own pool also carries server-side bounds as session
  * settings, so every statement is bounded without an extra round trip.
  *
- * One pool per driver client and set of bounds, shared by every elector of the process that
- * uses them, closed when the last one stops.
+ * Two pools per driver client and set of bounds, each of at most two connections, shared by
+ * every elector of the process that uses them and closed when the last one stops: one for
+ * elections, one for the leaders' renewals and resignations. Elections waiting behind a row
+ * lock (an operator holding one name) can then fill only the first, never delay a renewal of
+ * another name.
  */
 import { sql } from 'drizzle-orm';
 import { detectDriver } from '../driver/detect.js';
@@ -70,15 +73,16 @@ export async function acquireStatementDatabase(
   db: LeaderDatabase,
   bounds: SessionBounds,
   logger: Logger,
-): Promise<{ db: LeaderDatabase; release(): Promise<void>; error: unknown }> {
+  role: 'elect' | 'lead',
+): Promise<{ db: LeaderDatabase; reset(): void; release(): Promise<void>; error: unknown }> {
   const { client, ownPool } = detectDriver(db);
-  if (!client || !ownPool) return { db, release: async () => {}, error: null };
+  if (!client || !ownPool) return { db, reset: () => {}, release: async () => {}, error: null };
   let byBounds = pools.get(client);
   if (!byBounds) {
     byBounds = new Map();
     pools.set(client, byBounds);
   }
-  const key = `${bounds.statementTimeoutMs}:${bounds.lockTimeoutMs}:${bounds.idleInTransactionTimeoutMs}`;
+  const key = `${role}:${bounds.statementTimeoutMs}:${bounds.lockTimeoutMs}:${bounds.idleInTransactionTimeoutMs}`;
   let shared = byBounds.get(key);
   if (!shared) {
     shared = { pool: open(db, bounds, logger), refs: 0, told: false };
@@ -92,6 +96,7 @@ export async function acquireStatementDatabase(
   let released = false;
   return {
     db: pool.db,
+    reset: () => pool.reset(),
     // Only the elector that opened the pool hears how its first connection went.
     error: tell ? error : null,
     release: async () => {

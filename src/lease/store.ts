@@ -47,20 +47,29 @@ export interface LeaseStore {
 /** The deadline of a call that names none (tests, tools): generous, but still a bound. */
 const UNHURRIED_MS = 60_000;
 
-export function createLeaseStore(db: LeaderDatabase, table: LeaderTable, channel: string): LeaseStore {
+/**
+ * `db` runs every statement, or `{ elect, lead }` splits them: elections on one database
+ * object, a leader's renewals and resignations on another (the elector's two own pools).
+ */
+export function createLeaseStore(
+  db: LeaderDatabase | { readonly elect: LeaderDatabase; readonly lead: LeaderDatabase },
+  table: LeaderTable,
+  channel: string,
+): LeaseStore {
+  const { elect, lead } = 'elect' in db && 'lead' in db ? db : { elect: db as LeaderDatabase, lead: db as LeaderDatabase };
   return {
     elect: (input, deadlineMs = UNHURRIED_MS, onLate) =>
-      answeredWithin(statements.elect(db, table, { ...input, channel }), deadlineMs, 'election', (result) => {
+      answeredWithin(statements.elect(elect, table, { ...input, channel }), deadlineMs, 'election', (result) => {
         if (result.won) onLate?.(result.lease);
       }),
     renew: (input, deadline, onLate) => {
       const remaining = deadline.remainingMs();
       if (remaining <= 0) return Promise.reject(new DeadlineExceededError('renewal not sent: its deadline had already passed'));
-      return answeredWithin(statements.renew(db, table, input), remaining, 'renewal', (lease) => {
+      return answeredWithin(statements.renew(lead, table, input), remaining, 'renewal', (lease) => {
         if (lease) onLate?.(lease);
       });
     },
-    resign: (input) => statements.resign(db, table, { ...input, channel }),
+    resign: (input) => statements.resign(lead, table, { ...input, channel }),
   };
 }
 

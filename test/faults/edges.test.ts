@@ -5,6 +5,9 @@
  * lock on one name, a silent or partitioned LISTEN connection, stop() under a partition, and
  * an abandoned renewal.
  */
+
+import { fork } from 'node:child_process';
+import { resolve } from 'node:path';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -139,7 +142,9 @@ describe.each(DRIVERS)('issue 11.2: bounded statements (%s)', (driver) => {
       const leaderEvents = track(leader);
       await leader.start();
       expect(leader.isLeader).toBe(true);
-      const followers = [1, 2, 3].map((i) => createElector(conn.db, { name: locked, id: `f${i}`, ...TIMING }));
+      // More followers of the locked name than the elector's connections: before, their elections
+      // held every connection until lock_timeout and the other name's renewals queued behind them.
+      const followers = [1, 2, 3, 4, 5, 6].map((i) => createElector(conn.db, { name: locked, id: `f${i}`, ...TIMING }));
       for (const f of followers) track(f);
       await Promise.all(followers.map((f) => f.start()));
       await new Promise((r) => setTimeout(r, 3 * TIMING.ttl));
@@ -174,6 +179,59 @@ it('issue 11.2: a follower partitioned right after sending its election (the ans
   await vi.waitFor(() => expect(bEvents.some((e) => e.type === 'gained')).toBe(true), { timeout: 10_000, interval: 20 });
   expect(performance.now() - stoppedAt).toBeLessThan(TIMING.ttl + TIMING.renewInterval + 1_000);
   expect(aEvents.some((e) => e.type === 'gained')).toBe(false);
+});
+
+it("issue 11.2: a node-postgres Pool's own timeouts do not replace the elector's bounds", async () => {
+  const name = 'app-timeouts';
+  await admin.query(
+    `insert into river_leader (name, leader_id, elected_at, expires_at) values ($1, 'gone', now(), now() - interval '1 second')`,
+    [name],
+  );
+  const operator = new pg.Client({ connectionString: url });
+  await operator.connect();
+  await operator.query('begin');
+  await operator.query('select * from river_leader where name = $1 for update', [name]);
+  const pool = new pg.Pool({ connectionString: url, lock_timeout: 30_000, statement_timeout: 60_000 });
+  const errors: ElectorError[] = [];
+  try {
+    const follower = createElector(drizzlePg(pool) as unknown as LeaderDatabase, {
+      name,
+      ...TIMING,
+      listen: false,
+      hooks: { error: (e) => void errors.push(e as ElectorError) },
+    });
+    track(follower);
+    const startedAt = performance.now();
+    await follower.start();
+    // lock_timeout = safetyMargin (300 ms), not the application's 30 s (then the 2.4 s client deadline).
+    expect(performance.now() - startedAt).toBeLessThan(1_000);
+    expect(String(errors[0]?.message)).toMatch(/lock timeout/);
+  } finally {
+    await operator.query('rollback');
+    await operator.end();
+    await pool.end();
+  }
+});
+
+describe.each(DRIVERS)('issue 11.2: connections that go silent (%s)', (driver) => {
+  it('every open connection goes silent while new ones work: a leader again within the bound, not never', async () => {
+    const name = `silent-pool-${driver}`;
+    const { proxy, url: through } = await proxied();
+    const candidates = ['a', 'b', 'c'].map((id) => createElector(connect(driver, through).db, { name, id, ...TIMING }));
+    const events = candidates.map(track);
+    await Promise.all(candidates.map((c) => c.start()));
+    await vi.waitFor(() => expect(candidates.filter((c) => c.isLeader)).toHaveLength(1), { timeout: 5_000 });
+    const mark = events.map((e) => e.length);
+    proxy.silenceExisting();
+    const silentAt = performance.now();
+    // The lease runs out, then a follower's statements time out twice, its connections are
+    // replaced, and it wins: within ttl + two statement deadlines (2 × 2.4 s) + backoff.
+    await vi.waitFor(() => expect(events.some((e, i) => e.slice(mark[i]).some((x) => x.type === 'gained'))).toBe(true), {
+      timeout: 15_000,
+      interval: 50,
+    });
+    expect(performance.now() - silentAt).toBeLessThan(TIMING.ttl + 2 * 2_400 + 2_000 + 1_000);
+  });
 });
 
 describe.each(DRIVERS)('issue 11.3 and 11.7: LISTEN under partition (%s)', (driver) => {
@@ -243,6 +301,31 @@ describe.each(DRIVERS)('issue 11.3 and 11.7: LISTEN under partition (%s)', (driv
     await a.stop();
     await vi.waitFor(() => expect(bEvents.some((e) => e.type === 'gained')).toBe(true), { timeout: 5_000, interval: 5 });
     expect(performance.now() - stoppedAt).toBeLessThan(500);
+  });
+});
+
+describe.each(DRIVERS)('issue 11.3: after stop() (%s)', (driver) => {
+  it('a process whose every connection is partitioned still exits by itself once it has stopped', async () => {
+    const { proxy, url: through } = await proxied();
+    const child = fork(resolve(import.meta.dirname, '../fixtures/stop-and-exit.ts'), [driver, through], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    try {
+      const first = await new Promise<{ leading: boolean }>((r) => child.once('message', (m) => r(m as { leading: boolean })));
+      expect(first.leading).toBe(true);
+      proxy.set({ kind: 'blackhole' });
+      const stoppedAt = performance.now();
+      child.send('stop');
+      // stop() within one ttl, then every socket of the library is destroyed: nothing holds the process.
+      const outcome = await Promise.race([exited.then(() => 'exited'), new Promise((r) => setTimeout(() => r('still running'), 6_000))]);
+      expect(outcome).toBe('exited');
+      expect(performance.now() - stoppedAt).toBeLessThan(1_500 + 3_000);
+    } finally {
+      child.kill('SIGKILL');
+      proxy.set({ kind: 'pass' });
+    }
   });
 });
 

@@ -25,6 +25,8 @@ interface Pipe {
   held: { to: Socket; chunk: Buffer }[];
   /** When the last chunk scheduled towards each side will be written: delays never reorder bytes. */
   due: Map<Socket, number>;
+  /** Set by silenceExisting(): this pipe forwards nothing, ever again. */
+  silenced?: boolean;
 }
 
 export class FaultProxy {
@@ -56,6 +58,14 @@ export class FaultProxy {
         for (const { to, chunk } of pipe.held.splice(0)) this.#schedule(pipe, to, chunk);
       }
     }
+  }
+
+  /**
+   * Every connection open now goes silent for good (bytes held both ways, no reset), while new
+   * connections pass: a vanished peer, a moved address, lost NAT state.
+   */
+  silenceExisting(): void {
+    for (const pipe of this.#pipes) pipe.silenced = true;
   }
 
   /** Resets every open connection (RST), like a dropped route or a killed middlebox. */
@@ -97,6 +107,7 @@ export class FaultProxy {
         return;
       }
     }
+    if (pipe.silenced) return;
     if (this.#mode.kind === 'blackhole') pipe.held.push({ to, chunk });
     else this.#schedule(pipe, to, chunk);
   }
