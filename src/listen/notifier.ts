@@ -33,6 +33,9 @@ const RECONNECT_BACKOFF: Backoff = Object.freeze({ initialMs: 100, maxMs: 5_000 
 /** Opening a LISTEN connection gives up after this long (a blackholed server never answers). */
 const OPEN_TIMEOUT_MS = 10_000;
 
+/** How long a LISTEN connection nobody subscribes to any more stays open before it is closed. */
+const CLOSE_DELAY_MS = 250;
+
 /** Heartbeat interval bounds: a silent connection is noticed within two intervals. */
 const HEARTBEAT = Object.freeze({ defaultMs: 5_000, minMs: 1_000 });
 
@@ -184,8 +187,13 @@ export class Notifier {
         this.#session = null;
         this.#sessionEnd = null;
         this.#listening.clear();
-        // Not awaited: closing waits for the server, which nobody needs (and a partition delays).
-        if (session) session.close().catch(() => {});
+        // Not awaited: closing waits for the server, which nobody needs (and a partition delays);
+        // and put off a moment when the last subscriber left, so a backend exiting on the server
+        // does not compete with the successor's election right at a handoff.
+        if (session) {
+          const open = session;
+          setTimeout(() => void open.close().catch(() => {}), this.#subscribers.size === 0 ? CLOSE_DELAY_MS : 0);
+        }
       }
       if (this.#subscribers.size === 0) break;
       this.#backoff.clear();
