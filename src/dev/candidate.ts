@@ -7,7 +7,7 @@
  */
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import { createElector, createLeaderTable } from '../index.js';
+import { createElector, createLeaderTable, SILENT_LOGGER } from '../index.js';
 import { type CandidateMessage, type ParentMessage, wallNow } from './candidate-protocol.js';
 
 const env = (key: string) => {
