@@ -40,7 +40,7 @@ async function main() {
     };
   const logger = process.env.CANDIDATE_LOG
     ? { debug: quiet ? () => {} : log('debug'), info: log('info'), warn: log('warn'), error: log('error') }
-    : undefined;
+    : SILENT_LOGGER; // the parent narrates; the elector's own warnings would interleave with it
   // DEMO_LEASE_SCHEMA: campaign in a lease table of that schema (the demo's scratch schema) instead of public.river_leader.
   const leaseSchema = process.env.DEMO_LEASE_SCHEMA;
   const table = leaseSchema ? createLeaderTable({ schema: leaseSchema, table: 'river_leader' }).table : undefined;
