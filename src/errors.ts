@@ -99,18 +99,9 @@ export class ElectorError extends DrizzleLeaderError {
   }
 }
 
-/**
- * A statement or wait did not finish within its bound (safety rule 6). `waitedForConnectionMs`
- * is set when it never got a connection: how long it waited for one.
- */
+/** A statement or wait did not finish within its bound (safety rule 6). */
 export class DeadlineExceededError extends DrizzleLeaderError {
   override name = 'DeadlineExceededError';
-  constructor(
-    message: string,
-    readonly waitedForConnectionMs?: number,
-  ) {
-    super(message);
-  }
 }
 
 /** The database object is not one this library knows how to LISTEN through. */

@@ -11,11 +11,11 @@ import {
   type Elector,
   ElectorStoppedError,
   InvalidOptionError,
-  type LeadershipEvent,
   LeaseTableMissingError,
   requestResign,
 } from '../src/index.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from './support/db.js';
+import { recorded } from './support/elector.js';
 
 const TIMING = { ttl: 1_500, renewInterval: 200, safetyMargin: 300 } as const;
 
@@ -31,12 +31,7 @@ afterAll(async () => {
   await admin.close();
 });
 
-function track(elector: Elector): LeadershipEvent[] {
-  electors.push(elector);
-  const events: LeadershipEvent[] = [];
-  elector.subscribe((event) => void events.push(event));
-  return events;
-}
+const track = (elector: Elector) => recorded(elector, electors);
 
 describe.each(DRIVERS)('forced handoffs (%s)', (driver) => {
   let conn: Connection;

@@ -126,16 +126,17 @@ describe.each(DRIVERS)('seams (%s)', (driver) => {
     return { sent, wrap, maxInFlight: () => maxInFlight };
   };
 
-  it('resign() during a renewal in flight: the loop sends the resignation once, one statement at a time', async () => {
+  /** A started leader whose every statement the probe records. */
+  const probedLeader = async (timing = { ttl: 3_000, renewInterval: 200, safetyMargin: 500 }) => {
     const probe = instrumented();
-    const elector = createElectorWithStore(
-      conn.db,
-      { name: `${driver}-seam-${++counter}`, ttl: 3_000, renewInterval: 200, safetyMargin: 500 },
-      probe.wrap,
-    );
+    const elector = createElectorWithStore(conn.db, { name: `${driver}-seam-${++counter}`, ...timing }, probe.wrap);
     electors.push(elector);
     await elector.start();
-    const term = elector.lease!.term;
+    return { probe, elector, term: elector.lease!.term };
+  };
+
+  it('resign() during a renewal in flight: the loop sends the resignation once, one statement at a time', async () => {
+    const { probe, elector, term } = await probedLeader();
     await vi.waitFor(() => expect(probe.sent.at(-1)).toBe(`renew:${term}`));
     expect(await elector.resign()).toBe(true);
     expect(elector.isLeader).toBe(false);
@@ -145,12 +146,8 @@ describe.each(DRIVERS)('seams (%s)', (driver) => {
   });
 
   it('stop() after leading for longer than one ttl still resigns (the release is due one ttl after stepping down, not after gaining)', async () => {
-    const probe = instrumented();
     const timing = { ttl: 600, renewInterval: 100, safetyMargin: 150 };
-    const elector = createElectorWithStore(conn.db, { name: `${driver}-seam-${++counter}`, ...timing }, probe.wrap);
-    electors.push(elector);
-    await elector.start();
-    const term = elector.lease!.term;
+    const { probe, elector, term } = await probedLeader(timing);
     await new Promise((r) => setTimeout(r, 2 * timing.ttl));
     expect(elector.lease?.term).toBe(term);
     await elector.stop();
@@ -158,15 +155,7 @@ describe.each(DRIVERS)('seams (%s)', (driver) => {
   });
 
   it('stop() while leading: the loop sends exactly one resignation for the term, and nothing after it', async () => {
-    const probe = instrumented();
-    const elector = createElectorWithStore(
-      conn.db,
-      { name: `${driver}-seam-${++counter}`, ttl: 3_000, renewInterval: 200, safetyMargin: 500 },
-      probe.wrap,
-    );
-    electors.push(elector);
-    await elector.start();
-    const term = elector.lease!.term;
+    const { probe, elector, term } = await probedLeader();
     await vi.waitFor(() => expect(probe.sent.filter((s) => s.startsWith('renew')).length).toBeGreaterThan(1));
     await elector.stop();
     expect(probe.sent.filter((s) => s === `resign:${term}`)).toHaveLength(1);

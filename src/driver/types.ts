@@ -66,7 +66,7 @@ export interface DriverCapabilities {
   readonly client: object | null;
   /** Dedicated LISTEN connections, or null: poll-only. */
   readonly listen: ListenDriver | null;
-  /** Interactive transactions on one connection (BEGIN ... COMMIT), needed for server-side deadlines. */
+  /** Interactive transactions on one connection (BEGIN ... COMMIT): the lease-checked transactions of issue 13 need them. */
   readonly transactions: boolean;
   /** A dedicated session for session-level advisory locks (migrations), or null. */
   readonly session: WithSession | null;

@@ -48,6 +48,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { diagnose } from '../diagnose.js';
+import type { SessionBounds } from '../driver/types.js';
 import {
   DatabaseUnusableError,
   DeadlineExceededError,
@@ -136,6 +137,8 @@ export class Elector {
   readonly #db: LeaderDatabase;
   readonly #options: ResolvedElectorOptions;
   readonly #wrapStore: (store: LeaseStore) => LeaseStore;
+  /** The server-side bounds of this elector's connections, from its timing (fixed for its life). */
+  readonly #bounds: SessionBounds;
   /** Built when the loop starts, on the elector's own connections (see lease/connection.ts). */
   #store!: LeaseStore;
   readonly #instruments: Instruments;
@@ -194,6 +197,7 @@ export class Elector {
     this.#db = db;
     const { name, logger } = this.#options;
     this.#wrapStore = internals.wrapStore ?? ((store) => store);
+    this.#bounds = sessionBounds(this.#options);
     this.#instruments = new Instruments(this.#options);
     this.#subscribers = new Subscribers((error) => logger.error({ err: error, name }, 'drizzle-leader: a leadership listener threw'));
   }
@@ -494,7 +498,7 @@ export class Elector {
     let release = async () => {};
     try {
       const { table, channel, logger } = this.#options;
-      const bounds = sessionBounds(this.#options);
+      const bounds = this.#bounds;
       const [electing, leading] = await Promise.all([
         acquireStatementDatabase(this.#db, bounds, logger, 'elect'),
         acquireStatementDatabase(this.#db, bounds, logger, 'lead'),
@@ -670,8 +674,8 @@ export class Elector {
    * server's statement timeout, both at most the trust window; longer, and the answer is moot.
    */
   #statementDeadlineMs(): number {
-    const bounds = sessionBounds(this.#options);
-    return bounds.statementTimeoutMs + Math.min(MAX_CONNECT_TIMEOUT_MS, bounds.statementTimeoutMs);
+    const { statementTimeoutMs } = this.#bounds;
+    return statementTimeoutMs + Math.min(MAX_CONNECT_TIMEOUT_MS, statementTimeoutMs);
   }
 
   /**
@@ -723,10 +727,7 @@ export class Elector {
         if (this.#unreleased === held) this.#unreleased = null;
       } catch (error) {
         // The lease will expire on its own; releasing it only makes failover faster.
-        if (error instanceof DeadlineExceededError && ++this.#unanswered >= 2) {
-          this.#unanswered = 0;
-          this.#resetConnections();
-        }
+        this.#noteUnanswered(error);
         this.#instruments.handled('resignation', error, 'drizzle-leader: could not release the lease; it will expire on its own', { term });
         if (this.#state.kind === 'stopping' && this.#unreleased === held) this.#unreleased = null;
       }
@@ -736,16 +737,21 @@ export class Elector {
     for (const resolve of waiters) resolve();
   }
 
+  /**
+   * No answer in time, twice running: the connection may be dead without anyone being told (a
+   * vanished peer), and the driver would keep using it; start over on fresh ones. Not at the
+   * first: a merely slow answer still arrives, and a lease it carries is then released.
+   */
+  #noteUnanswered(error: unknown): void {
+    if (!(error instanceof DeadlineExceededError) || ++this.#unanswered < 2) return;
+    this.#unanswered = 0;
+    this.#resetConnections();
+  }
+
   /** Counts a failed statement; returns `LeaseTableMissingError` when retrying cannot help, else the error. */
   #failed(error: unknown, operation: 'election' | 'renewal'): unknown {
     this.#consecutiveErrors++;
-    // No answer in time, twice running: the connection may be dead without anyone being told (a
-    // vanished peer), and the driver would keep using it; start over on fresh ones. Not at the
-    // first: a merely slow answer still arrives, and a lease it carries is then released.
-    if (error instanceof DeadlineExceededError && ++this.#unanswered >= 2) {
-      this.#unanswered = 0;
-      this.#resetConnections();
-    }
+    this.#noteUnanswered(error);
     const { name, table, logger } = this.#options;
     const code = errorCode(error);
     const diagnosis = diagnose(error);

@@ -160,7 +160,7 @@ function resignQuery(db: LeaderDatabase, table: LeaderTable) {
 }
 
 /** A prepared statement's name must be unique per connection and text (node-postgres checks): derive it from both. */
-export function prepare<T extends { toSQL(): { sql: string }; prepare(name: string): unknown }>(kind: string, query: T) {
+function prepare<T extends { toSQL(): { sql: string }; prepare(name: string): unknown }>(kind: string, query: T) {
   const digest = createHash('sha1').update(query.toSQL().sql).digest('hex').slice(0, 12);
   return query.prepare(`drizzle_leader_${kind}_${digest}`) as ReturnType<T['prepare']>;
 }
@@ -199,15 +199,12 @@ export async function elect(db: LeaderDatabase, table: LeaderTable, input: Elect
   return row.wonTerm != null ? { won: true, lease } : { won: false, holder: lease };
 }
 
-/** The renew UPSERT through `db`, or through `tx` (not cached: a transaction object lives for one use). */
 export async function renew(
   db: LeaderDatabase,
   table: LeaderTable,
   input: TermInput & { readonly ttlMs: number },
-  tx?: LeaderDatabase,
 ): Promise<LeaderInfo | null> {
-  const statement = tx ? prepare('renew', renewQuery(tx, table)) : preparedStatements(db, table).renew;
-  const [row] = await statement.execute(input);
+  const [row] = await preparedStatements(db, table).renew.execute(input);
   return row ? toLease(row) : null;
 }
 

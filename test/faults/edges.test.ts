@@ -19,9 +19,9 @@ import {
   InvalidOptionError,
   type LeaderDatabase,
   type LeaderInfo,
-  type LeadershipEvent,
 } from '../../src/index.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from '../support/db.js';
+import { recorded } from '../support/elector.js';
 import { FaultProxy } from './proxy.js';
 
 const TIMING = { ttl: 1_500, renewInterval: 200, safetyMargin: 300 } as const;
@@ -50,11 +50,24 @@ async function proxied(): Promise<{ proxy: FaultProxy; url: string }> {
   return { proxy, url: through.toString() };
 }
 
-function track(elector: Elector): LeadershipEvent[] {
-  electors.push(elector);
-  const events: LeadershipEvent[] = [];
-  elector.subscribe((event) => void events.push(event));
-  return events;
+const track = (elector: Elector) => recorded(elector, electors);
+
+/** An expired lease row for `name`, held by an operator's open transaction until `release()`. */
+async function operatorLocks(name: string): Promise<{ release(): Promise<void> }> {
+  await admin.query(
+    `insert into river_leader (name, leader_id, elected_at, expires_at) values ($1, 'gone', now(), now() - interval '1 second')`,
+    [name],
+  );
+  const operator = new pg.Client({ connectionString: url });
+  await operator.connect();
+  await operator.query('begin');
+  await operator.query('select * from river_leader where name = $1 for update', [name]);
+  return {
+    release: async () => {
+      await operator.query('rollback');
+      await operator.end();
+    },
+  };
 }
 
 const leaseRow = async (name: string) =>
@@ -129,14 +142,7 @@ describe.each(DRIVERS)('issue 11.2: bounded statements (%s)', (driver) => {
     const locked = `locked-${driver}`;
     const other = `other-${driver}`;
     const conn = connect(driver, url);
-    await admin.query(
-      `insert into river_leader (name, leader_id, elected_at, expires_at) values ($1, 'gone', now(), now() - interval '1 second')`,
-      [locked],
-    );
-    const operator = new pg.Client({ connectionString: url });
-    await operator.connect();
-    await operator.query('begin');
-    await operator.query('select * from river_leader where name = $1 for update', [locked]);
+    const lock = await operatorLocks(locked);
     try {
       const leader = createElector(conn.db, { name: other, id: 'l', ...TIMING });
       const leaderEvents = track(leader);
@@ -152,8 +158,7 @@ describe.each(DRIVERS)('issue 11.2: bounded statements (%s)', (driver) => {
       expect(leader.isLeader).toBe(true);
       expect(followers.some((f) => f.stats.elections.failed > 0)).toBe(true); // they gave up on the lock and retried
     } finally {
-      await operator.query('rollback');
-      await operator.end();
+      await lock.release();
     }
   });
 });
@@ -183,14 +188,7 @@ it('issue 11.2: a follower partitioned right after sending its election (the ans
 
 it("issue 11.2: a node-postgres Pool's own timeouts do not replace the elector's bounds", async () => {
   const name = 'app-timeouts';
-  await admin.query(
-    `insert into river_leader (name, leader_id, elected_at, expires_at) values ($1, 'gone', now(), now() - interval '1 second')`,
-    [name],
-  );
-  const operator = new pg.Client({ connectionString: url });
-  await operator.connect();
-  await operator.query('begin');
-  await operator.query('select * from river_leader where name = $1 for update', [name]);
+  const lock = await operatorLocks(name);
   const pool = new pg.Pool({ connectionString: url, lock_timeout: 30_000, statement_timeout: 60_000 });
   const errors: ElectorError[] = [];
   try {
@@ -207,8 +205,7 @@ it("issue 11.2: a node-postgres Pool's own timeouts do not replace the elector's
     expect(performance.now() - startedAt).toBeLessThan(1_000);
     expect(String(errors[0]?.message)).toMatch(/lock timeout/);
   } finally {
-    await operator.query('rollback');
-    await operator.end();
+    await lock.release();
     await pool.end();
   }
 });

@@ -46,3 +46,11 @@ export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve
 export function freezeEventLoop(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
+
+/** Records an elector's transitions, and adds it to `all` so the test can stop every one at the end. */
+export function recorded(elector: Elector, all: Elector[]): LeadershipEvent[] {
+  all.push(elector);
+  const events: LeadershipEvent[] = [];
+  elector.subscribe((event) => void events.push(event));
+  return events;
+}
