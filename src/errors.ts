@@ -123,3 +123,36 @@ function describe(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
   return typeof value === 'object' ? 'an object' : typeof value;
 }
+
+/** Why a lease-checked write was refused. */
+export type LeadershipLostReason =
+  /** This elector did not lead (or no longer trusted its lease) when the write was asked for. */
+  | 'not-leader'
+  /** The database no longer held this exact term unexpired when the write took its lock. */
+  | 'lease-not-held'
+  /** The transaction ran past its `timeout` and was ended; nothing it wrote was committed. */
+  | 'timed-out';
+
+/**
+ * A lease-checked transaction (or write) did not run, or was rolled back, because this elector's
+ * exact term did not hold the lease. Nothing it wrote was committed. Retrying makes sense only
+ * after this elector leads again (`waitForLeadership()`).
+ */
+export class LeadershipLostError extends DrizzleLeaderError {
+  override name = 'LeadershipLostError';
+  constructor(
+    readonly election: string,
+    readonly term: number | null,
+    readonly reason: LeadershipLostReason,
+    cause?: unknown,
+  ) {
+    super(
+      reason === 'not-leader'
+        ? `Not the leader of "${election}": the lease-checked transaction did not run (wait with waitForLeadership() and try again)`
+        : reason === 'lease-not-held'
+          ? `The lease of "${election}" is no longer held by term ${term}: the lease-checked transaction did not run`
+          : `The lease-checked transaction of "${election}" (term ${term}) ran past its timeout and was rolled back; pass a larger timeout if the work needs it`,
+      { cause },
+    );
+  }
+}

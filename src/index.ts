@@ -1,5 +1,6 @@
 /** The public API of drizzle-leader. Everything a user imports is named here, explicitly. */
-export { createElector, Elector } from './elector/elector.js';
+export { createElector, Elector, leaseHeld } from './elector/elector.js';
+export type { LeaseTransactionConfig, LeaseTransactionFn, TransactionOf } from './elector/lease-transaction.js';
 export {
   DatabaseUnusableError,
   DeadlineExceededError,
@@ -8,6 +9,8 @@ export {
   type ElectorOperation,
   ElectorStoppedError,
   InvalidOptionError,
+  LeadershipLostError,
+  type LeadershipLostReason,
   LeaseTableMismatchError,
   LeaseTableMissingError,
   LeaseTableOutdatedError,
@@ -31,6 +34,7 @@ export type {
   ElectorStats,
   LeaderDatabase,
   LeaderInfo,
+  LeaderRun,
   LeadershipEvent,
   LeadershipListener,
   LeaderTask,

@@ -89,18 +89,18 @@ async function runMigrator(
 
 type MigrationFiles = ReturnType<typeof readMigrationFiles>;
 
-/** The columns of `public.river_leader` after each shipped migration, in order. */
-const SHAPES: readonly (readonly string[])[] = [
-  ['name text', 'leader_id text', 'elected_at timestamp with time zone', 'expires_at timestamp with time zone', 'term bigint identity'],
-  [
-    'name text',
-    'leader_id text',
-    'elected_at timestamp with time zone',
-    'expires_at timestamp with time zone',
-    'term bigint identity',
-    'resign_requested_at timestamp with time zone',
-  ],
+const V0 = [
+  'name text',
+  'leader_id text',
+  'elected_at timestamp with time zone',
+  'expires_at timestamp with time zone',
+  'term bigint identity',
 ];
+const V1 = [...V0, 'resign_requested_at timestamp with time zone'];
+const V2 = [...V1, 'unique (name, term)'];
+
+/** The columns (and unique constraints) of `public.river_leader` after each shipped migration, in order. */
+const SHAPES: readonly (readonly string[])[] = [V0, V1, V2];
 
 async function rows<T>(db: LeaderDatabase, query: ReturnType<typeof sql>): Promise<T[]> {
   const result = (await db.execute(query)) as unknown as T[] | { rows: T[] };
@@ -136,7 +136,19 @@ async function appliedCount(
     sql`select column_name, data_type, is_identity from information_schema.columns
         where table_schema = 'public' and table_name = 'river_leader' order by ordinal_position`,
   );
-  const shape = columns.map((c) => `${c.column_name} ${c.data_type}${c.is_identity === 'YES' ? ' identity' : ''}`);
+  const uniques = await rows<{ columns: string }>(
+    db,
+    sql`select string_agg(a.attname, ', ' order by k.ord) as columns
+        from pg_constraint c
+        cross join lateral unnest(c.conkey) with ordinality as k(attnum, ord)
+        join pg_attribute a on a.attrelid = c.conrelid and a.attnum = k.attnum
+        where c.conrelid = 'public.river_leader'::regclass and c.contype = 'u'
+        group by c.oid`,
+  );
+  const shape = [
+    ...columns.map((c) => `${c.column_name} ${c.data_type}${c.is_identity === 'YES' ? ' identity' : ''}`),
+    ...uniques.map((u) => `unique (${u.columns})`),
+  ];
   const level = SHAPES.findIndex((expected) => sameColumns(expected, shape)) + 1;
   if (level === 0 || level < recorded) throw mismatch(shape);
   if (level > recorded) {

@@ -56,6 +56,13 @@ export interface ElectorOptions {
   hooks?: ElectorHooks;
   /** The local clocks the trust window is measured with. Default: `performance.now()` and `Date.now()`. For tests. */
   clock?: Clock;
+  /**
+   * On `stop()` and `resign()`, how long to wait (ms) for running `runWhileLeader` tasks and
+   * open lease-checked transactions to finish before the lease is given up; the lease stays
+   * renewed meanwhile, so no successor starts while the old work still runs. 0 = do not wait.
+   * Default: 5000, or the trust window (`ttl - safetyMargin`) if that is shorter.
+   */
+  drainTimeout?: number;
 }
 
 /** Options after defaults and validation: what the elector actually runs with. */
@@ -71,7 +78,11 @@ export interface ResolvedElectorOptions {
   readonly logger: Logger;
   readonly hooks: ElectorHooks;
   readonly clock: Clock;
+  readonly drainTimeout: number;
 }
+
+/** The default drain wait, before it is capped by the trust window. */
+const DEFAULT_DRAIN_TIMEOUT_MS = 5_000;
 
 const KNOWN_OPTIONS = new Set([
   'name',
@@ -85,7 +96,21 @@ const KNOWN_OPTIONS = new Set([
   'logger',
   'hooks',
   'clock',
+  'drainTimeout',
 ]);
+
+function checkDrainTimeout(options: ElectorOptions): number {
+  const value = options.drainTimeout;
+  if (value === undefined) {
+    const ttl = typeof options.ttl === 'number' ? options.ttl : ELECTOR_DEFAULTS.ttl;
+    const margin = typeof options.safetyMargin === 'number' ? options.safetyMargin : ELECTOR_DEFAULTS.safetyMargin;
+    return Math.max(0, Math.min(DEFAULT_DRAIN_TIMEOUT_MS, ttl - margin));
+  }
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new InvalidOptionError('drainTimeout', value, 'a finite number of ms, 0 or more (times are in ms)');
+  }
+  return value;
+}
 
 /** Merges defaults once and validates everything at the door: a wrong value never reaches the database. */
 export function resolveElectorOptions(options: ElectorOptions = {}): ResolvedElectorOptions {
@@ -109,6 +134,7 @@ export function resolveElectorOptions(options: ElectorOptions = {}): ResolvedEle
     logger: checkLogger('logger', options.logger ?? DEFAULT_LOGGER),
     hooks: checkHooks('hooks', options.hooks ?? {}),
     clock: checkClock('clock', options.clock ?? systemClock),
+    drainTimeout: checkDrainTimeout(options),
   });
   // A leader must renew, and hear back, well before it stops trusting its lease; TTL equal to
   // the renew interval made healthy River leaders lose leadership (River #216).

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { type AnyPgColumn, bigint, check, pgSchema, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { type AnyPgColumn, bigint, check, pgSchema, pgTable, text, timestamp, unique } from 'drizzle-orm/pg-core';
 import { checkIdentifier } from './util/identifier.js';
 
 /** Name of the lease table when no custom name is given. */
@@ -32,10 +32,19 @@ function leaseColumns() {
   };
 }
 
+/**
+ * `unique (name, term)` can never be violated (name alone is the key); it is there for its
+ * side effect on row locks. It makes `term` a key column, so a takeover (which sets a new term)
+ * needs the row's FOR UPDATE lock while a renewal (which sets only `expires_at`) needs FOR NO KEY
+ * UPDATE. A lease-checked transaction holds FOR KEY SHARE: that blocks the first and not the
+ * second, so no successor can be elected while the holder's transaction is open, and the
+ * holder's own renewals never wait for it (see lease/transaction.ts).
+ */
 function leaseConstraints(table: string) {
-  return (t: { name: AnyPgColumn; leaderId: AnyPgColumn }) => [
+  return (t: { name: AnyPgColumn; leaderId: AnyPgColumn; term: AnyPgColumn }) => [
     check(`${table}_name_length`, sql`char_length(${t.name}) between 1 and 127`),
     check(`${table}_leader_id_length`, sql`char_length(${t.leaderId}) between 1 and 127`),
+    unique(`${table}_name_term_key`).on(t.name, t.term),
   ];
 }
 

@@ -52,6 +52,17 @@ export type LeadershipListener = (event: LeadershipEvent) => void | Promise<void
 /** Runs while this elector leads; `signal` aborts the moment that leadership ends, for any reason. */
 export type LeaderTask = (signal: AbortSignal, lease: Lease) => void | Promise<void>;
 
+/** What `runWhileLeader` returns. */
+export interface LeaderRun {
+  /** Stops further runs and aborts the current one (its signal); idempotent. */
+  cancel(): void;
+  /** Resolves once the runs are over (`cancel()`, or the elector stopped) and the last one has returned. Never rejects. */
+  readonly done: Promise<void>;
+  /** Whether a run of the task is in progress now. */
+  readonly running: boolean;
+  [Symbol.dispose](): void;
+}
+
 /** Running counts of what an elector did; `elector.stats` returns a copy. */
 export interface ElectorStats {
   /** Election statements sent, and how they ended. */

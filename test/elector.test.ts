@@ -166,7 +166,7 @@ describe.each(DRIVERS)('elector (%s)', (driver) => {
   it('runWhileLeader runs the task on each leadership and aborts it when leadership ends', async () => {
     const elector = pool.create({ name, id: 'runner' });
     const runs: { term: number; reason?: unknown }[] = [];
-    const unsubscribe = elector.runWhileLeader(async (signal, lease) => {
+    const handle = elector.runWhileLeader(async (signal, lease) => {
       const run: { term: number; reason?: unknown } = { term: lease.term };
       runs.push(run);
       await new Promise((resolve) => signal.addEventListener('abort', resolve));
@@ -178,8 +178,9 @@ describe.each(DRIVERS)('elector (%s)', (driver) => {
     expect(runs[0]!.reason).toMatch(/resigned/);
     await vi.waitFor(() => expect(runs).toHaveLength(2), { timeout: 5_000 });
     expect(runs[1]!.term).toBeGreaterThan(runs[0]!.term);
-    unsubscribe();
-    await vi.waitFor(() => expect(runs[1]!.reason).toMatch(/cancelled/));
+    handle.cancel();
+    await handle.done;
+    expect(runs[1]!.reason).toMatch(/cancelled/);
   });
 
   it('request-resign stress: five requests for one term cause exactly one handoff', async () => {

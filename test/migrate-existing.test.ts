@@ -40,9 +40,9 @@ describe('migrate() and a table it did not create', () => {
     const { client, db } = await database();
     try {
       // What `drizzle-kit migrate` of a schema re-exporting riverLeader runs, into the app's own journal.
-      await client.unsafe(sqlOf(0));
-      await client.unsafe(sqlOf(1));
-      await migrate(db); // before: relation "river_leader_term_seq" already exists
+      const shippedCount = readdirSync(shipped).filter((f) => f.endsWith('.sql')).length;
+      for (let i = 0; i < shippedCount; i++) await client.unsafe(sqlOf(i));
+      await migrate(db); // before: relation "river_leader_term_seq" (or constraint "river_leader_name_term_key") already exists
       expect(await journalRows(client)).toBe(readdirSync(shipped).filter((f) => f.endsWith('.sql')).length);
       const elector = createElector(db, { name: 'adopted', ttl: 2_000, renewInterval: 500, safetyMargin: 500 });
       await elector.start();
@@ -62,6 +62,8 @@ describe('migrate() and a table it did not create', () => {
         `select column_name from information_schema.columns where table_name = 'river_leader' and column_name = 'resign_requested_at'`,
       );
       expect(columns).toHaveLength(1);
+      const key = await client.unsafe(`select 1 from pg_constraint where conname = 'river_leader_name_term_key'`);
+      expect(key).toHaveLength(1);
     } finally {
       await client.end();
     }

@@ -8,7 +8,15 @@ import { isNodePostgresClient, nodePostgresCapabilities, nodePostgresListenDrive
 import { isPostgresJsClient, postgresJsCapabilities, postgresJsListenDriver } from './postgres-js.js';
 import type { DriverCapabilities, ListenDriver } from './types.js';
 
-const NONE: DriverCapabilities = Object.freeze({ client: null, listen: null, transactions: false, session: null, ownPool: null });
+const NONE: DriverCapabilities = Object.freeze({
+  client: null,
+  listen: null,
+  transactions: false,
+  guardTransaction: null,
+  sessionEndSafe: false,
+  session: null,
+  ownPool: null,
+});
 
 const detected = new WeakMap<object, DriverCapabilities>();
 

@@ -153,11 +153,27 @@ async function withOneConnection<T>(client: NodePostgresClient, fn: (run: (text:
   }
 }
 
+/**
+ * A pool hands out a checked-out client without its idle 'error' listener, and a client whose
+ * connection ends while no query runs emits 'error': with nobody listening, the process dies.
+ * The query that follows fails with the cause instead, and the pool drops the client on release.
+ */
+function guardTransaction(tx: object): () => void {
+  const client = (tx as { session?: { client?: { on?: unknown; off?: unknown } } }).session?.client;
+  if (!client || typeof client.on !== 'function' || typeof client.off !== 'function') return () => {};
+  const emitter = client as { on(event: 'error', fn: () => void): void; off(event: 'error', fn: () => void): void };
+  const ignore = () => {};
+  emitter.on('error', ignore);
+  return () => emitter.off('error', ignore);
+}
+
 export function nodePostgresCapabilities(client: NodePostgresClient): DriverCapabilities {
   return {
     client,
     listen: nodePostgresListenDriver(client),
     transactions: true,
+    guardTransaction,
+    sessionEndSafe: true,
     session: (fn) => withOneConnection(client, fn),
     ownPool: (options) => openOwnPool(client, options),
   };

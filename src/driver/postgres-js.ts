@@ -119,6 +119,13 @@ export function postgresJsCapabilities(client: Sql): DriverCapabilities {
     client,
     listen: postgresJsListenDriver(client),
     transactions: true,
+    guardTransaction: null,
+    // postgres.js 3.4: a reserved connection the server ends (FATAL) while its query runs is
+    // left half-reconnected, and the next query written to it throws from a timer
+    // ("Cannot read properties of null (reading 'write')"), uncatchable: the process dies.
+    // Seen with transaction_timeout and pg_terminate_backend; a server end between queries
+    // (idle_in_transaction_session_timeout) and a cancelled statement are handled cleanly.
+    sessionEndSafe: false,
     session: (fn) => withDedicatedConnection(client, fn),
     ownPool: (options) => openOwnPool(client, options),
   };

@@ -66,8 +66,22 @@ export interface DriverCapabilities {
   readonly client: object | null;
   /** Dedicated LISTEN connections, or null: poll-only. */
   readonly listen: ListenDriver | null;
-  /** Interactive transactions on one connection (BEGIN ... COMMIT): the lease-checked transactions of issue 13 need them. */
+  /** Interactive transactions on one connection (BEGIN ... COMMIT): lease-checked transactions need them. */
   readonly transactions: boolean;
+  /**
+   * Called inside a lease-checked transaction with its Drizzle `tx`; returns the undo. The
+   * server may end that transaction's connection (its timeouts, or the elector ending it):
+   * a driver that would turn that into an uncaught 'error' event while no query is running
+   * (node-postgres, for a checked-out client) is given a listener for the transaction's life.
+   */
+  readonly guardTransaction: ((tx: object) => () => void) | null;
+  /**
+   * Whether the server may end a lease-checked transaction's whole session while one of its
+   * queries runs (`transaction_timeout`, `pg_terminate_backend`) without harm to the driver.
+   * When false, such transactions are ended by cancelling their statement instead and by the
+   * server's idle timeout, which only fires between queries.
+   */
+  readonly sessionEndSafe: boolean;
   /** A dedicated session for session-level advisory locks (migrations), or null. */
   readonly session: WithSession | null;
   /** The library's own pool for election statements, or null: statements then go through `db` itself (HTTP drivers). */

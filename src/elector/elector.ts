@@ -47,7 +47,9 @@
  */
 
 import { randomUUID } from 'node:crypto';
+import type { SQL } from 'drizzle-orm';
 import { diagnose } from '../diagnose.js';
+import { detectDriver } from '../driver/detect.js';
 import type { SessionBounds } from '../driver/types.js';
 import {
   DatabaseUnusableError,
@@ -55,19 +57,23 @@ import {
   DrizzleLeaderError,
   ElectorStoppedError,
   InvalidOptionError,
+  LeadershipLostError,
   LeaseTableMissingError,
   LeaseTableOutdatedError,
+  UnsupportedDriverError,
 } from '../errors.js';
 import { acquireStatementDatabase, MAX_CONNECT_TIMEOUT_MS } from '../lease/connection.js';
 import { notify } from '../lease/statements.js';
 import { createLeaseStore, type LeaseStore } from '../lease/store.js';
+import { endTransaction, hasLeaseKey, leaseHeldSql } from '../lease/transaction.js';
 import { subscribeChannel } from '../listen/notifier.js';
 import { parseNotification } from '../listen/payload.js';
-import { type ElectorOptions, type ResolvedElectorOptions, resolveElectorOptions, tableLabel } from '../options.js';
+import { checkDuration, type ElectorOptions, type ResolvedElectorOptions, resolveElectorOptions, tableLabel } from '../options.js';
 import type {
   ElectorStats,
   LeaderDatabase,
   LeaderInfo,
+  LeaderRun,
   LeadershipEvent,
   LeadershipListener,
   LeaderTask,
@@ -81,8 +87,10 @@ import { settledWithin, withDeadline } from '../util/deadline.js';
 import { deferred } from '../util/deferred.js';
 import { Wakeup } from '../util/wakeup.js';
 import { Instruments } from './instruments.js';
+import { type LeaseTransactionConfig, type LeaseTransactionFn, runLeaseTransaction } from './lease-transaction.js';
 import { Subscribers } from './subscribers.js';
 import { sessionBounds, TrustWindow } from './trust.js';
+import { LeaderWork, type WorkItem } from './work.js';
 
 type State =
   | { readonly kind: 'idle' }
@@ -94,11 +102,26 @@ type State =
       /** When this leadership began. */
       readonly gainedAt: Instant;
       readonly controller: AbortController;
+      /** Set when stop() or resign() began an ordered handover of this leadership (mutated in place: the loop holds this object). */
+      handover: Handover | null;
     }
   | { readonly kind: 'stopping' }
   | { readonly kind: 'stopped' };
 
 type LeaderState = Extract<State, { kind: 'leader' }>;
+
+/**
+ * An ordered handover in progress: the leadership has ended for everyone reading it (signal
+ * aborted, `lost` emitted, `isLeader` false), but the lease is still held and renewed until the
+ * term's work has drained; then the row is deleted with a NOTIFY.
+ */
+interface Handover {
+  readonly reason: 'resigned' | 'stopped';
+  /** Resolves when the drain is over and (for a resignation) the lease was given up. */
+  readonly finished: Promise<void>;
+  /** Ends the drain early: the leadership ended on its own meanwhile. */
+  readonly cut: () => void;
+}
 
 /**
  * A wake from a notification is honoured at most this often (ms): a flood of forged or
@@ -133,8 +156,8 @@ const CLOSE_DELAY_MS = 250;
 /** How long the LISTEN delivery probe waits for its own notification. */
 const PROBE_WAIT_MS = 3_000;
 
-export class Elector {
-  readonly #db: LeaderDatabase;
+export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
+  readonly #db: TDb;
   readonly #options: ResolvedElectorOptions;
   readonly #wrapStore: (store: LeaseStore) => LeaseStore;
   /** The server-side bounds of this elector's connections, from its timing (fixed for its life). */
@@ -184,8 +207,18 @@ export class Elector {
   #attempts = 0;
   /** When a `resigned` notification last woke this follower (monotonic ms), for the handoff latency hook. */
   #notifiedAt: number | null = null;
+  /** Tasks and lease-checked transactions in flight, by term: what a handover drains. */
+  readonly #work = new LeaderWork();
+  /** The renew-and-resign connection, once the loop has opened it: it also ends overrunning transactions. */
+  #leadDb: LeaderDatabase | null = null;
+  /** stop() was called: a follower no longer campaigns, even while a leadership drains. */
+  #stopRequested = false;
+  /** Ends each live `runWhileLeader` runner (called by stop(), after the drain). */
+  readonly #runEnders = new Set<() => void>();
+  /** The check that the table has the key lease-checked transactions rely on, made once. */
+  #leaseKeyChecked: Promise<void> | null = null;
 
-  constructor(db: LeaderDatabase, options: ElectorOptions = {}, internals: ElectorInternals = {}) {
+  constructor(db: TDb, options: ElectorOptions = {}, internals: ElectorInternals = {}) {
     this.#options = resolveElectorOptions(options);
     if (db === null || typeof db !== 'object' || typeof (db as { select?: unknown }).select !== 'function') {
       throw new InvalidOptionError('db', db, 'a Drizzle PostgreSQL database (drizzle(client))');
@@ -217,12 +250,12 @@ export class Elector {
    * false the moment trust runs out, even if no timer has run since.
    */
   get isLeader(): boolean {
-    return this.#trustedLeadership() !== null;
+    return this.#activeLeadership() !== null;
   }
 
   /** The current leadership, or null. Same trust check as `isLeader`. */
   get lease(): Lease | null {
-    return this.#trustedLeadership()?.lease ?? null;
+    return this.#activeLeadership()?.lease ?? null;
   }
 
   /** A snapshot of this elector's counters. */
@@ -273,9 +306,14 @@ export class Elector {
   }
 
   async #stop(): Promise<void> {
+    this.#stopRequested = true;
+    for (const reject of [...this.#leadershipWaiters]) reject(new ElectorStoppedError());
+    // The ordered handover: the task signals abort now, the lease is kept (and renewed) until
+    // the term's tasks and transactions have returned or drainTimeout has passed.
+    await this.#handOver('stopped');
     this.#stepDown('stopped');
     this.#state = { kind: 'stopping' };
-    for (const reject of [...this.#leadershipWaiters]) reject(new ElectorStoppedError());
+    for (const end of [...this.#runEnders]) end();
     if (this.#deferredWake) clearTimeout(this.#deferredWake);
     this.#wakeup.wake();
     // Bounded in every state: the loop's statements carry server- and client-side bounds, but a
@@ -295,16 +333,16 @@ export class Elector {
   }
 
   /**
-   * Steps down now and stays a candidate: the row of the current term is deleted with a NOTIFY,
-   * so another candidate takes over; this one waits a moment before campaigning again.
-   * Resolves true if this elector was leading, once the resignation has been sent.
+   * Steps down and stays a candidate. At once: the leader tasks' signal aborts, `isLeader`
+   * turns false and listeners hear `lost: resigned`. Then, once the term's `runWhileLeader`
+   * tasks and lease-checked transactions have returned (or `drainTimeout` has passed, logged
+   * with what overran), the row of the term is deleted with a NOTIFY, so another candidate takes
+   * over; this one waits a moment before campaigning again. Resolves true if this elector was
+   * leading, once the resignation has been sent.
    */
   async resign(): Promise<boolean> {
-    if (this.#trustedLeadership() === null) return false;
-    const released = this.#nextRelease();
-    this.#holdOffUntil = this.#now().monotonic + this.#resignHoldOffMs();
-    this.#stepDown('resigned');
-    await released;
+    if (this.#activeLeadership() === null) return false;
+    await this.#handOver('resigned');
     return true;
   }
 
@@ -316,38 +354,121 @@ export class Elector {
   /**
    * Calls `task(signal, lease)` each time leadership is gained; `signal` aborts the moment that
    * leadership ends (lost renewal, trust deadline, replaced term, resign, stop). Like client-go's
-   * OnStartedLeading(ctx). Returns a function that stops further runs and aborts the current one.
+   * OnStartedLeading(ctx). On `stop()` and `resign()` the lease is given up only after the task
+   * has returned (up to `drainTimeout`), so a successor never runs alongside it.
+   *
+   * Returns a handle: `cancel()` stops further runs and aborts the current one; `done` resolves
+   * once the runs are over (cancelled, or the elector stopped) and the last one has returned.
    */
-  runWhileLeader(task: LeaderTask): () => void {
+  runWhileLeader(task: LeaderTask, options: { label?: string } = {}): LeaderRun {
     if (this.#stopped) throw new ElectorStoppedError();
+    if (typeof task !== 'function') throw new InvalidOptionError('task', task, 'a function (signal, lease) => void | Promise<void>');
+    const label = options.label ?? (task.name ? `runWhileLeader task "${task.name}"` : 'a runWhileLeader task');
     const owner = new AbortController();
+    let current: Promise<unknown> | null = null;
+    const finished = deferred();
     const launch = (lease: Lease, leadership: AbortSignal) => {
       if (owner.signal.aborted || leadership.aborted) return;
       const signal = AbortSignal.any([leadership, owner.signal]);
-      Promise.resolve()
-        .then(() => task(signal, lease))
+      // A leadership that ended before the task got to run (stop() right after a gain) is not started at all.
+      const run = Promise.resolve()
+        .then(() => (signal.aborted ? undefined : task(signal, lease)))
         .catch((error: unknown) => {
           if (!signal.aborted) {
             this.#options.logger.error({ err: error, name: this.#options.name, term: lease.term }, 'drizzle-leader: leader task failed');
           }
         });
+      current = run;
+      this.#work.track({ term: lease.term, label, open: null }, run);
+      void run.then(() => {
+        if (current === run) current = null;
+      });
     };
     const unsubscribe = this.#onTransition((event) => {
       if (event.type !== 'gained') return;
       const state = this.#state;
       if (state.kind === 'leader' && state.lease.term === event.term) launch(state.lease, state.controller.signal);
     });
-    const current = this.#trustedLeadership();
-    if (current) launch(current.lease, current.controller.signal);
-    return () => {
+    const end = () => {
+      if (owner.signal.aborted) return;
       owner.abort(new DrizzleLeaderError('runWhileLeader was cancelled'));
       unsubscribe();
+      this.#runEnders.delete(end);
+      void Promise.resolve(current).then(() => finished.resolve());
     };
+    this.#runEnders.add(end);
+    const leading = this.#activeLeadership();
+    if (leading) launch(leading.lease, leading.controller.signal);
+    return Object.freeze({
+      cancel: end,
+      done: finished.promise,
+      get running() {
+        return current !== null;
+      },
+      [Symbol.dispose]: end,
+    });
+  }
+
+  /**
+   * Runs `fn(tx, lease, signal)` in a Drizzle transaction on this elector's database that
+   * commits only if this elector's exact term holds the lease: the database checks it (this
+   * name, this leader id, this term, unexpired by its own clock) when the transaction takes its
+   * lock, before `fn` runs, and no other term can be elected until the transaction commits or
+   * rolls back. The holder's own renewals are not held up by it.
+   *
+   * Throws `LeadershipLostError` without running `fn` when this elector does not lead or the
+   * database no longer holds its term, and when the transaction outlived `config.timeout`
+   * (ended and rolled back). `config` also takes Drizzle's transaction config (isolation level,
+   * access mode). `signal` aborts when the leadership ends; the transaction may still commit
+   * safely until then, since its lock keeps the term in place. Same database only.
+   */
+  async transaction<T>(fn: LeaseTransactionFn<TDb, T>, config: LeaseTransactionConfig = {}): Promise<T> {
+    const { name, table, id, safetyMargin, ttl } = this.#options;
+    if (typeof fn !== 'function') throw new InvalidOptionError('fn', fn, 'a function (tx, lease, signal) => Promise<T>');
+    if (config === null || typeof config !== 'object') throw new InvalidOptionError('config', config, 'an object');
+    const { timeout, ...drizzleConfig } = config;
+    const timeoutMs = timeout === undefined ? ttl - safetyMargin : checkDuration('timeout', timeout);
+    const driver = detectDriver(this.#db);
+    if (!driver.transactions) {
+      throw new UnsupportedDriverError('elector.transaction() needs a driver with interactive transactions (postgres.js or node-postgres)');
+    }
+    await this.#checkLeaseKey();
+    const leadership = this.#activeLeadership();
+    if (!leadership) throw new LeadershipLostError(name, null, 'not-leader');
+    return runLeaseTransaction({
+      db: this.#db,
+      table,
+      lease: leadership.lease,
+      leaderId: id,
+      signal: leadership.controller.signal,
+      timeoutMs,
+      lockDeadlineMs: this.#statementDeadlineMs(),
+      guard: driver.guardTransaction,
+      work: this.#work,
+      end: (item) => this.#endTransaction(item),
+      sessionEndSafe: driver.sessionEndSafe,
+      config: Object.keys(drizzleConfig).length > 0 ? drizzleConfig : undefined,
+      fn,
+    });
+  }
+
+  /**
+   * The lighter form of `transaction()`, for one write that cannot sit in a transaction of its
+   * own: a condition for its `where` that is true only while this term holds the lease at the
+   * statement's start, and that keeps any other term from being elected until the write's
+   * transaction ends. Throws `LeadershipLostError` when this elector does not lead now. The
+   * write carries no bounds of its own: a long enclosing transaction holds failover back.
+   */
+  leaseHeld(): SQL {
+    const leadership = this.#activeLeadership();
+    if (!leadership) throw new LeadershipLostError(this.#options.name, null, 'not-leader');
+    const { name, id, table } = this.#options;
+    return leaseHeldSql(table, { name, leaderId: id, term: leadership.lease.term });
   }
 
   /** Resolves with the lease once this elector leads (at once if it already does). */
   waitForLeadership(options: { signal?: AbortSignal } = {}): Promise<Lease> {
-    const current = this.#trustedLeadership();
+    const current = this.#activeLeadership();
     if (current) return Promise.resolve(current.lease);
     if (this.#stopped) return Promise.reject(new ElectorStoppedError());
     return new Promise((resolve, reject) => {
@@ -395,7 +516,16 @@ export class Elector {
     this.#subscribers.emit(event);
   }
 
-  /** The leader state if still trusted; steps down (synchronously) if the window has passed. */
+  /** The leadership as the application sees it: trusted, and not being handed over. */
+  #activeLeadership(): LeaderState | null {
+    const state = this.#trustedLeadership();
+    return state && !state.handover ? state : null;
+  }
+
+  /**
+   * The leader state if still trusted (a leadership being handed over included: the loop keeps
+   * renewing it); steps down (synchronously) if the window has passed.
+   */
   #trustedLeadership(): LeaderState | null {
     const state = this.#state;
     if (state.kind !== 'leader') return null;
@@ -426,7 +556,7 @@ export class Elector {
       );
       return;
     }
-    this.#state = { kind: 'leader', lease, trust, gainedAt: now, controller: new AbortController() };
+    this.#state = { kind: 'leader', lease, trust, gainedAt: now, controller: new AbortController(), handover: null };
     this.#consecutiveErrors = 0;
     this.#renewSoon = false;
     this.#notifiedGapMs = MIN_NOTIFIED_ATTEMPT_GAP_MS;
@@ -444,21 +574,116 @@ export class Elector {
     this.#armTrustTimer(trust.remaining(this.#now()));
   }
 
-  /** leader → follower, locally: the abort signal fires and listeners hear `lost` before anything else happens. */
+  /**
+   * leader → follower, locally: the abort signal fires and listeners hear `lost` before anything
+   * else happens (unless a handover already told them, when it began).
+   */
   #stepDown(reason: LossReason): void {
     const state = this.#state;
     if (state.kind !== 'leader') return;
     this.#state = { kind: 'follower' };
     this.#renewSoon = false;
     this.#clearTrustTimer();
-    this.#instruments.lost(state.lease.term, reason, this.#now().monotonic - state.gainedAt.monotonic);
-    state.controller.abort(new DrizzleLeaderError(`leadership of term ${state.lease.term} ended: ${reason}`));
-    this.#emit({ type: 'lost', term: state.lease.term, reason });
+    if (state.handover) state.handover.cut();
+    else this.#announceEnd(state, reason);
     // Denied or replaced: the row is no longer ours to delete. Otherwise the loop releases it,
     // for as long as the lease can still be alive: one ttl from now at most.
     if (reason === 'renewal-denied' || reason === 'term-replaced') this.#unreleased = null;
     else if (this.#unreleased?.term === state.lease.term) this.#holdUnreleased(state.lease.term);
     this.#wakeup.wake();
+  }
+
+  /** The leadership is over for everyone reading it: the task signal aborts, listeners hear `lost`. */
+  #announceEnd(state: LeaderState, reason: LossReason): void {
+    this.#instruments.lost(state.lease.term, reason, this.#now().monotonic - state.gainedAt.monotonic);
+    state.controller.abort(new DrizzleLeaderError(`leadership of term ${state.lease.term} ended: ${reason}`));
+    this.#emit({ type: 'lost', term: state.lease.term, reason });
+  }
+
+  /**
+   * The ordered handover (stop, resign, a requested resignation). The leadership ends at once
+   * for its readers (`#announceEnd`); the loop keeps renewing the lease while the term's tasks
+   * and lease-checked transactions finish, up to `drainTimeout`; what overran is logged, and
+   * transactions still open are ended (their lock would hold the successor back anyway). Then
+   * a resignation steps down and waits for the loop to send DELETE + NOTIFY; a stop returns to
+   * `#stop`, which does the same through the loop's exit. Resolves at once when not leading.
+   */
+  #handOver(reason: 'resigned' | 'stopped'): Promise<void> {
+    const state = this.#trustedLeadership();
+    if (!state) return Promise.resolve();
+    if (state.handover) return state.handover.finished;
+    this.#announceEnd(state, reason);
+    const cut = deferred();
+    const finished = this.#drainThenRelease(state, reason, cut.promise);
+    state.handover = { reason, finished, cut: () => cut.resolve() };
+    return finished;
+  }
+
+  async #drainThenRelease(state: LeaderState, reason: 'resigned' | 'stopped', cut: Promise<void>): Promise<void> {
+    const { name, drainTimeout, logger } = this.#options;
+    const term = state.lease.term;
+    const overran = await this.#work.drain(term, drainTimeout, cut);
+    // Renewals replace the state object (the handover travels with it): compare terms.
+    const stillHeld = () => this.#state.kind === 'leader' && this.#state.lease.term === term;
+    if (stillHeld()) {
+      for (const item of overran) {
+        logger.warn(
+          { name, term, task: item.label, drainTimeout },
+          `drizzle-leader: ${item.label} did not finish within drainTimeout (${drainTimeout} ms); giving up the lease anyway`,
+        );
+        item.stop?.();
+      }
+    }
+    if (reason === 'stopped' || !stillHeld()) return;
+    this.#holdOffUntil = this.#now().monotonic + this.#resignHoldOffMs();
+    const released = this.#nextRelease();
+    this.#stepDown('resigned');
+    await released;
+  }
+
+  /**
+   * Ends one open lease-checked transaction from the elector's own connection; bounded,
+   * best-effort. Where the driver survives it, its session is terminated; elsewhere its running
+   * statement is cancelled, tried every 100 ms while it stays open (an idle transaction has
+   * nothing to cancel until it sends its next statement), until the server's own idle timeout
+   * must have ended it.
+   */
+  async #endTransaction(item: WorkItem): Promise<void> {
+    const db = this.#leadDb;
+    const open = item.open;
+    if (!db || !open) return;
+    const how = detectDriver(this.#db).sessionEndSafe ? 'terminate' : 'cancel';
+    const until = this.#now().monotonic + 2 * (item.timeoutMs ?? this.#options.ttl) + 1_000;
+    do {
+      try {
+        await withDeadline(endTransaction(db, open, how), this.#statementDeadlineMs(), () => 'ending a transaction did not answer');
+      } catch (error) {
+        this.#options.logger.warn(
+          { err: error, name: this.#options.name, pid: open.pid },
+          'drizzle-leader: could not end an overrunning transaction',
+        );
+      }
+      if (how === 'terminate') return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    } while (this.#work.has(item) && this.#now().monotonic < until);
+  }
+
+  /** Lease-checked transactions rely on `unique (name, term)` (migration 0002): refuse loudly without it. */
+  #checkLeaseKey(): Promise<void> {
+    this.#leaseKeyChecked ??= hasLeaseKey(this.#db, this.#options.table).then((present) => {
+      if (!present) {
+        throw new LeaseTableOutdatedError(
+          tableLabel(this.#options.table),
+          new Error(
+            'the unique (name, term) constraint of migration 0002 is missing; lease-checked transactions would not block a takeover',
+          ),
+        );
+      }
+    });
+    this.#leaseKeyChecked.catch(() => {
+      this.#leaseKeyChecked = null; // a failed check (connection lost) is made again next time
+    });
+    return this.#leaseKeyChecked;
   }
 
   /**
@@ -504,6 +729,7 @@ export class Elector {
         acquireStatementDatabase(this.#db, bounds, logger, 'lead'),
       ]);
       release = () => Promise.all([electing.release(), leading.release()]).then(() => {});
+      this.#leadDb = leading.db;
       this.#resetConnections = () => {
         electing.reset();
         leading.reset();
@@ -546,7 +772,7 @@ export class Elector {
 
   #isRunning(): boolean {
     const kind = this.#state.kind;
-    return kind === 'follower' || kind === 'leader';
+    return kind === 'leader' || (kind === 'follower' && !this.#stopRequested);
   }
 
   #sleep(ms: number): Promise<void> {
@@ -661,11 +887,10 @@ export class Elector {
       // A request_resign notification with no request behind it: forged or stale. Space the next ones wider.
       this.#notifiedGapMs = Math.min(MAX_NOTIFIED_ATTEMPT_GAP_MS, this.#notifiedGapMs * 2);
     }
-    if (record.resignRequestedAt) {
+    if (record.resignRequestedAt && !state.handover) {
       // requestResign wrote to this term's row: the database confirms what a notification only hinted.
       this.#options.logger.info({ name, term: record.term }, 'drizzle-leader: resignation requested');
-      this.#holdOffUntil = this.#now().monotonic + this.#resignHoldOffMs();
-      this.#stepDown('resigned');
+      void this.#handOver('resigned');
     }
   }
 
@@ -892,6 +1117,11 @@ function isFatal(error: unknown): error is LeaseTableMissingError | LeaseTableOu
 }
 
 /** Creates an elector for one election name. Options are validated here; nothing touches the database until `start()`. */
-export function createElector(db: LeaderDatabase, options: ElectorOptions = {}): Elector {
+export function createElector<TDb extends LeaderDatabase>(db: TDb, options: ElectorOptions = {}): Elector<TDb> {
   return new Elector(db, options);
+}
+
+/** `elector.leaseHeld()`: a condition for one write's `where` that holds only while the elector's term holds the lease. */
+export function leaseHeld(elector: Elector<LeaderDatabase>): SQL {
+  return elector.leaseHeld();
 }

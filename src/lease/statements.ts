@@ -72,38 +72,60 @@ function toLease(row: LeaderInfo): LeaderInfo {
 }
 
 /**
- * Elect: one statement that wins only when no unexpired lease exists. An expired row is
- * overwritten in place with a fresh term (`SET term = DEFAULT` draws from the identity
- * sequence); a live one is left untouched and read back in the same statement, so a denied
- * follower learns how long to sleep without a second round trip. A win NOTIFYs `elected`.
+ * Elect: one statement that wins only when no unexpired lease exists, in two halves that
+ * Postgres runs against the same snapshot:
+ *
+ * - `taken`: an expired row is overwritten in place with a fresh term (`SET term = DEFAULT`
+ *   draws from the identity sequence). An UPDATE reads before it locks, so a live lease (the
+ *   common case: a follower polling) is never locked at all. An expired one is locked FOR UPDATE
+ *   (the SET names `term`, a key column), which waits for the holder's open lease-checked
+ *   transactions, and the WHERE is checked again on the row as it is then: a lease renewed
+ *   meanwhile is left alone. (An `INSERT ... ON CONFLICT DO UPDATE ... WHERE` would lock the row
+ *   before evaluating its WHERE, so every denied follower would queue behind those transactions.)
+ * - `inserted`: no row at all, so INSERT one; `ON CONFLICT DO NOTHING` takes no row lock.
+ *
+ * A live lease is read back in the same statement, so a denied follower learns how long to
+ * sleep without a second round trip. A win NOTIFYs `elected`.
  */
 function electQuery(db: LeaderDatabase, table: LeaderTable) {
-  const won = db.$with('won').as(
+  const taken = db.$with('taken').as(
     db
-      .insert(table)
-      .values({ name: p.name, leaderId: p.leaderId, electedAt: sql`now()`, expiresAt: leaseEnd() })
-      .onConflictDoUpdate({
-        target: table.name,
-        // `excluded` is only ever used here, in SET, to copy the proposed row; never in a WHERE.
-        set: {
-          leaderId: sql`excluded.leader_id`,
-          electedAt: sql`excluded.elected_at`,
-          expiresAt: sql`excluded.expires_at`,
-          term: sql`default`,
-          resignRequestedAt: sql`null`,
-        } as Record<string, SQL>,
-        setWhere: lte(table.expiresAt, sql`now()`),
-      })
+      .update(table)
+      .set({
+        leaderId: sql`${p.leaderId}`,
+        electedAt: sql`now()`,
+        expiresAt: leaseEnd(),
+        term: sql`default`,
+        resignRequestedAt: sql`null`,
+      } as Record<string, SQL>)
+      .where(and(eq(table.name, p.name), lte(table.expiresAt, sql`now()`)))
       .returning(),
   );
-  // One row always comes back: the won lease when the INSERT or the overwrite ran, else the
-  // live lease read from the statement's snapshot. Postgres only allows a data-modifying
-  // WITH at the top level, hence a join from a one-row relation rather than a UNION.
+  const inserted = db
+    .$with('inserted')
+    .as(
+      db
+        .insert(table)
+        .values({ name: p.name, leaderId: p.leaderId, electedAt: sql`now()`, expiresAt: leaseEnd() })
+        .onConflictDoNothing({ target: table.name })
+        .returning(),
+    );
+  // At most one of the two returns a row: `taken` needs a row to exist, `inserted` needs none.
+  const won = {
+    name: sql`coalesce(${taken.name}, ${inserted.name})`,
+    leaderId: sql`coalesce(${taken.leaderId}, ${inserted.leaderId})`,
+    term: sql`coalesce(${taken.term}, ${inserted.term})`,
+    electedAt: sql`coalesce(${taken.electedAt}, ${inserted.electedAt})`,
+    expiresAt: sql`coalesce(${taken.expiresAt}, ${inserted.expiresAt})`,
+  };
+  // One row always comes back: the won lease, else the live lease read from the statement's
+  // snapshot. Postgres only allows a data-modifying WITH at the top level, hence joins from a
+  // one-row relation rather than a UNION.
   const current = table;
   return db
-    .with(won)
+    .with(taken, inserted)
     .select({
-      wonTerm: won.term,
+      wonTerm: sql<number | null>`${won.term}`,
       name: sql<string>`coalesce(${won.name}, ${current.name})`,
       leaderId: sql<string>`coalesce(${won.leaderId}, ${current.leaderId})`,
       term: sql<number>`coalesce(${won.term}, ${current.term})`.mapWith(Number),
@@ -116,7 +138,8 @@ function electQuery(db: LeaderDatabase, table: LeaderTable) {
       notified: sql<string | null>`case when ${won.term} is not null then ${notifyRowSql(p.channel, 'elected', won)}::text end`,
     })
     .from(sql`(select 1) as "one"`)
-    .leftJoin(won, sql`true`)
+    .leftJoin(taken, sql`true`)
+    .leftJoin(inserted, sql`true`)
     .leftJoin(current, eq(current.name, p.name));
 }
 

@@ -34,7 +34,7 @@ const ACTIONS: ReadonlySet<string> = new Set<LeadershipAction>(['elected', 'resi
 export function notifyRowSql(
   channel: Placeholder,
   action: LeadershipAction,
-  row: { name: AnyPgColumn; leaderId: AnyPgColumn; term: AnyPgColumn },
+  row: { name: AnyPgColumn | SQL; leaderId: AnyPgColumn | SQL; term: AnyPgColumn | SQL },
 ): SQL {
   return sql`pg_notify(${channel}, json_build_object('v', ${sql.raw(String(NOTIFICATION_VERSION))}, 'action', ${sql.raw(`'${action}'`)}, 'name', ${row.name}, 'leaderId', ${row.leaderId}, 'term', ${row.term})::text)`;
 }

@@ -1,0 +1,1 @@
+ALTER TABLE "river_leader" ADD CONSTRAINT "river_leader_name_term_key" UNIQUE("name","term");
