@@ -1,0 +1,141 @@
+/**
+ * `elector.transaction(fn)`: the caller's work in a Drizzle transaction that commits only while
+ * this elector's exact term holds the lease, and that no successor can overtake (the lock and
+ * why it is the right one: lease/transaction.ts).
+ *
+ * How long it can hold a successor back is bounded, so that a process frozen, partitioned or
+ * just slow inside the transaction delays failover by a known amount:
+ *
+ * - by this process, at `timeout` after the lock was taken: the transaction is marked timed
+ *   out, so it can no longer commit (the work's return is turned into a rollback), and it is
+ *   ended from the elector's own connection, only if that same transaction is still open. With
+ *   node-postgres its session is terminated; with postgres.js its running statement is
+ *   cancelled, and so is every statement it sends next, because postgres.js 3.4 can crash the
+ *   process when the server ends a session under a transaction (porsager/postgres#1208).
+ * - by the server, without this process: `statement_timeout` = `timeout` (a statement is
+ *   cancelled); `idle_in_transaction_session_timeout` = `timeout` (postgres.js: 2 × `timeout`,
+ *   so that a live process always acts first); on PostgreSQL 17+ with node-postgres also
+ *   `transaction_timeout` = `timeout`.
+ *
+ * So after the lock was taken, a successor is held back at most `timeout` (a live process, or
+ * PostgreSQL 17+ with node-postgres), 2 × `timeout` (node-postgres, frozen, before 17) or
+ * 3 × `timeout` (postgres.js, frozen mid-statement). A transaction ended that way rolls back:
+ * nothing it wrote survives.
+ */
+import type { PgTransactionConfig } from 'drizzle-orm/pg-core';
+import { LeadershipLostError } from '../errors.js';
+import { lockLease, type OpenTransaction } from '../lease/transaction.js';
+import type { LeaderTable } from '../schema.js';
+import type { LeaderDatabase, Lease } from '../types.js';
+import { errorCode } from '../util/cause.js';
+import { withDeadline } from '../util/deadline.js';
+import type { LeaderWork, WorkItem } from './work.js';
+
+/** Drizzle's transaction config (isolation level, access mode, deferrable), plus the bound. */
+export interface LeaseTransactionConfig extends PgTransactionConfig {
+  /**
+   * The longest the transaction may hold the lease (ms, from the moment it took its lock).
+   * Past it the transaction is ended and rolls back. Default: the trust window
+   * (`ttl - safetyMargin`). A longer one lets longer work commit, and lets a frozen leader
+   * hold back failover that much longer.
+   */
+  timeout?: number;
+}
+
+/** The `tx` a Drizzle database object hands to its `transaction()` callback. */
+export type TransactionOf<TDb extends LeaderDatabase> = Parameters<Parameters<TDb['transaction']>[0]>[0];
+
+export type LeaseTransactionFn<TDb extends LeaderDatabase, T> = (tx: TransactionOf<TDb>, lease: Lease, signal: AbortSignal) => Promise<T>;
+
+/** SQLSTATEs of the server ending a transaction for its own timeouts. */
+const SERVER_TIMEOUTS = new Set(['25P03', '25P04']);
+
+/** Serialization failures while taking the lock (REPEATABLE READ, SERIALIZABLE) are retried this often: the work has not run yet. */
+const LOCK_ATTEMPTS = 3;
+
+export interface LeaseTransactionRun<TDb extends LeaderDatabase, T> {
+  readonly db: TDb;
+  readonly table: LeaderTable;
+  readonly lease: Lease;
+  readonly leaderId: string;
+  readonly signal: AbortSignal;
+  readonly timeoutMs: number;
+  /** Client-side bound of the lock statement. */
+  readonly lockDeadlineMs: number;
+  readonly guard: ((tx: object) => () => void) | null;
+  readonly work: LeaderWork;
+  /** Ends an open transaction (`item.open`) from the elector's own connection. */
+  readonly end: (item: WorkItem) => Promise<void>;
+  /** Whether the server may end the whole session (`transaction_timeout`): see DriverCapabilities.sessionEndSafe. */
+  readonly sessionEndSafe: boolean;
+  readonly config: PgTransactionConfig | undefined;
+  readonly fn: LeaseTransactionFn<TDb, T>;
+}
+
+export function runLeaseTransaction<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<TDb, T>): Promise<T> {
+  const item: WorkItem = { term: run.lease.term, label: 'a lease-checked transaction', open: null, timeoutMs: run.timeoutMs };
+  const done = attempt(run, item);
+  run.work.track(item, done);
+  return done;
+}
+
+async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<TDb, T>, item: WorkItem): Promise<T> {
+  const { lease, table, timeoutMs } = run;
+  const term = { name: lease.name, leaderId: run.leaderId, term: lease.term };
+  for (let attempt = 1; ; attempt++) {
+    let unguard = () => {};
+    let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    // Before the work runs, the caller is never kept waiting on a connection that stopped
+    // answering: the rollback is left to finish (or fail) on its own.
+    let rejectLock: (error: unknown) => void = () => {};
+    const lockRejected = new Promise<never>((_, reject) => {
+      rejectLock = reject;
+    });
+    try {
+      const transaction = run.db.transaction(async (tx) => {
+        unguard = run.guard?.(tx) ?? unguard;
+        let open: OpenTransaction | null;
+        try {
+          open = await withDeadline(
+            lockLease(tx as unknown as LeaderDatabase, table, term, {
+              timeoutMs,
+              idleTimeoutMs: run.sessionEndSafe ? timeoutMs : 2 * timeoutMs,
+              transactionTimeout: run.sessionEndSafe,
+            }),
+            run.lockDeadlineMs,
+            () => `the lease check did not answer within ${run.lockDeadlineMs} ms`,
+          );
+        } catch (error) {
+          rejectLock(error);
+          throw error;
+        }
+        if (!open) throw new LeadershipLostError(lease.name, lease.term, 'lease-not-held');
+        item.open = open;
+        item.stop = () => {
+          if (timedOut) return;
+          timedOut = true;
+          clearTimeout(timer);
+          void run.end(item).catch(() => {});
+        };
+        timer = setTimeout(() => item.stop?.(), timeoutMs);
+        const result = await run.fn(tx as TransactionOf<TDb>, lease, run.signal);
+        // Past its timeout the transaction may not commit, even if the work finished meanwhile.
+        if (timedOut) throw new LeadershipLostError(lease.name, lease.term, 'timed-out');
+        return result;
+      }, run.config);
+      transaction.catch(() => {});
+      return (await Promise.race([transaction, lockRejected])) as T;
+    } catch (error) {
+      if (item.open === null && errorCode(error) === '40001' && attempt < LOCK_ATTEMPTS) continue;
+      if (error instanceof LeadershipLostError) throw error;
+      if (item.open !== null && (timedOut || SERVER_TIMEOUTS.has(errorCode(error) ?? ''))) {
+        throw new LeadershipLostError(lease.name, lease.term, 'timed-out', error);
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      unguard();
+    }
+  }
+}
