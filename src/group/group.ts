@@ -140,6 +140,9 @@ const MIN_NOTIFIED_GAP_MS = 50;
 
 const CLOSE_DELAY_MS = 250;
 
+/** start() waits at most this long for the LISTEN connection. */
+const LISTEN_READY_WAIT_MS = 2_000;
+
 /** A name this member may still hold in the database after stepping down locally; released by the loop until `until`. */
 type Unreleased = { readonly term: number; readonly until: number };
 
@@ -271,7 +274,9 @@ export class ElectorGroup {
   async #start(): Promise<void> {
     this.#phase = 'running';
     if (!this.#eligible) return;
-    this.#listen();
+    // Hints only speed things up, but a member that joins is handed names through them: wait
+    // (briefly, bounded) for LISTEN so the first handovers are not missed.
+    await settledWithin(this.#listen(), LISTEN_READY_WAIT_MS);
     const first = deferred<unknown>();
     this.#loop = this.#run(first.resolve);
     const error = await first.promise;
@@ -836,21 +841,26 @@ export class ElectorGroup {
   // ---------------------------------------------------------------------------------------
   // Notifications: hints that make names or the heartbeat due, nothing more
 
-  #listen(): void {
+  #listen(): Promise<void> {
     const { listen, channel, renewInterval, logger } = this.#options;
-    if (!listen) return;
+    if (!listen) return Promise.resolve();
+    const ready = deferred();
     this.#unlisten = subscribeChannel(this.#db, listen, channel, {
       heartbeatMs: renewInterval,
       notification: (payload) => this.#onNotification(payload),
       // (Re)connected: anything sent meanwhile is lost, so look at the database now.
       listening: () => {
+        ready.resolve();
         this.#heartbeatDueAt = 0;
         this.#reschedule();
         this.#wakeSoon();
       },
-      disconnected: (error) =>
-        logger.warn({ err: error, channel }, 'drizzle-leader: LISTEN connection lost; reconnecting (the group polls meanwhile)'),
+      disconnected: (error) => {
+        ready.resolve();
+        logger.warn({ err: error, channel }, 'drizzle-leader: LISTEN connection lost; reconnecting (the group polls meanwhile)');
+      },
     });
+    return this.#unlisten ? ready.promise : Promise.resolve();
   }
 
   #onNotification(payload: string): void {
@@ -888,8 +898,11 @@ export class ElectorGroup {
       this.#wakeSoon();
     } else {
       // Its assigned owner goes first; if the resigner was that owner, it is probably leaving: look at the membership.
+      // The owner answers a hint within milliseconds; a whole interval more before taking it
+      // anyway keeps a slow owner from losing the name to a bystander (and a second handover).
       if (owner !== undefined && owner === leaderId) this.#heartbeatDueAt = Math.min(this.#heartbeatDueAt, now);
-      this.#due.set(name, Math.min(this.#due.get(name) ?? Number.POSITIVE_INFINITY, now + this.#graceMs()));
+      const fallback = now + this.#options.renewInterval + this.#graceMs();
+      this.#due.set(name, Math.min(this.#due.get(name) ?? Number.POSITIVE_INFINITY, fallback));
       this.#wakeSoon();
     }
   }
