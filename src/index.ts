@@ -16,6 +16,18 @@ export {
   LeaseTableOutdatedError,
   UnsupportedDriverError,
 } from './errors.js';
+export { assign as assignNames, type Member } from './group/balance.js';
+export { DuplicateNameError, ReservedNameError } from './group/errors.js';
+export type {
+  ElectorGroupOptions,
+  GroupEvent,
+  GroupListener,
+  GroupLossReason,
+  GroupStats,
+  GroupTask,
+  GroupTaskHandle,
+} from './group/group.js';
+export { createElectorGroup, ElectorGroup, groupQuotas, MEMBER_PREFIX } from './group/group.js';
 export type { LeadershipAction, LeadershipNotification } from './listen/payload.js';
 export { NOTIFICATION_VERSION, parseNotification } from './listen/payload.js';
 export { SILENT_LOGGER, stderrLogger } from './logging.js';

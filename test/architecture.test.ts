@@ -60,6 +60,29 @@ describe('architecture', () => {
     expect(offending).toEqual([]);
   });
 
+  it('the group is a layer beside the elector: it reuses trust, subscribers, lease/ and listen/, never the single elector, and only index.ts imports it', () => {
+    const group = filesUnder('src/group');
+    expect(group.length).toBeGreaterThanOrEqual(3);
+    const allowed = (i: string) =>
+      i.startsWith('src/group/') ||
+      i.startsWith('src/lease/') ||
+      i.startsWith('src/listen/') ||
+      i.startsWith('src/util/') ||
+      i === 'src/elector/trust.ts' ||
+      i === 'src/elector/subscribers.ts' ||
+      ['src/types.ts', 'src/errors.ts', 'src/options.ts', 'src/schema.ts', 'src/diagnose.ts', 'src/driver/types.ts'].includes(i);
+    const offending = group.flatMap((f) =>
+      importsOf(f)
+        .filter((i) => !allowed(i))
+        .map((i) => `${f} -> ${i}`),
+    );
+    expect(offending).toEqual([]);
+    const importers = filesUnder('src')
+      .filter((f) => !f.startsWith('src/group/') && !f.startsWith('src/dev/') && !f.startsWith('src/cli/'))
+      .filter((f) => importsOf(f).some((i) => i.startsWith('src/group/')));
+    expect(importers).toEqual(['src/index.ts']);
+  });
+
   it('tests, benchmarks and examples import only public entries or dev/', () => {
     const users = [...filesUnder('test'), ...filesUnder('bench'), ...filesUnder('examples')];
     const allowed = (i: string) => !i.startsWith('src/') || i === 'src/index.ts' || i === 'src/schema.ts' || i.startsWith('src/dev/');

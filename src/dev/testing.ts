@@ -30,3 +30,7 @@ export function renewSql(db: LeaderDatabase, table = riverLeader): string {
 
 /** A deadline far in the future, for store calls in tests that are not about deadlines. */
 export const NO_DEADLINE = Object.freeze({ remainingMs: () => 60_000 });
+
+export type { BatchElectOutcome, BatchRenewOutcome, NameTerm } from '../lease/batch.js';
+/** The group's batched statements, straight on `db`, for tests that drive them by hand (stale terms, locked rows). */
+export { electMany, heartbeat, renewMany, resignMany } from '../lease/batch.js';

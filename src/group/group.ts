@@ -1,0 +1,965 @@
+/**
+ * The elector group: one member of a fleet that campaigns for many election names with ONE
+ * loop and a constant number of statements per renew interval, and shares the names evenly
+ * with the other live members (River's internal/leadership, many names at once).
+ *
+ * # State
+ *
+ * Per name this member is either a follower or the leader of exactly one term:
+ *
+ *   follower ──batched election won──▶ leader(term, TrustWindow)
+ *   leader ──renewal denied / term replaced / trust expired / rebalanced / resigned /
+ *            removed / stopped──▶ follower
+ *
+ * Every transition happens in this file, and only the loop (`#run`) talks to the lease table:
+ * per turn at most one membership heartbeat, one renewal of every held name, one resignation of
+ * every name being given up, and one election of every name that is due. Public calls set
+ * intent (names to give up, names due for an election) and wake the loop.
+ *
+ * # Trust, per name (safety rule 2)
+ *
+ * Each leadership carries its own `TrustWindow`, started at the instant the batched statement
+ * that won or renewed it was SENT, so a slow batch shortens trust and never lengthens it.
+ * `leads(name)` re-checks that window synchronously at every call; a timer steps down the
+ * leaderships whose window passed even if nobody asks, aborting their task signals. A name
+ * whose renewal was skipped (its row locked by someone else) keeps its old window: it is
+ * retried, and lost only when that window ends, while the other names renew normally.
+ *
+ * # Terms (safety rules 3 and 4)
+ *
+ * Renew and resign name the exact (name, term) pairs this member holds, compared with the
+ * STORED rows (lease/batch.ts): a stale term in a batch renews or deletes nothing. A name's new
+ * leadership always has a new identity `term`. Renewals set only `expires_at`, elections set
+ * `term`: the lock modes the lease-checked transactions rely on.
+ *
+ * # Membership and balance
+ *
+ * Each eligible member keeps a row of its own in the lease table under a reserved prefix
+ * (`drizzle-leader:group:<group>:<weight>:<hash of id>`, leader_id = the member id), renewed by
+ * the heartbeat that also reads every live member row: one statement per interval. From the
+ * live members, `balance.ts` computes the same assignment on every member. A member elects the
+ * names assigned to it at once; a name assigned elsewhere only when it has been free for a
+ * grace period (its owner is slow or gone: liveness first, balance after). A member sheds
+ * (resigns, with DELETE + NOTIFY, never steals) the names assigned to another live member, but
+ * only once the membership it sees has been unchanged for one renew interval: a member that
+ * flaps does not move names back and forth.
+ *
+ * # Notifications (safety rule 5)
+ *
+ * Only hints: `resigned` makes a free name due (at once for its assigned owner, after a grace
+ * for the others), `elected` records who holds it, a member row's notification makes the
+ * heartbeat due. The database decides every leadership.
+ */
+import { createHash } from 'node:crypto';
+import { diagnose } from '../diagnose.js';
+import type { SessionBounds } from '../driver/types.js';
+import { Subscribers } from '../elector/subscribers.js';
+import { sessionBounds, TrustWindow } from '../elector/trust.js';
+import {
+  DatabaseUnusableError,
+  DeadlineExceededError,
+  DrizzleLeaderError,
+  ElectorStoppedError,
+  InvalidOptionError,
+  LeaseTableMissingError,
+  LeaseTableOutdatedError,
+} from '../errors.js';
+import { electMany, heartbeat, leaveGroup, type NameTerm, renewMany, resignMany } from '../lease/batch.js';
+import { acquireStatementDatabase, MAX_CONNECT_TIMEOUT_MS } from '../lease/connection.js';
+import { subscribeChannel } from '../listen/notifier.js';
+import { parseNotification } from '../listen/payload.js';
+import { checkLabel, type ElectorOptions, type ResolvedElectorOptions, resolveElectorOptions, tableLabel } from '../options.js';
+import type { LeaderDatabase, LeaderInfo, Lease, LossReason } from '../types.js';
+import { type Backoff, backoffDelay } from '../util/backoff.js';
+import { errorCode } from '../util/cause.js';
+import { type Instant, readClock } from '../util/clock.js';
+import { settledWithin, withDeadline } from '../util/deadline.js';
+import { deferred } from '../util/deferred.js';
+import { Wakeup } from '../util/wakeup.js';
+import { assign, type Member, quotas } from './balance.js';
+import { DuplicateNameError, ReservedNameError } from './errors.js';
+
+/** Every member row of every group starts with this; election names may not. */
+export const MEMBER_PREFIX = 'drizzle-leader:group:';
+
+/** Why one name's leadership ended: the single elector's reasons, plus a group's own. */
+export type GroupLossReason =
+  | LossReason
+  /** Handed to the member the balance assigns it to (DELETE + NOTIFY). */
+  | 'rebalanced'
+  /** The name was removed from this member's set. */
+  | 'removed';
+
+export type GroupEvent =
+  | { readonly type: 'gained'; readonly name: string; readonly term: number; readonly lease: Lease }
+  | { readonly type: 'lost'; readonly name: string; readonly term: number; readonly reason: GroupLossReason };
+
+export type GroupListener = (event: GroupEvent) => void | Promise<void>;
+
+/** Runs while this member leads `name`; `signal` aborts the moment that leadership ends, for any reason. */
+export type GroupTask = (name: string, signal: AbortSignal, lease: Lease) => void | Promise<void>;
+
+export interface GroupTaskHandle {
+  /** Stops further runs and aborts the running ones. */
+  cancel(): void;
+  /** Resolves when every run started so far has returned (after `cancel()` or `stop()`, the drain to await). */
+  settled(): Promise<void>;
+}
+
+export interface ElectorGroupOptions extends Omit<ElectorOptions, 'name' | 'hooks'> {
+  /** The election names this member campaigns for: unique, 1..127 characters each. Members of one group should list the same names. */
+  names: readonly string[];
+  /** Members of the same group share the names; 1..64 characters. Default `'default'`. */
+  group?: string;
+  /** `false`: this member never leads (and is not counted as a member). Default true. */
+  eligible?: boolean;
+  /** Relative capacity, an integer 1..1000: a member of weight 2 leads about twice as many names. Default 1. */
+  weight?: number;
+}
+
+export interface GroupStats {
+  /** Statements sent, by kind, and how many failed. */
+  statements: { elections: number; renewals: number; heartbeats: number; resignations: number; failed: number };
+  gained: number;
+  lost: number;
+}
+
+type Held = {
+  readonly lease: Lease;
+  readonly trust: TrustWindow;
+  readonly controller: AbortController;
+};
+
+type Phase = 'idle' | 'running' | 'stopping' | 'stopped';
+
+/** Back-off after a failed statement: 100 ms doubling up to 2 s. */
+const ERROR_BACKOFF: Backoff = Object.freeze({ initialMs: 100, maxMs: 2_000 });
+
+/** Notification wakes are honoured at most this often (ms): a flood of them cannot become a flood of elections. */
+const MIN_NOTIFIED_GAP_MS = 50;
+
+const CLOSE_DELAY_MS = 250;
+
+/** start() waits at most this long for the LISTEN connection. */
+const LISTEN_READY_WAIT_MS = 2_000;
+
+/** A name this member may still hold in the database after stepping down locally; released by the loop until `until`. */
+type Unreleased = { readonly term: number; readonly until: number };
+
+/** What this member last learned about a name it does not lead. */
+type Known = { readonly leaderId: string; readonly expiresAt: number };
+
+export class ElectorGroup {
+  readonly #db: LeaderDatabase;
+  readonly #options: ResolvedElectorOptions;
+  readonly #group: string;
+  readonly #eligible: boolean;
+  readonly #weight: number;
+  readonly #memberName: string;
+  readonly #memberPrefix: string;
+  readonly #bounds: SessionBounds;
+  readonly #subscribers: Subscribers<GroupEvent>;
+  readonly #transitionHooks = new Set<(event: GroupEvent) => void>();
+  readonly #wakeup = new Wakeup();
+  #phase: Phase = 'idle';
+  #names: string[];
+  readonly #held = new Map<string, Held>();
+  readonly #unreleased = new Map<string, Unreleased>();
+  /** Monotonic ms at which each name this member does not lead is next worth an election. */
+  readonly #due = new Map<string, number>();
+  readonly #known = new Map<string, Known>();
+  #members: Member[] = [];
+  #viewKey = '';
+  #viewSince = 0;
+  #assignment: Map<string, string> | null = null;
+  #heartbeatDueAt = 0;
+  #renewDueAt = Number.POSITIVE_INFINITY;
+  #releaseRetryAt = 0;
+  #consecutiveErrors = 0;
+  #trustTimer: NodeJS.Timeout | null = null;
+  #deferredWake: NodeJS.Timeout | null = null;
+  #lastNotifiedWakeAt = Number.NEGATIVE_INFINITY;
+  #loop: Promise<void> | null = null;
+  #started: Promise<void> | null = null;
+  #stopped: Promise<void> | null = null;
+  #unlisten: (() => Promise<void>) | null = null;
+  #resetConnections: () => void = () => {};
+  readonly #stats: GroupStats = {
+    statements: { elections: 0, renewals: 0, heartbeats: 0, resignations: 0, failed: 0 },
+    gained: 0,
+    lost: 0,
+  };
+
+  constructor(db: LeaderDatabase, options: ElectorGroupOptions) {
+    if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', options, 'an object with names');
+    const { names, group, eligible, weight, ...single } = options;
+    if ('name' in single)
+      throw new InvalidOptionError('name', (single as { name: unknown }).name, 'names: [...] (a group campaigns for many)');
+    if ('hooks' in single)
+      throw new InvalidOptionError('hooks', (single as { hooks: unknown }).hooks, 'not supported by groups (use subscribe and stats)');
+    this.#options = resolveElectorOptions(single);
+    if (db === null || typeof db !== 'object' || typeof (db as { select?: unknown }).select !== 'function') {
+      throw new InvalidOptionError('db', db, 'a Drizzle PostgreSQL database (drizzle(client))');
+    }
+    if (typeof (db as { rollback?: unknown }).rollback === 'function') {
+      throw new InvalidOptionError('db', db, 'the database object itself, not a transaction (tx) of it');
+    }
+    this.#db = db;
+    this.#group = checkLabel('group', group ?? 'default');
+    if ([...this.#group].length > 64) throw new InvalidOptionError('group', group, 'a string of 1 to 64 characters');
+    if (eligible !== undefined && typeof eligible !== 'boolean') throw new InvalidOptionError('eligible', eligible, 'true or false');
+    this.#eligible = eligible ?? true;
+    const w = weight ?? 1;
+    if (typeof w !== 'number' || !Number.isInteger(w) || w < 1 || w > 1000)
+      throw new InvalidOptionError('weight', weight, 'an integer from 1 to 1000');
+    this.#weight = w;
+    this.#names = checkNames(names);
+    this.#memberPrefix = `${MEMBER_PREFIX}${this.#group}:`;
+    const idHash = createHash('sha256').update(this.#options.id).digest('hex').slice(0, 16);
+    this.#memberName = `${this.#memberPrefix}${this.#weight}:${idHash}`;
+    this.#bounds = sessionBounds(this.#options);
+    this.#subscribers = new Subscribers((error) => this.#options.logger.error({ err: error }, 'drizzle-leader: a group listener threw'));
+  }
+
+  /** This member's id: `leader_id` of every lease it holds and of its member row. */
+  get id(): string {
+    return this.#options.id;
+  }
+
+  /** The names this member campaigns for, in the order given. */
+  get names(): readonly string[] {
+    return [...this.#names];
+  }
+
+  get stats(): GroupStats {
+    return structuredClone(this.#stats);
+  }
+
+  /** The live members this member saw at its last heartbeat (itself included when eligible), by id. */
+  get members(): readonly Member[] {
+    return [...this.#members];
+  }
+
+  /** Whether this member leads `name` right now: the name's trust window is checked at every call. */
+  leads(name: string): boolean {
+    return this.#trusted(name) !== null;
+  }
+
+  /** The lease of `name` if this member leads it now, else null (same check as `leads`). */
+  lease(name: string): Lease | null {
+    return this.#trusted(name)?.lease ?? null;
+  }
+
+  /** Every leadership this member holds now, name → lease, each trust window checked. */
+  leaderships(): ReadonlyMap<string, Lease> {
+    const result = new Map<string, Lease>();
+    for (const name of [...this.#held.keys()]) {
+      const held = this.#trusted(name);
+      if (held) result.set(name, held.lease);
+    }
+    return result;
+  }
+
+  /**
+   * Starts campaigning. Resolves after the first heartbeat and election batch, so `leads()` is
+   * meaningful right after; rejects (and stops) on what retrying cannot fix (table missing,
+   * wrong password, ...). An ineligible member (`eligible: false`) sends nothing.
+   */
+  start(): Promise<void> {
+    if (this.#stopped) return Promise.reject(new ElectorStoppedError());
+    this.#started ??= this.#start();
+    return this.#started;
+  }
+
+  async #start(): Promise<void> {
+    this.#phase = 'running';
+    if (!this.#eligible) return;
+    // Hints only speed things up, but a member that joins is handed names through them: wait
+    // (briefly, bounded) for LISTEN so the first handovers are not missed.
+    await settledWithin(this.#listen(), LISTEN_READY_WAIT_MS);
+    const first = deferred<unknown>();
+    this.#loop = this.#run(first.resolve);
+    const error = await first.promise;
+    if (isFatal(error)) {
+      await this.stop();
+      throw error;
+    }
+  }
+
+  /**
+   * Steps down from every name at once (task signals abort, `leads()` turns false), then
+   * leaves the membership and resigns every leadership with DELETE + NOTIFY, so the others
+   * take over within milliseconds. Idempotent; resolves within one ttl in every state.
+   */
+  stop(): Promise<void> {
+    this.#stopped ??= this.#stop();
+    return this.#stopped;
+  }
+
+  async #stop(): Promise<void> {
+    for (const name of [...this.#held.keys()]) this.#stepDown(name, 'stopped');
+    this.#phase = 'stopping';
+    if (this.#deferredWake) clearTimeout(this.#deferredWake);
+    this.#wakeup.wake();
+    await settledWithin(this.#loop, this.#options.ttl);
+    this.#unlisten?.().catch(() => {});
+    this.#unlisten = null;
+    this.#clearTrustTimer();
+    this.#phase = 'stopped';
+    await settledWithin(this.#subscribers.drained(), 1_000);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  /** Receives every transition of every name, in order, with the name. Returns an unsubscribe function. */
+  subscribe(listener: GroupListener): () => void {
+    return this.#subscribers.add(listener);
+  }
+
+  /**
+   * Calls `task(name, signal, lease)` each time this member gains a name (and at once for the
+   * names it leads now); `signal` aborts when that leadership ends.
+   */
+  runWhileLeader(task: GroupTask): GroupTaskHandle {
+    if (this.#stopped) throw new ElectorStoppedError();
+    if (typeof task !== 'function') throw new InvalidOptionError('task', task, 'a function (name, signal, lease) => ...');
+    const owner = new AbortController();
+    const running = new Set<Promise<void>>();
+    const launch = (name: string, held: Held) => {
+      if (owner.signal.aborted || held.controller.signal.aborted) return;
+      const signal = AbortSignal.any([held.controller.signal, owner.signal]);
+      const run = Promise.resolve()
+        .then(() => task(name, signal, held.lease))
+        .catch((error: unknown) => {
+          if (!signal.aborted) {
+            this.#options.logger.error({ err: error, name, term: held.lease.term }, 'drizzle-leader: leader task failed');
+          }
+        })
+        .finally(() => running.delete(run));
+      running.add(run);
+    };
+    const unsubscribe = this.#onTransition((event) => {
+      if (event.type !== 'gained') return;
+      const held = this.#held.get(event.name);
+      if (held && held.lease.term === event.term) launch(event.name, held);
+    });
+    for (const [name] of this.leaderships()) launch(name, this.#held.get(name)!);
+    return {
+      cancel: () => {
+        owner.abort(new DrizzleLeaderError('runWhileLeader was cancelled'));
+        unsubscribe();
+      },
+      settled: async () => {
+        while (running.size > 0) await Promise.allSettled([...running]);
+      },
+    };
+  }
+
+  /** Replaces the set of names: names removed are resigned (reason `removed`), names added are campaigned for at once. */
+  setNames(names: readonly string[]): void {
+    const next = checkNames(names);
+    const keep = new Set(next);
+    for (const name of this.#names) {
+      if (keep.has(name)) continue;
+      this.#stepDown(name, 'removed');
+      this.#due.delete(name);
+      this.#known.delete(name);
+    }
+    this.#names = next;
+    this.#assignment = null;
+    if (this.#running()) this.#reschedule();
+    this.#wakeup.wake();
+  }
+
+  /** Adds one name; false if it was already in the set. */
+  addName(name: string): boolean {
+    if (this.#names.includes(name)) return false;
+    this.setNames([...this.#names, name]);
+    return true;
+  }
+
+  /** Removes one name (resigning it if led); false if it was not in the set. */
+  removeName(name: string): boolean {
+    if (!this.#names.includes(name)) return false;
+    this.setNames(this.#names.filter((n) => n !== name));
+    return true;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Transitions
+
+  #now(): Instant {
+    return readClock(this.#options.clock);
+  }
+
+  #running(): boolean {
+    return this.#phase === 'running';
+  }
+
+  #onTransition(hook: (event: GroupEvent) => void): () => void {
+    const wrapped = (event: GroupEvent) => hook(event);
+    this.#transitionHooks.add(wrapped);
+    return () => void this.#transitionHooks.delete(wrapped);
+  }
+
+  #emit(event: GroupEvent): void {
+    for (const hook of [...this.#transitionHooks]) {
+      try {
+        hook(event);
+      } catch (error) {
+        this.#options.logger.error({ err: error, name: event.name }, 'drizzle-leader: a transition hook threw');
+      }
+    }
+    this.#subscribers.emit(event);
+  }
+
+  /** The leadership of `name` if still trusted; steps it down (synchronously) if its window has passed. */
+  #trusted(name: string): Held | null {
+    const held = this.#held.get(name);
+    if (!held) return null;
+    if (!held.trust.trusted(this.#now())) {
+      this.#stepDown(name, 'trust-expired');
+      return null;
+    }
+    return held;
+  }
+
+  #becomeLeader(record: LeaderInfo, startedAt: Instant): void {
+    const trust = TrustWindow.start(startedAt, this.#options);
+    const lease: Lease = Object.freeze({
+      name: record.name,
+      term: record.term,
+      leaderId: record.leaderId,
+      electedAt: record.electedAt,
+      expiresAt: record.expiresAt,
+    });
+    // Until it is renewed or released, this term may be alive in the database.
+    this.#unreleased.set(record.name, { term: record.term, until: this.#now().monotonic + this.#options.ttl });
+    if (!trust.trusted(this.#now()) || !this.#running() || !this.#names.includes(record.name)) return;
+    this.#unreleased.delete(record.name);
+    this.#held.set(record.name, { lease, trust, controller: new AbortController() });
+    this.#due.delete(record.name);
+    this.#known.delete(record.name);
+    this.#stats.gained++;
+    // A new leadership is renewed with the others at the next renewal turn, at the latest one interval away.
+    this.#renewDueAt = Math.min(this.#renewDueAt, startedAt.monotonic + this.#options.renewInterval);
+    this.#armTrustTimer();
+    this.#emit({ type: 'gained', name: record.name, term: record.term, lease });
+  }
+
+  /** leader → follower for one name, locally and at once; the loop releases the term unless another holds the row now. */
+  #stepDown(name: string, reason: GroupLossReason): void {
+    const held = this.#held.get(name);
+    if (!held) return;
+    this.#held.delete(name);
+    this.#stats.lost++;
+    held.controller.abort(new DrizzleLeaderError(`leadership of ${name} term ${held.lease.term} ended: ${reason}`));
+    this.#emit({ type: 'lost', name, term: held.lease.term, reason });
+    if (reason !== 'renewal-denied' && reason !== 'term-replaced') {
+      this.#unreleased.set(name, { term: held.lease.term, until: this.#now().monotonic + this.#options.ttl });
+    }
+    const holdOff = reason === 'resigned' || reason === 'rebalanced' ? Math.min(this.#options.renewInterval, 1_000) : 0;
+    if (this.#names.includes(name)) this.#due.set(name, this.#now().monotonic + holdOff);
+    this.#armTrustTimer();
+    this.#wakeup.wake();
+  }
+
+  /** One timer for the earliest trust deadline: leaderships end on time even if nobody calls `leads()`. */
+  #armTrustTimer(): void {
+    this.#clearTrustTimer();
+    if (this.#held.size === 0) return;
+    const now = this.#now();
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const held of this.#held.values()) earliest = Math.min(earliest, held.trust.remaining(now));
+    this.#trustTimer = setTimeout(() => {
+      this.#trustTimer = null;
+      for (const name of [...this.#held.keys()]) this.#trusted(name);
+      this.#armTrustTimer();
+    }, Math.max(0, earliest) + 1);
+    this.#trustTimer.unref?.();
+  }
+
+  #clearTrustTimer(): void {
+    if (this.#trustTimer) clearTimeout(this.#trustTimer);
+    this.#trustTimer = null;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // The loop: the only place that talks to the lease table
+
+  async #run(firstDone: (error: unknown) => void): Promise<void> {
+    let first = true;
+    const attempted = (error: unknown) => {
+      if (first) firstDone(error);
+      first = false;
+    };
+    let release = async () => {};
+    let lead: LeaderDatabase | null = null;
+    try {
+      const { logger } = this.#options;
+      const [electing, leading] = await Promise.all([
+        acquireStatementDatabase(this.#db, this.#bounds, logger, 'elect'),
+        acquireStatementDatabase(this.#db, this.#bounds, logger, 'lead'),
+      ]);
+      release = () => Promise.all([electing.release(), leading.release()]).then(() => {});
+      this.#resetConnections = () => {
+        electing.reset();
+        leading.reset();
+      };
+      lead = leading.db;
+      const opening = electing.error ?? leading.error;
+      if (opening) {
+        const failure = this.#failed(opening, 'election');
+        attempted(failure);
+        if (isFatal(failure)) return;
+        await this.#sleep(this.#errorBackoff());
+      }
+      for (let turn = 1; this.#running(); turn++) {
+        const error = await this.#turn(electing.db, leading.db);
+        attempted(error);
+        // start() rejects with it; later, even these are retried (a table restored, a password fixed).
+        if (turn === 1 && isFatal(error)) return;
+        if (!this.#running()) break;
+        await this.#sleep(this.#nextWakeInMs(error));
+      }
+    } catch (error) {
+      attempted(this.#failed(error, 'election'));
+    } finally {
+      attempted(undefined);
+      if (lead) await this.#leave(lead);
+      setTimeout(() => void release().catch(() => {}), CLOSE_DELAY_MS);
+    }
+  }
+
+  /** One turn: heartbeat, renew, give up, elect, each only when due. Returns the first error, if any. */
+  async #turn(electDb: LeaderDatabase, leadDb: LeaderDatabase): Promise<unknown> {
+    let failure: unknown;
+    const now = () => this.#now().monotonic;
+    if (this.#heartbeatDueAt <= now()) failure ??= await this.#heartbeat(leadDb);
+    for (const name of [...this.#held.keys()]) this.#trusted(name);
+    if (this.#held.size > 0 && this.#renewDueAt <= now()) failure ??= await this.#renew(leadDb);
+    this.#shedSurplus();
+    if (this.#unreleased.size > 0 && this.#releaseRetryAt <= now()) await this.#release(leadDb);
+    if (!this.#running()) return failure;
+    const due = this.#dueNames(now());
+    if (due.length > 0) failure ??= await this.#elect(electDb, due);
+    return failure;
+  }
+
+  async #heartbeat(db: LeaderDatabase): Promise<unknown> {
+    const { table, id, ttl, channel, renewInterval } = this.#options;
+    const startedAt = this.#now().monotonic;
+    this.#stats.statements.heartbeats++;
+    try {
+      const rows = await withDeadline(
+        heartbeat(db, table, { memberName: this.#memberName, prefix: this.#memberPrefix, leaderId: id, ttlMs: ttl, channel }),
+        this.#statementDeadlineMs(),
+        () => 'membership heartbeat did not answer in time',
+      );
+      this.#heartbeatDueAt = startedAt + renewInterval;
+      this.#consecutiveErrors = 0;
+      this.#setView(rows.flatMap((row) => memberOf(row.name, row.leaderId, this.#memberPrefix)));
+      return undefined;
+    } catch (error) {
+      this.#stats.statements.failed++;
+      this.#heartbeatDueAt = startedAt + this.#errorBackoff();
+      return this.#failed(error, 'election');
+    }
+  }
+
+  /** Adopts a membership view; a changed view restarts the hysteresis clock and makes newly assigned free names due. */
+  #setView(members: Member[]): void {
+    if (this.#eligible && !members.some((m) => m.id === this.#options.id)) members.push({ id: this.#options.id, weight: this.#weight });
+    members.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const key = members.map((m) => `${m.id}\u0000${m.weight}`).join('\u0001');
+    if (key === this.#viewKey) return;
+    this.#members = members;
+    this.#viewKey = key;
+    this.#viewSince = this.#now().monotonic;
+    this.#assignment = null;
+    this.#reschedule();
+  }
+
+  #assigned(): Map<string, string> {
+    this.#assignment ??= assign(this.#names, this.#members);
+    return this.#assignment;
+  }
+
+  #isLiveMember(id: string): boolean {
+    return this.#members.some((m) => m.id === id);
+  }
+
+  /** After a change of view or names: when each free name is next worth an election. */
+  #reschedule(): void {
+    const now = this.#now().monotonic;
+    const assignment = this.#assigned();
+    for (const name of this.#names) {
+      if (this.#held.has(name)) continue;
+      const known = this.#known.get(name);
+      const current = this.#due.get(name) ?? Number.POSITIVE_INFINITY;
+      if (assignment.get(name) === this.#options.id) {
+        if (!known || !this.#isLiveMember(known.leaderId)) this.#due.set(name, Math.min(current, now));
+      } else if (known && !this.#isLiveMember(known.leaderId)) {
+        this.#due.set(name, Math.min(current, Math.max(now, known.expiresAt) + this.#graceMs()));
+      } else if (!known && current === Number.POSITIVE_INFINITY) {
+        // Never looked at: its assigned owner goes first; this member looks one interval later, for liveness.
+        this.#due.set(name, now + this.#options.renewInterval + this.#graceMs());
+      }
+    }
+  }
+
+  /** How long a name assigned to someone else must stay free before this member takes it anyway. */
+  #graceMs(): number {
+    return Math.min(this.#options.renewInterval, 1_000) * (0.5 + Math.random() * 0.5);
+  }
+
+  async #renew(db: LeaderDatabase): Promise<unknown> {
+    const { table, id, ttl, renewInterval } = this.#options;
+    const leaderships: NameTerm[] = [...this.#held.entries()].map(([name, held]) => ({ name, term: held.lease.term }));
+    const startedAt = this.#now();
+    let earliestTrust = Number.POSITIVE_INFINITY;
+    for (const held of this.#held.values()) earliestTrust = Math.min(earliestTrust, held.trust.remaining(startedAt));
+    this.#stats.statements.renewals++;
+    const asked = new Map(leaderships.map((l) => [l.name, l.term]));
+    let outcomes: Awaited<ReturnType<typeof renewMany>>;
+    try {
+      // No answer is worth waiting for past the earliest trust deadline among the names in the batch.
+      outcomes = await withDeadline(
+        renewMany(db, table, { leaderships, leaderId: id, ttlMs: ttl }),
+        Math.max(1, earliestTrust),
+        () => 'renewal did not answer within the trust window',
+      );
+    } catch (error) {
+      this.#stats.statements.failed++;
+      this.#renewDueAt = startedAt.monotonic + this.#errorBackoff();
+      return this.#failed(error, 'renewal');
+    }
+    this.#consecutiveErrors = 0;
+    let skipped = false;
+    for (const outcome of outcomes) {
+      const held = this.#held.get(outcome.name);
+      if (!held || held.lease.term !== asked.get(outcome.name)) {
+        // Stepped down while the batch was in flight: what it renewed or inserted is not ours to keep.
+        if (outcome.kind === 'renewed')
+          this.#unreleased.set(outcome.name, { term: outcome.lease.term, until: this.#now().monotonic + ttl });
+        continue;
+      }
+      if (outcome.kind === 'skipped') {
+        skipped = true;
+      } else if (outcome.kind === 'denied') {
+        this.#stepDown(outcome.name, 'renewal-denied');
+      } else if (outcome.lease.term !== held.lease.term) {
+        this.#stepDown(outcome.name, 'term-replaced');
+        this.#becomeLeader(outcome.lease, startedAt);
+      } else {
+        const trust = TrustWindow.start(startedAt, this.#options);
+        this.#held.set(outcome.name, { ...held, trust, lease: Object.freeze({ ...held.lease, expiresAt: outcome.lease.expiresAt }) });
+        if (outcome.lease.resignRequestedAt) {
+          this.#options.logger.info({ name: outcome.name, term: held.lease.term }, 'drizzle-leader: resignation requested');
+          this.#stepDown(outcome.name, 'resigned');
+        }
+      }
+    }
+    // A name whose row someone else has locked is tried again soon; its trust window decides if it is lost.
+    this.#renewDueAt = startedAt.monotonic + (skipped ? Math.min(renewInterval, 250) : renewInterval);
+    this.#armTrustTimer();
+    return undefined;
+  }
+
+  /** Names this member leads that the balance gives to another live member: resigned once the view has held still one interval. */
+  #shedSurplus(): void {
+    if (!this.#running() || this.#members.length < 2) return;
+    if (this.#now().monotonic - this.#viewSince < this.#options.renewInterval) return;
+    const assignment = this.#assigned();
+    for (const name of [...this.#held.keys()]) {
+      const owner = assignment.get(name);
+      if (owner !== undefined && owner !== this.#options.id && this.#isLiveMember(owner)) this.#stepDown(name, 'rebalanced');
+    }
+  }
+
+  /** Resigns every term this member stepped down from (one statement); rows another session has locked are retried. */
+  async #release(db: LeaderDatabase): Promise<void> {
+    const { table, id, channel } = this.#options;
+    const now = this.#now().monotonic;
+    for (const [name, held] of this.#unreleased) if (now >= held.until) this.#unreleased.delete(name);
+    const leaderships = [...this.#unreleased.entries()].map(([name, { term }]) => ({ name, term }));
+    if (leaderships.length === 0) return;
+    this.#stats.statements.resignations++;
+    try {
+      const { skipped } = await withDeadline(
+        resignMany(db, table, { leaderships, leaderId: id, channel }),
+        this.#statementDeadlineMs(),
+        () => 'resignation did not answer in time',
+      );
+      // Released, or not there any more (expired and taken, or never committed): nothing left to do.
+      // A row another session has locked is tried again, until its lease has expired anyway.
+      for (const { name, term } of leaderships) {
+        if (this.#unreleased.get(name)?.term === term && !skipped.includes(name)) this.#unreleased.delete(name);
+      }
+      this.#releaseRetryAt = now + Math.min(this.#options.renewInterval, 250);
+    } catch (error) {
+      this.#stats.statements.failed++;
+      this.#releaseRetryAt = now + this.#errorBackoff();
+      this.#noteUnanswered(error);
+      this.#options.logger.warn({ err: error }, 'drizzle-leader: could not release leases; they will expire on their own');
+    }
+  }
+
+  #dueNames(now: number): string[] {
+    const result: string[] = [];
+    for (const name of this.#names) {
+      if (this.#held.has(name) || this.#unreleased.has(name)) continue;
+      if ((this.#due.get(name) ?? Number.POSITIVE_INFINITY) <= now) result.push(name);
+    }
+    return result;
+  }
+
+  async #elect(db: LeaderDatabase, names: string[]): Promise<unknown> {
+    const { table, id, ttl, channel, renewInterval } = this.#options;
+    const startedAt = this.#now();
+    this.#stats.statements.elections++;
+    let outcomes: Awaited<ReturnType<typeof electMany>>;
+    const work = electMany(db, table, { names, leaderId: id, ttlMs: ttl, channel });
+    try {
+      outcomes = await withDeadline(work, this.#statementDeadlineMs(), () => 'election did not answer in time');
+    } catch (error) {
+      this.#stats.statements.failed++;
+      // A win that arrives after the deadline is nobody's: release it.
+      work
+        .then((late) => {
+          for (const o of late) if (o.won) this.#unreleased.set(o.name, { term: o.lease.term, until: this.#now().monotonic + ttl });
+          this.#wakeup.wake();
+        })
+        .catch(() => {});
+      const backoff = this.#errorBackoff();
+      for (const name of names) this.#due.set(name, startedAt.monotonic + backoff);
+      return this.#failed(error, 'election');
+    }
+    this.#consecutiveErrors = 0;
+    const now = this.#now().monotonic;
+    const assignment = this.#assigned();
+    for (const outcome of outcomes) {
+      if (outcome.won) {
+        this.#becomeLeader(outcome.lease, startedAt);
+        continue;
+      }
+      const holder = outcome.holder;
+      const mine = assignment.get(outcome.name) === id;
+      if (!holder) {
+        // Locked or changing under a concurrent election: look again shortly.
+        this.#due.set(outcome.name, now + Math.min(renewInterval, 100) + Math.random() * 50);
+        continue;
+      }
+      const expiresAt = now + Math.max(0, holder.remainingMs);
+      this.#known.set(outcome.name, { leaderId: holder.leaderId, expiresAt });
+      const jitter = Math.random() * Math.min(50, ttl / 20);
+      if (mine) {
+        // Ours by the balance: its holder hands it over (NOTIFY wakes us); look each interval in case that hint is lost.
+        this.#due.set(outcome.name, Math.min(expiresAt + jitter, now + renewInterval));
+      } else if (this.#isLiveMember(holder.leaderId)) {
+        // A live member renews it; a change of membership reschedules it. The cap is a backstop only.
+        this.#due.set(outcome.name, now + 3 * ttl);
+      } else {
+        this.#due.set(outcome.name, expiresAt + jitter + this.#graceMs());
+      }
+    }
+    return undefined;
+  }
+
+  /** Last act of the loop: leave the membership, then resign every term still held (each one statement). */
+  async #leave(db: LeaderDatabase): Promise<void> {
+    const { table, id, channel } = this.#options;
+    await withDeadline(
+      leaveGroup(db, table, { memberName: this.#memberName, leaderId: id, channel }),
+      this.#statementDeadlineMs(),
+      () => 'leaving the group did not answer in time',
+    ).catch((error) => this.#options.logger.warn({ err: error }, 'drizzle-leader: could not leave the group; the member row will expire'));
+    this.#releaseRetryAt = 0;
+    if (this.#unreleased.size > 0) await this.#release(db);
+  }
+
+  /** When the loop is next due: the earliest of heartbeat, renewal, release and free names' elections. */
+  #nextWakeInMs(error: unknown): number {
+    const now = this.#now().monotonic;
+    let next = this.#heartbeatDueAt;
+    if (this.#held.size > 0) next = Math.min(next, this.#renewDueAt);
+    if (this.#unreleased.size > 0) next = Math.min(next, Math.max(this.#releaseRetryAt, now));
+    for (const name of this.#names) {
+      if (this.#held.has(name) || this.#unreleased.has(name)) continue;
+      next = Math.min(next, this.#due.get(name) ?? Number.POSITIVE_INFINITY);
+    }
+    if (this.#members.length > 1 && this.#held.size > 0)
+      next = Math.min(next, Math.max(now, this.#viewSince + this.#options.renewInterval));
+    const wait = Math.max(0, next - now);
+    return error ? Math.max(wait, 10) : Math.min(wait, this.#options.renewInterval);
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return this.#running() ? this.#wakeup.sleep(ms) : Promise.resolve();
+  }
+
+  #statementDeadlineMs(): number {
+    const { statementTimeoutMs } = this.#bounds;
+    return statementTimeoutMs + Math.min(MAX_CONNECT_TIMEOUT_MS, statementTimeoutMs);
+  }
+
+  #errorBackoff(): number {
+    return backoffDelay(Math.max(0, this.#consecutiveErrors - 1), ERROR_BACKOFF);
+  }
+
+  #unanswered = 0;
+  #noteUnanswered(error: unknown): void {
+    if (!(error instanceof DeadlineExceededError) || ++this.#unanswered < 2) return;
+    this.#unanswered = 0;
+    this.#resetConnections();
+  }
+
+  #failed(error: unknown, operation: 'election' | 'renewal'): unknown {
+    this.#consecutiveErrors++;
+    this.#noteUnanswered(error);
+    const { table, logger } = this.#options;
+    const code = errorCode(error);
+    const diagnosis = diagnose(error);
+    const fatal =
+      code === '42P01'
+        ? new LeaseTableMissingError(tableLabel(table), error)
+        : code === '42703'
+          ? new LeaseTableOutdatedError(tableLabel(table), error)
+          : diagnosis?.fatal
+            ? new DatabaseUnusableError(diagnosis.kind, diagnosis.message, error)
+            : null;
+    if (fatal) {
+      logger.error({ err: fatal, group: this.#group }, `drizzle-leader: group ${operation} failed, and retrying cannot fix it`);
+      return fatal;
+    }
+    logger.warn({ err: error, group: this.#group }, `drizzle-leader: group ${operation} failed; retrying`);
+    return error;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Notifications: hints that make names or the heartbeat due, nothing more
+
+  #listen(): Promise<void> {
+    const { listen, channel, renewInterval, logger } = this.#options;
+    if (!listen) return Promise.resolve();
+    const ready = deferred();
+    this.#unlisten = subscribeChannel(this.#db, listen, channel, {
+      heartbeatMs: renewInterval,
+      notification: (payload) => this.#onNotification(payload),
+      // (Re)connected: anything sent meanwhile is lost, so look at the database now.
+      listening: () => {
+        ready.resolve();
+        this.#heartbeatDueAt = 0;
+        this.#reschedule();
+        this.#wakeSoon();
+      },
+      disconnected: (error) => {
+        ready.resolve();
+        logger.warn({ err: error, channel }, 'drizzle-leader: LISTEN connection lost; reconnecting (the group polls meanwhile)');
+      },
+    });
+    return this.#unlisten ? ready.promise : Promise.resolve();
+  }
+
+  #onNotification(payload: string): void {
+    const notification = parseNotification(payload);
+    if (!notification || !this.#running()) return;
+    const { name, action, leaderId } = notification;
+    const now = this.#now().monotonic;
+    if (name.startsWith(this.#memberPrefix)) {
+      if (leaderId !== this.#options.id) {
+        this.#heartbeatDueAt = Math.min(this.#heartbeatDueAt, now);
+        this.#wakeSoon();
+      }
+      return;
+    }
+    if (!this.#names.includes(name) || leaderId === this.#options.id) return;
+    if (action === 'request_resign') {
+      if (this.#held.has(name)) {
+        this.#renewDueAt = now;
+        this.#wakeSoon();
+      }
+      return;
+    }
+    if (this.#held.has(name)) return;
+    if (action === 'elected' && leaderId) {
+      this.#known.set(name, { leaderId, expiresAt: now + this.#options.ttl });
+      if (this.#assigned().get(name) !== this.#options.id && this.#isLiveMember(leaderId)) this.#due.set(name, now + 3 * this.#options.ttl);
+      return;
+    }
+    if (action !== 'resigned') return;
+    this.#known.delete(name);
+    const assignment = this.#assigned();
+    const owner = assignment.get(name);
+    if (owner === this.#options.id) {
+      this.#due.set(name, Math.min(this.#due.get(name) ?? now, now));
+      this.#wakeSoon();
+    } else {
+      // Its assigned owner goes first; if the resigner was that owner, it is probably leaving: look at the membership.
+      // The owner answers a hint within milliseconds; a whole interval more before taking it
+      // anyway keeps a slow owner from losing the name to a bystander (and a second handover).
+      if (owner !== undefined && owner === leaderId) this.#heartbeatDueAt = Math.min(this.#heartbeatDueAt, now);
+      const fallback = now + this.#options.renewInterval + this.#graceMs();
+      this.#due.set(name, Math.min(this.#due.get(name) ?? Number.POSITIVE_INFINITY, fallback));
+      this.#wakeSoon();
+    }
+  }
+
+  /** Wakes the loop at once after a quiet spell; in a flood, at most every MIN_NOTIFIED_GAP_MS (the rest coalesce). */
+  #wakeSoon(): void {
+    if (this.#deferredWake) return;
+    const now = this.#now().monotonic;
+    const wait = this.#lastNotifiedWakeAt + MIN_NOTIFIED_GAP_MS - now;
+    if (wait <= 0) {
+      this.#lastNotifiedWakeAt = now;
+      this.#wakeup.wake();
+      return;
+    }
+    this.#deferredWake = setTimeout(() => {
+      this.#deferredWake = null;
+      this.#lastNotifiedWakeAt = this.#now().monotonic;
+      if (this.#running()) this.#wakeup.wake();
+    }, wait);
+  }
+}
+
+/** A member row's name → the member (weight and id hash are in the name; the id is the row's leader_id). */
+function memberOf(name: string, leaderId: string, prefix: string): Member[] {
+  const rest = name.slice(prefix.length);
+  const weight = Number(rest.slice(0, rest.indexOf(':')));
+  return Number.isInteger(weight) && weight >= 1 ? [{ id: leaderId, weight }] : [];
+}
+
+function checkNames(names: unknown): string[] {
+  if (!Array.isArray(names)) throw new InvalidOptionError('names', names, 'an array of election names');
+  const seen = new Set<string>();
+  const duplicates = new Set<string>();
+  names.forEach((name, i) => {
+    checkLabel(`names[${i}]`, name);
+    if ((name as string).startsWith(MEMBER_PREFIX)) throw new ReservedNameError(name as string, MEMBER_PREFIX);
+    if (seen.has(name as string)) duplicates.add(name as string);
+    seen.add(name as string);
+  });
+  if (duplicates.size > 0) throw new DuplicateNameError([...duplicates]);
+  return [...(names as string[])];
+}
+
+function isFatal(error: unknown): error is LeaseTableMissingError | LeaseTableOutdatedError | DatabaseUnusableError {
+  return error instanceof LeaseTableMissingError || error instanceof LeaseTableOutdatedError || error instanceof DatabaseUnusableError;
+}
+
+/** How many names each live member should lead, by id (for status tools and tests). */
+export function groupQuotas(nameCount: number, members: readonly Member[]): Map<string, number> {
+  return quotas(nameCount, members);
+}
+
+/**
+ * Creates a member of an elector group: one loop campaigns for every name in `names`, sharing
+ * them with the group's other live members. Options are validated here; nothing touches the
+ * database until `start()`.
+ */
+export function createElectorGroup(db: LeaderDatabase, options: ElectorGroupOptions): ElectorGroup {
+  return new ElectorGroup(db, options);
+}

@@ -1,0 +1,381 @@
+/**
+ * Batched statements on the lease table, for a group that campaigns for many names at once:
+ * one election for every name it wants, one renewal for every leadership it holds, one
+ * resignation for every leadership it gives up, and one membership heartbeat. Each is ONE
+ * statement whatever the number of names, built with Drizzle like the single elector's, and
+ * each keeps the single elector's guarantees per name:
+ *
+ * - Renewal is the conditional-renew UPSERT: `DO UPDATE ... WHERE` compares the STORED row's
+ *   `leader_id` and `term` with the caller's leadership of THAT name (looked up in the
+ *   caller's (name, term) list by the stored row's name), never `excluded.*` with a parameter
+ *   (River #197). A stale term for a name in the batch matches no stored row and renews nothing.
+ * - Renewal SETs only `expires_at`, a non-key column, so it takes FOR NO KEY UPDATE row locks
+ *   and is never blocked by the holder's own FOR KEY SHARE locks (lease-checked transactions,
+ *   with a UNIQUE (name, term) making `term` a key). Elections SET `term = DEFAULT` (a new
+ *   identity value, a key) and take FOR UPDATE.
+ * - One locked row never holds up the other names: each statement first locks the rows it
+ *   will change with SKIP LOCKED, and changes only those (plus names that have no row at all).
+ *   A skipped name is reported as such, so its leadership is neither renewed nor lost: it is
+ *   retried, and its own trust window decides.
+ * - An election never even tries to lock a live lease: rows that are live in the statement's
+ *   snapshot are filtered out before the INSERT, so followers never queue behind a leader's
+ *   open transactions. The `DO UPDATE ... WHERE expires_at <= now()` still decides, on the
+ *   newest row version, for a row that changed after the snapshot.
+ *
+ * Lists travel as one JSON parameter (`json_to_recordset`), which both drivers send as text:
+ * no driver-specific array encoding, and one statement text whatever the batch size.
+ */
+import { and, eq, type SQL, sql } from 'drizzle-orm';
+import { bigint, getTableConfig, pgSchema, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { notifyRowSql } from '../listen/payload.js';
+import type { LeaderTable } from '../schema.js';
+import type { LeaderDatabase, LeaderInfo } from '../types.js';
+
+/** One leadership of the caller: renew and resign touch this term of this name and nothing else. */
+export interface NameTerm {
+  readonly name: string;
+  readonly term: number;
+}
+
+export type BatchElectOutcome =
+  | { readonly name: string; readonly won: true; readonly lease: LeaderInfo }
+  /** `holder` is null when no row was visible (a concurrent election), or when the row was locked and skipped. */
+  | { readonly name: string; readonly won: false; readonly holder: LeaderInfo | null };
+
+export type BatchRenewOutcome =
+  /** The lease of this term was extended; or, when `lease.term` differs, the row was gone and a new term was inserted. */
+  | { readonly name: string; readonly kind: 'renewed'; readonly lease: LeaderInfo }
+  /** The row is another term's, another leader's, or expired: this leadership is over. */
+  | { readonly name: string; readonly kind: 'denied' }
+  /** The row was locked by another session: not renewed this time, not lost either. */
+  | { readonly name: string; readonly kind: 'skipped' };
+
+export interface MemberRow {
+  readonly name: string;
+  readonly leaderId: string;
+  readonly remainingMs: number;
+}
+
+const pairsOf = (json: string): SQL => sql`json_to_recordset(${json}::json) as p(name text, term bigint)`;
+const namesOf = (json: string): SQL => sql`json_to_recordset(${json}::json) as p(name text)`;
+const leaseEnd = (ttlMs: number): SQL => sql`now() + ${ttlMs} * interval '1 millisecond'`;
+const remainingMsOf = (expiresAt: unknown): SQL<number> =>
+  sql<number>`(extract(epoch from (${expiresAt} - now())) * 1000)::float8`.mapWith(Number);
+
+function toLease(row: {
+  name: string;
+  leaderId: string;
+  term: number | string;
+  electedAt: Date;
+  expiresAt: Date;
+  remainingMs: number;
+  resignRequestedAt: Date | null;
+}): LeaderInfo {
+  return Object.freeze({
+    name: row.name,
+    leaderId: row.leaderId,
+    term: Number(row.term),
+    electedAt: row.electedAt,
+    expiresAt: row.expiresAt,
+    remainingMs: Number(row.remainingMs),
+    resignRequestedAt: row.resignRequestedAt ?? null,
+  });
+}
+
+/**
+ * The same table seen by Drizzle with `term` marked generated, so `insert(...).select(...)`
+ * lists only the columns a row may be given (Drizzle lists an identity column too, and
+ * PostgreSQL refuses a value for a GENERATED ALWAYS one). Only the Drizzle view differs: the
+ * SQL names the same table and columns, and `term` still comes from the identity sequence.
+ */
+function insertable(table: LeaderTable): LeaderTable {
+  let shaped = insertableCache.get(table);
+  if (!shaped) {
+    const { name, schema } = getTableConfig(table);
+    const columns = {
+      name: text('name').primaryKey(),
+      leaderId: text('leader_id').notNull(),
+      electedAt: timestamp('elected_at', { withTimezone: true, mode: 'date' }).notNull(),
+      expiresAt: timestamp('expires_at', { withTimezone: true, mode: 'date' }).notNull(),
+      term: bigint('term', { mode: 'number' }).notNull().generatedAlwaysAs(sql`default`),
+      resignRequestedAt: timestamp('resign_requested_at', { withTimezone: true, mode: 'date' }),
+    };
+    // Same columns and types as LeaderTable (only the Drizzle-side `generated` flag differs).
+    shaped = (schema && schema !== 'public' ? pgSchema(schema).table(name, columns) : pgTable(name, columns)) as unknown as LeaderTable;
+    insertableCache.set(table, shaped);
+  }
+  return shaped;
+}
+
+const insertableCache = new WeakMap<LeaderTable, LeaderTable>();
+
+/** The insert's SELECT list, in the table's insertable column order (name, leader_id, elected_at, expires_at, resign_requested_at). */
+function proposedRow(leaderId: string, ttlMs: number): SQL {
+  return sql`p.name, ${leaderId}::text, now(), ${leaseEnd(ttlMs)}, null::timestamptz`;
+}
+
+/** Rows back in the order the caller listed the names (a join's output order is the planner's). */
+function inInputOrder<T extends { name: string }>(names: readonly string[], rows: T[]): T[] {
+  const position = new Map(names.map((name, i) => [name, i]));
+  return [...rows].sort((a, b) => (position.get(a.name) ?? 0) - (position.get(b.name) ?? 0));
+}
+
+/**
+ * One election for many names. Wins every name that has no row, or an expired one this
+ * statement could lock; NOTIFYs `elected` for each win; reads back the live holder of the
+ * others from the same snapshot.
+ */
+export async function electMany(
+  db: LeaderDatabase,
+  table: LeaderTable,
+  input: { names: readonly string[]; leaderId: string; ttlMs: number; channel: string },
+): Promise<BatchElectOutcome[]> {
+  if (input.names.length === 0) return [];
+  const json = JSON.stringify(input.names.map((name) => ({ name })));
+  // Only expired rows are locked, and only those no one else holds a lock on: a live lease is
+  // never touched, and a stuck session's lock on one expired row costs only that name.
+  const lockable = db.$with('lockable').as(
+    db
+      .select({ name: table.name })
+      .from(table)
+      .where(and(sql`${table.name} in (select p.name from ${namesOf(json)})`, sql`${table.expiresAt} <= now()`))
+      .for('update', { skipLocked: true }),
+  );
+  const won = db.$with('won').as(
+    db
+      .insert(insertable(table))
+      .select(
+        sql`select ${proposedRow(input.leaderId, input.ttlMs)} from ${namesOf(json)}
+            where p.name in (select name from ${lockable})
+               or not exists (select 1 from ${table} as t where t.name = p.name)`,
+      )
+      .onConflictDoUpdate({
+        target: table.name,
+        // `excluded` only copies the proposed row in SET; the WHERE reads the stored row alone.
+        set: {
+          leaderId: sql`excluded.leader_id`,
+          electedAt: sql`excluded.elected_at`,
+          expiresAt: sql`excluded.expires_at`,
+          term: sql`default`,
+          resignRequestedAt: sql`null`,
+        } as Record<string, SQL>,
+        setWhere: sql`${table.expiresAt} <= now()`,
+      })
+      .returning(),
+  );
+  const rows = await db
+    .with(lockable, won)
+    .select({
+      name: sql<string>`p.name`,
+      wonTerm: won.term,
+      leaderId: sql<string>`coalesce(${won.leaderId}, ${table.leaderId})`,
+      term: sql<number>`coalesce(${won.term}, ${table.term})`,
+      electedAt: sql<Date>`coalesce(${won.electedAt}, ${table.electedAt})`.mapWith(table.electedAt),
+      expiresAt: sql<Date>`coalesce(${won.expiresAt}, ${table.expiresAt})`.mapWith(table.expiresAt),
+      remainingMs: remainingMsOf(sql`coalesce(${won.expiresAt}, ${table.expiresAt})`),
+      resignRequestedAt: sql<Date | null>`case when ${won.term} is not null then null else ${table.resignRequestedAt} end`.mapWith(
+        table.resignRequestedAt,
+      ),
+      notified: sql<
+        string | null
+      >`case when ${won.term} is not null then ${notifyRowSql(sql.placeholder('channel'), 'elected', won)}::text end`,
+    })
+    .from(namesOf(json))
+    .leftJoin(won, sql`${won.name} = p.name`)
+    .leftJoin(table, sql`${table.name} = p.name`)
+    .execute({ channel: input.channel });
+  return inInputOrder(input.names, rows).map((row) => {
+    if (row.wonTerm != null) return { name: row.name, won: true as const, lease: toLease({ ...row, name: row.name }) };
+    const holder = row.term == null ? null : toLease({ ...row, name: row.name });
+    return { name: row.name, won: false as const, holder };
+  });
+}
+
+/**
+ * One renewal for many leaderships. Per name: the conditional-renew UPSERT on the stored row,
+ * matched against the caller's term FOR THAT NAME; sets only `expires_at`. A name whose row is
+ * gone gets a fresh term by the INSERT path (reported as renewed with another term), as the
+ * single elector's renewal does.
+ */
+export async function renewMany(
+  db: LeaderDatabase,
+  table: LeaderTable,
+  input: { leaderships: readonly NameTerm[]; leaderId: string; ttlMs: number },
+): Promise<BatchRenewOutcome[]> {
+  if (input.leaderships.length === 0) return [];
+  const json = JSON.stringify(input.leaderships.map(({ name, term }) => ({ name, term })));
+  // FOR NO KEY UPDATE: the same lock the DO UPDATE below takes, since it sets no key column;
+  // it does not conflict with FOR KEY SHARE, so only a foreign writer's lock makes a row skipped.
+  const lockable = db.$with('lockable').as(
+    db
+      .select({ name: table.name })
+      .from(table)
+      .where(sql`${table.name} in (select p.name from ${pairsOf(json)})`)
+      .for('no key update', { skipLocked: true }),
+  );
+  const renewed = db.$with('renewed').as(
+    db
+      .insert(insertable(table))
+      .select(
+        sql`select ${proposedRow(input.leaderId, input.ttlMs)} from ${pairsOf(json)}
+            where p.name in (select name from ${lockable})
+               or not exists (select 1 from ${table} as t where t.name = p.name)`,
+      )
+      .onConflictDoUpdate({
+        target: table.name,
+        set: { expiresAt: sql`excluded.expires_at` },
+        // The STORED row (its leader_id, its term, its expiry) against the caller's leadership
+        // of the stored row's own name. Never `excluded.leader_id = $id`: always true (River #197).
+        setWhere: and(
+          eq(table.leaderId, input.leaderId),
+          sql`${table.term} = (select p.term from ${pairsOf(json)} where p.name = ${table.name})`,
+          sql`${table.expiresAt} > now()`,
+        ),
+      })
+      .returning(),
+  );
+  const rows = await db
+    .with(lockable, renewed)
+    .select({
+      name: sql<string>`p.name`,
+      term: renewed.term,
+      leaderId: renewed.leaderId,
+      electedAt: renewed.electedAt,
+      expiresAt: renewed.expiresAt,
+      remainingMs: remainingMsOf(renewed.expiresAt),
+      resignRequestedAt: renewed.resignRequestedAt,
+      locked: sql<boolean>`(p.name in (select name from ${lockable}))`,
+      existed: sql<boolean>`exists (select 1 from ${table} as t where t.name = p.name)`,
+    })
+    .from(pairsOf(json))
+    .leftJoin(renewed, sql`${renewed.name} = p.name`);
+  return inInputOrder(
+    input.leaderships.map((l) => l.name),
+    rows,
+  ).map((row): BatchRenewOutcome => {
+    if (row.term != null) {
+      return {
+        name: row.name,
+        kind: 'renewed',
+        lease: toLease({ ...row, name: row.name, leaderId: row.leaderId!, electedAt: row.electedAt!, expiresAt: row.expiresAt! } as never),
+      };
+    }
+    // A row this statement saw but could not lock belongs to someone mid-write: not a verdict.
+    if (row.existed && !row.locked) return { name: row.name, kind: 'skipped' };
+    return { name: row.name, kind: 'denied' };
+  });
+}
+
+/**
+ * Deletes exactly these terms of this leader and NOTIFYs `resigned` for each, in one
+ * statement; rows locked by another session are skipped (returned in `skipped`) so one stuck
+ * row does not keep every other name from being handed over at once.
+ */
+export async function resignMany(
+  db: LeaderDatabase,
+  table: LeaderTable,
+  input: { leaderships: readonly NameTerm[]; leaderId: string; channel: string },
+): Promise<{ released: string[]; skipped: string[] }> {
+  if (input.leaderships.length === 0) return { released: [], skipped: [] };
+  const json = JSON.stringify(input.leaderships.map(({ name, term }) => ({ name, term })));
+  const lockable = db.$with('lockable').as(
+    db
+      .select({ name: table.name, term: table.term })
+      .from(table)
+      .where(and(eq(table.leaderId, input.leaderId), sql`(${table.name}, ${table.term}) in (select p.name, p.term from ${pairsOf(json)})`))
+      .for('update', { skipLocked: true }),
+  );
+  const deleted = db.$with('deleted').as(
+    db
+      .delete(table)
+      .where(
+        and(
+          eq(table.leaderId, input.leaderId),
+          sql`(${table.name}, ${table.term}) in (select name, term from ${lockable})`,
+          sql`(${table.name}, ${table.term}) in (select p.name, p.term from ${pairsOf(json)})`,
+        ),
+      )
+      .returning(),
+  );
+  const rows = await db
+    .with(lockable, deleted)
+    .select({
+      name: sql<string>`p.name`,
+      deleted: sql<boolean>`${deleted.term} is not null`,
+      skipped: sql<boolean>`(${deleted.term} is null and exists (select 1 from ${table} as t where t.name = p.name and t.term = p.term and t.leader_id = ${input.leaderId}) and p.name not in (select name from ${lockable}))`,
+      notified: sql<
+        string | null
+      >`case when ${deleted.term} is not null then ${notifyRowSql(sql.placeholder('channel'), 'resigned', deleted)}::text end`,
+    })
+    .from(pairsOf(json))
+    .leftJoin(deleted, sql`${deleted.name} = p.name`)
+    .execute({ channel: input.channel });
+  const ordered = inInputOrder(
+    input.leaderships.map((l) => l.name),
+    rows,
+  );
+  return { released: ordered.filter((r) => r.deleted).map((r) => r.name), skipped: ordered.filter((r) => r.skipped).map((r) => r.name) };
+}
+
+/**
+ * The membership heartbeat: keeps this member's own row (a name under the group's reserved
+ * prefix, one row per member) alive for `ttlMs`, and reads every live member row of the group,
+ * in one statement. The row is inserted on first use (and then NOTIFYs `elected`, so the other
+ * members look at once instead of at their next heartbeat); after that only `expires_at` is set.
+ */
+export async function heartbeat(
+  db: LeaderDatabase,
+  table: LeaderTable,
+  input: { memberName: string; prefix: string; leaderId: string; ttlMs: number; channel: string },
+): Promise<MemberRow[]> {
+  const mine = db.$with('mine').as(
+    db
+      .insert(table)
+      .values({ name: input.memberName, leaderId: input.leaderId, electedAt: sql`now()`, expiresAt: leaseEnd(input.ttlMs) })
+      .onConflictDoUpdate({
+        target: table.name,
+        set: { expiresAt: sql`excluded.expires_at` },
+        setWhere: eq(table.leaderId, input.leaderId),
+      })
+      .returning(),
+  );
+  // `elected_at = now()` only on the INSERT path (now() is the statement's transaction start).
+  const announced = db.$with('announced').as(
+    db
+      .select({ notified: sql<string>`${notifyRowSql(sql.placeholder('channel'), 'elected', mine)}::text`.as('notified') })
+      .from(mine)
+      .where(sql`${mine.electedAt} = now()`),
+  );
+  const rows = await db
+    .with(mine, announced)
+    .select({
+      name: table.name,
+      leaderId: table.leaderId,
+      remainingMs: remainingMsOf(table.expiresAt),
+      announced: sql<number>`(select count(*) from ${announced})`.mapWith(Number),
+    })
+    .from(table)
+    .where(and(sql`starts_with(${table.name}, ${input.prefix})`, sql`${table.expiresAt} > now()`))
+    .execute({ channel: input.channel });
+  return rows.map(({ name, leaderId, remainingMs }) => ({ name, leaderId, remainingMs }));
+}
+
+/** Deletes this member's row (term-free: the row is the member's alone) and NOTIFYs `resigned`, so the others rebalance at once. */
+export async function leaveGroup(
+  db: LeaderDatabase,
+  table: LeaderTable,
+  input: { memberName: string; leaderId: string; channel: string },
+): Promise<boolean> {
+  const gone = db.$with('gone').as(
+    db
+      .delete(table)
+      .where(and(eq(table.name, input.memberName), eq(table.leaderId, input.leaderId)))
+      .returning(),
+  );
+  const rows = await db
+    .with(gone)
+    .select({ notified: sql<string>`${notifyRowSql(sql.placeholder('channel'), 'resigned', gone)}::text` })
+    .from(gone)
+    .execute({ channel: input.channel });
+  return rows.length > 0;
+}

@@ -1,0 +1,81 @@
+/**
+ * The assignment every member computes on its own (pure, no database): spread ≤ 1 for equal
+ * members, proportional to weight, independent of input order, and sticky when a member joins.
+ */
+import { describe, expect, it } from 'vitest';
+import { assignNames, groupQuotas, type Member } from '../../src/index.js';
+
+const namesOf = (n: number, seed: string) => Array.from({ length: n }, (_, i) => `${seed}-job-${i}`);
+const membersOf = (m: number, seed: string): Member[] => Array.from({ length: m }, (_, i) => ({ id: `${seed}-member-${i}`, weight: 1 }));
+const countBy = (assignment: Map<string, string>) => {
+  const counts = new Map<string, number>();
+  for (const member of assignment.values()) counts.set(member, (counts.get(member) ?? 0) + 1);
+  return counts;
+};
+
+describe('balance', () => {
+  it('assigns every name to one member, spread ≤ 1 among equal members, for many sizes', () => {
+    for (const [n, m] of [
+      [30, 3],
+      [31, 3],
+      [7, 4],
+      [3, 5],
+      [1000, 8],
+    ] as const) {
+      for (let seed = 0; seed < 10; seed++) {
+        const names = namesOf(n, `s${seed}`);
+        const members = membersOf(m, `s${seed}`);
+        const assignment = assignNames(names, members);
+        expect(assignment.size).toBe(n);
+        const counts = members.map((member) => countBy(assignment).get(member.id) ?? 0);
+        expect(Math.max(...counts) - Math.min(...counts)).toBeLessThanOrEqual(1);
+        expect(counts.reduce((a, b) => a + b, 0)).toBe(n);
+      }
+    }
+  });
+
+  it('is the same whatever order names and members are listed in (every member computes it alone)', () => {
+    const names = namesOf(50, 'order');
+    const members = membersOf(4, 'order');
+    const a = assignNames(names, members);
+    const b = assignNames([...names].reverse(), [...members].reverse());
+    expect([...b.entries()].sort()).toEqual([...a.entries()].sort());
+  });
+
+  it('gives names in proportion to weight', () => {
+    const names = namesOf(40, 'w');
+    const members: Member[] = [
+      { id: 'heavy', weight: 3 },
+      { id: 'light', weight: 1 },
+    ];
+    expect(countBy(assignNames(names, members))).toEqual(
+      new Map([
+        ['heavy', 30],
+        ['light', 10],
+      ]),
+    );
+    expect(groupQuotas(41, members)).toEqual(
+      new Map([
+        ['heavy', 31],
+        ['light', 10],
+      ]),
+    );
+  });
+
+  it('a join moves the newcomer its quota and few names between the old members', () => {
+    let extra = 0;
+    let total = 0;
+    for (let seed = 0; seed < 20; seed++) {
+      const names = namesOf(300, `j${seed}`);
+      const members = membersOf(3, `j${seed}`);
+      const before = assignNames(names, members);
+      const after = assignNames(names, [...members, { id: 'newcomer', weight: 1 }]);
+      const toNewcomer = names.filter((n) => after.get(n) === 'newcomer').length;
+      expect(toNewcomer).toBe(75);
+      extra += names.filter((n) => after.get(n) !== 'newcomer' && after.get(n) !== before.get(n)).length;
+      total += names.length;
+    }
+    // Moving only the newcomer's quarter is the minimum; allow at most 5% of the names on top.
+    expect(extra / total).toBeLessThan(0.05);
+  });
+});

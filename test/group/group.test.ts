@@ -1,0 +1,278 @@
+/**
+ * The elector group against a real server, through both drivers: balance across members
+ * (3 × 30 names, spread ≤ 1), joins, graceful leaves, a member lost without resigning, input
+ * errors, runWhileLeader and events per name, and coexistence with single electors.
+ */
+import { fork } from 'node:child_process';
+import { resolve } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import {
+  createElector,
+  createElectorGroup,
+  DuplicateNameError,
+  type ElectorGroup,
+  type ElectorGroupOptions,
+  type GroupEvent,
+  InvalidOptionError,
+  listLeases,
+  MEMBER_PREFIX,
+  ReservedNameError,
+  SILENT_LOGGER,
+} from '../../src/index.js';
+import { type Connection, connect, createTestDatabase, DRIVERS } from '../support/db.js';
+
+const MEMBER_SCRIPT = resolve(import.meta.dirname, '../fixtures/group-member.ts');
+
+let url: string;
+beforeAll(async () => {
+  url = await createTestDatabase();
+});
+
+const TIMING = { ttl: 3_000, renewInterval: 300, safetyMargin: 500 } as const;
+
+describe.each(DRIVERS)('elector group (%s)', (driver) => {
+  let conn: Connection;
+  let groups: ElectorGroup[] = [];
+  let counter = 0;
+  let group: string;
+  beforeAll(() => {
+    conn = connect(driver, url, { max: 6 });
+  });
+  afterAll(async () => {
+    await conn.close();
+  });
+  afterEach(async () => {
+    await Promise.all(groups.map((g) => g.stop()));
+    groups = [];
+  });
+
+  const namesFor = (n: number) => {
+    group = `${driver}-g${++counter}`;
+    return Array.from({ length: n }, (_, i) => `${group}-job-${String(i).padStart(2, '0')}`);
+  };
+  const member = (names: readonly string[], options: Partial<ElectorGroupOptions> = {}) => {
+    const g = createElectorGroup(conn.db, { names, group, logger: SILENT_LOGGER, ...TIMING, ...options });
+    groups.push(g);
+    return g;
+  };
+  const counts = (members: ElectorGroup[]) => members.map((m) => m.leaderships().size);
+  /** Every name led by exactly one of `members`, and the counts within `spread`. */
+  const balanced = async (members: ElectorGroup[], names: readonly string[], spread = 1, timeout = 10_000) => {
+    await vi.waitFor(
+      () => {
+        const c = counts(members);
+        const led = names.filter((n) => members.some((m) => m.leads(n)));
+        const twice = names.filter((n) => members.filter((m) => m.leads(n)).length > 1);
+        expect(twice).toEqual([]);
+        expect(led).toHaveLength(names.length);
+        expect(Math.max(...c) - Math.min(...c)).toBeLessThanOrEqual(spread);
+      },
+      { timeout, interval: 20 },
+    );
+  };
+  const storedLeaders = async (names: readonly string[]) => {
+    const rows = await listLeases(conn.db);
+    return new Map(rows.filter((r) => names.includes(r.name) && r.remainingMs > 0).map((r) => [r.name, r]));
+  };
+
+  it('3 members × 30 names: every name led once, 10 each, and the table agrees', async () => {
+    const names = namesFor(30);
+    const members = [member(names, { id: `${group}-a` }), member(names, { id: `${group}-b` }), member(names, { id: `${group}-c` })];
+    await Promise.all(members.map((m) => m.start()));
+    await balanced(members, names);
+    expect(counts(members)).toEqual([10, 10, 10]);
+    const stored = await storedLeaders(names);
+    for (const name of names) {
+      const leader = members.find((m) => m.leads(name))!;
+      expect(stored.get(name)).toMatchObject({ leaderId: leader.id, term: leader.lease(name)!.term });
+    }
+    // Membership rows: one per member, under the reserved prefix, outside the election names.
+    const memberRows = (await listLeases(conn.db)).filter((r) => r.name.startsWith(`${MEMBER_PREFIX}${group}:`));
+    expect(memberRows.map((r) => r.leaderId).sort()).toEqual(members.map((m) => m.id).sort());
+  });
+
+  it('a member that joins gets its share; a graceful leave hands its names over with new terms', async () => {
+    const names = namesFor(30);
+    const first = [member(names, { id: `${group}-a` }), member(names, { id: `${group}-b` })];
+    await Promise.all(first.map((m) => m.start()));
+    await balanced(first, names);
+    const before = new Map(names.map((n) => [n, first.find((m) => m.leads(n))!.lease(n)!.term]));
+    const joiner = member(names, { id: `${group}-c` });
+    await joiner.start();
+    const all = [...first, joiner];
+    await balanced(all, names);
+    expect(counts(all).sort()).toEqual([10, 10, 10]);
+    // Names that moved got a new, larger term. Rendezvous under quotas keeps most names where
+    // they were: the joiner's 10 move, and only a few more between the old members (balance.test.ts).
+    const moved = names.filter((n) => joiner.leads(n));
+    for (const name of moved) expect(joiner.lease(name)!.term).toBeGreaterThan(before.get(name)!);
+    const stayed = names.filter((n) => !joiner.leads(n) && all.find((m) => m.leads(n))!.lease(n)!.term === before.get(n));
+    expect(stayed.length).toBeGreaterThanOrEqual(20 - 6);
+    // Graceful leave: b resigns its names with NOTIFY and the other two share all 30.
+    const leaving = first[1]!;
+    const held = [...leaving.leaderships().entries()];
+    await leaving.stop();
+    expect(leaving.leaderships().size).toBe(0);
+    const rest = [first[0]!, joiner];
+    await balanced(rest, names, 0);
+    for (const [name, lease] of held) expect(rest.find((m) => m.leads(name))!.lease(name)!.term).toBeGreaterThan(lease.term);
+  });
+
+  it('a member SIGKILLed: its names are led again once its leases expire, with new terms, never twice at once', async () => {
+    const names = namesFor(12);
+    const survivors = [member(names, { id: `${group}-a` }), member(names, { id: `${group}-b` })];
+    await Promise.all(survivors.map((m) => m.start()));
+    await balanced(survivors, names, 0);
+    const child = fork(MEMBER_SCRIPT, [driver, url, JSON.stringify({ names, group, id: `${group}-killed`, ...TIMING })], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    let reported: { name: string; term: number }[] = [];
+    child.on('message', (m: { leads: { name: string; term: number }[] }) => {
+      reported = m.leads;
+    });
+    try {
+      // The member in the child takes its third once the survivors see it join.
+      await vi.waitFor(
+        () => {
+          expect(reported).toHaveLength(4);
+          expect(counts(survivors)).toEqual([4, 4]);
+        },
+        { timeout: 15_000, interval: 20 },
+      );
+    } finally {
+      child.kill('SIGKILL');
+    }
+    const orphaned = reported;
+    const stored = await storedLeaders(names);
+    for (const { name, term } of orphaned) expect(stored.get(name)).toMatchObject({ leaderId: `${group}-killed`, term });
+    // Nobody takes them while the dead member's leases live (the database refuses); then the survivors share all 12.
+    await balanced(survivors, names, 0, 15_000);
+    for (const { name, term } of orphaned) expect(survivors.find((m) => m.leads(name))!.lease(name)!.term).toBeGreaterThan(term);
+  });
+
+  it('events and runWhileLeader carry the name; stop aborts every task and the handle drains', async () => {
+    const names = namesFor(4);
+    const g = member(names, { id: `${group}-solo` });
+    const events: GroupEvent[] = [];
+    g.subscribe((e) => void events.push(e));
+    const started: string[] = [];
+    const aborted: string[] = [];
+    const handle = g.runWhileLeader(
+      (name, signal, lease) =>
+        new Promise<void>((resolve) => {
+          started.push(`${name}@${lease.term}`);
+          signal.addEventListener('abort', () => {
+            aborted.push(name);
+            resolve();
+          });
+        }),
+    );
+    await g.start();
+    // Listeners hear events asynchronously (each has its own queue): wait for both.
+    const gained = () =>
+      events
+        .filter((e) => e.type === 'gained')
+        .map((e) => e.name)
+        .sort();
+    await vi.waitFor(
+      () => {
+        expect(started).toHaveLength(4);
+        expect(gained()).toEqual(names);
+      },
+      { timeout: 5_000, interval: 10 },
+    );
+    await g.stop();
+    await handle.settled();
+    expect(aborted.sort()).toEqual(names);
+    expect(events.filter((e) => e.type === 'lost').map((e) => [e.name, e.type === 'lost' && e.reason])).toEqual(
+      names.map((n) => [n, 'stopped']).sort(),
+    );
+    expect((await storedLeaders(names)).size).toBe(0);
+  });
+
+  it('setNames/addName/removeName at run time: removed names are resigned, added ones led', async () => {
+    const names = namesFor(4);
+    const g = member(names.slice(0, 3), { id: `${group}-solo` });
+    await g.start();
+    await vi.waitFor(() => expect(g.leaderships().size).toBe(3), { timeout: 5_000, interval: 10 });
+    const removedTerm = g.lease(names[0]!)!.term;
+    const lostEvents: GroupEvent[] = [];
+    g.subscribe((e) => void (e.type === 'lost' && lostEvents.push(e)));
+    expect(g.removeName(names[0]!)).toBe(true);
+    expect(g.leads(names[0]!)).toBe(false);
+    expect(g.addName(names[3]!)).toBe(true);
+    expect(g.addName(names[3]!)).toBe(false);
+    await vi.waitFor(() => expect(g.leads(names[3]!)).toBe(true), { timeout: 5_000, interval: 10 });
+    await vi.waitFor(async () => expect((await storedLeaders([names[0]!])).size).toBe(0), { timeout: 5_000, interval: 20 });
+    expect(lostEvents).toEqual([{ type: 'lost', name: names[0], term: removedTerm, reason: 'removed' }]);
+  });
+
+  it('eligible: false never leads and is not counted; weight 2 leads twice as many', async () => {
+    const names = namesFor(30);
+    const heavy = member(names, { id: `${group}-heavy`, weight: 2 });
+    const light = member(names, { id: `${group}-light` });
+    const never = member(names, { id: `${group}-never`, eligible: false });
+    await Promise.all([heavy, light, never].map((m) => m.start()));
+    await balanced([heavy, light], names, 10);
+    await vi.waitFor(() => expect(counts([heavy, light])).toEqual([20, 10]), { timeout: 10_000, interval: 20 });
+    expect(never.leaderships().size).toBe(0);
+    expect(heavy.members.map((m) => m.id).sort()).toEqual([heavy.id, light.id].sort());
+  });
+
+  it('a group and single electors share the table: a name led by a single elector is left alone until it resigns', async () => {
+    const names = namesFor(3);
+    const single = createElector(conn.db, { name: names[0], id: `${group}-single`, logger: SILENT_LOGGER, ...TIMING });
+    await single.start();
+    expect(single.isLeader).toBe(true);
+    const g = member(names, { id: `${group}-member` });
+    await g.start();
+    await vi.waitFor(() => expect([...g.leaderships().keys()].sort()).toEqual(names.slice(1)), { timeout: 5_000, interval: 10 });
+    // Across several renewals the single elector keeps its name.
+    const term = single.lease!.term;
+    await vi.waitFor(async () => expect((await storedLeaders([names[0]!])).get(names[0]!)!.remainingMs).toBeGreaterThan(0));
+    expect(g.leads(names[0]!)).toBe(false);
+    await single.stop();
+    await vi.waitFor(() => expect(g.leads(names[0]!)).toBe(true), { timeout: 5_000, interval: 10 });
+    expect(g.lease(names[0]!)!.term).toBeGreaterThan(term);
+  });
+
+  it('one name’s row locked by another session past its trust window costs only that name', async () => {
+    const names = namesFor(3);
+    const g = member(names, { id: `${group}-solo` });
+    const events: GroupEvent[] = [];
+    g.subscribe((e) => void events.push(e));
+    await g.start();
+    await vi.waitFor(() => expect(g.leaderships().size).toBe(3), { timeout: 5_000, interval: 10 });
+    const terms = new Map([...g.leaderships()].map(([name, lease]) => [name, lease.term]));
+    const { default: postgres } = await import('postgres');
+    const locker = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await locker.begin(async (tx) => {
+        await tx.unsafe(`select 1 from river_leader where name = '${names[0]}' for update`);
+        // Held until the locked name's trust is gone; its renewals are skipped, the others' go through.
+        await vi.waitFor(() => expect(g.leads(names[0]!)).toBe(false), { timeout: TIMING.ttl * 2, interval: 20 });
+      });
+    } finally {
+      await locker.end({ timeout: 1 });
+    }
+    expect(events.filter((e) => e.type === 'lost').map((e) => e.type === 'lost' && [e.name, e.reason])).toEqual([
+      [names[0], 'trust-expired'],
+    ]);
+    for (const name of names.slice(1)) expect(g.lease(name)!.term).toBe(terms.get(name));
+  });
+
+  it('refuses bad input with typed errors', () => {
+    const db = conn.db;
+    expect(() => createElectorGroup(db, { names: ['a', 'b', 'a'] })).toThrow(DuplicateNameError);
+    expect(() => createElectorGroup(db, { names: [`${MEMBER_PREFIX}x`] })).toThrow(ReservedNameError);
+    expect(() => createElectorGroup(db, { names: ['ok', ''] })).toThrow(InvalidOptionError);
+    expect(() => createElectorGroup(db, { names: ['x'.repeat(128)] })).toThrow(/names\[0\]/);
+    expect(() => createElectorGroup(db, { names: 'a' as never })).toThrow(InvalidOptionError);
+    expect(() => createElectorGroup(db, { names: ['a'], weight: 0 })).toThrow(/weight/);
+    expect(() => createElectorGroup(db, { names: ['a'], name: 'x' } as never)).toThrow(/"name"/);
+    const g = createElectorGroup(db, { names: ['a'] });
+    expect(() => g.setNames(['b', 'b'])).toThrow(DuplicateNameError);
+    expect(g.names).toEqual(['a']);
+  });
+});
