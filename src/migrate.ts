@@ -53,7 +53,7 @@ export async function migrate(db: LeaderDatabase, options: MigrateOptions = {}):
   const { session } = detectDriver(db);
   if (!session) {
     throw new UnsupportedDriverError(
-      'migrate() needs a postgres.js or node-postgres database to hold its advisory lock; ' +
+      'migrate() needs a postgres.js, node-postgres or PGlite database to hold its lock; ' +
         'apply the migrations with drizzle-kit (re-export riverLeader from your schema) instead',
     );
   }

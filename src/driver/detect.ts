@@ -5,6 +5,7 @@
  */
 import type { LeaderDatabase } from '../types.js';
 import { isNodePostgresClient, nodePostgresCapabilities, nodePostgresListenDriver } from './node-postgres.js';
+import { isPGliteClient, pgliteCapabilities } from './pglite.js';
 import { isPostgresJsClient, postgresJsCapabilities, postgresJsListenDriver } from './postgres-js.js';
 import type { DriverCapabilities, ListenDriver } from './types.js';
 
@@ -19,9 +20,11 @@ export function detectDriver(db: LeaderDatabase): DriverCapabilities {
   const client = (db as unknown as { $client?: unknown }).$client;
   const capabilities = isPostgresJsClient(client)
     ? postgresJsCapabilities(client)
-    : isNodePostgresClient(client)
-      ? nodePostgresCapabilities(client)
-      : NONE;
+    : isPGliteClient(client)
+      ? pgliteCapabilities(client)
+      : isNodePostgresClient(client)
+        ? nodePostgresCapabilities(client)
+        : NONE;
   detected.set(db, capabilities);
   return capabilities;
 }
