@@ -5,6 +5,7 @@
  */
 import { entityKind } from 'drizzle-orm';
 import type { LeaderDatabase } from '../types.js';
+import { bunSqlCapabilities, isBunSqlClient } from './bun-sql.js';
 import { type AdapterName, driverRow } from './matrix.js';
 import { isNodePostgresClient, nodePostgresCapabilities, nodePostgresListenDriver } from './node-postgres.js';
 import { isPGliteClient, pgliteCapabilities } from './pglite.js';
@@ -47,7 +48,9 @@ export function detectDriver(db: LeaderDatabase): DriverCapabilities {
         ? pgliteCapabilities(client)
         : fits('node-postgres') && isNodePostgresClient(client)
           ? nodePostgresCapabilities(client)
-          : NONE;
+          : fits('bun-sql') && isBunSqlClient(client)
+            ? bunSqlCapabilities(client)
+            : NONE;
   detected.set(db, capabilities);
   return capabilities;
 }

@@ -39,10 +39,11 @@ export const DRIVER_MATRIX: readonly DriverRow[] = [
     transactions: 'yes',
     listen: 'yes: a dedicated connection',
     migrate: 'yes: advisory lock on a dedicated connection',
-    tested: 'real PostgreSQL: the whole suite',
+    tested: 'real PostgreSQL: the whole suite; a subset under Bun and Deno',
     evidence: [
       { file: 'test/elector.test.ts', mentions: 'CORE_DRIVERS' },
       { file: 'test/support/db.ts', mentions: 'drizzle-orm/postgres-js' },
+      { file: 'test/runtimes/smoke.ts', mentions: 'drizzle-orm/postgres-js' },
     ],
   },
   {
@@ -77,13 +78,13 @@ export const DRIVER_MATRIX: readonly DriverRow[] = [
   {
     module: 'drizzle-orm/bun-sql',
     entityKind: 'BunSQLDatabase',
-    adapter: null,
+    adapter: 'bun-sql',
     statements: "through `db` (Bun's own pool); client-side deadlines only",
     transactions: 'yes',
-    listen: POLL_ONLY,
-    migrate: NO_MIGRATE,
-    tested: 'not testable here: needs the Bun runtime',
-    evidence: [],
+    listen: "yes: a dedicated postgres.js (else pg) connection from the client's settings",
+    migrate: 'yes: advisory lock on a dedicated Bun connection',
+    tested: 'real PostgreSQL under Bun',
+    evidence: [{ file: 'test/runtimes/smoke.ts', mentions: 'drizzle-orm/bun-sql' }],
   },
   {
     module: 'drizzle-orm/pg-proxy',
