@@ -9,13 +9,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { PGlite } from '@electric-sql/pglite';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres, { type Sql } from 'postgres';
 import { wallNow } from '../src/dev/candidate-protocol.js';
 import type { EmbeddedServer } from '../src/dev/embedded-server.js';
 import { startEmbeddedServer } from '../src/dev/embedded-server.js';
 import { formatDuration, formatTable as table } from '../src/dev/format.js';
-import { migrate } from '../src/index.js';
+import { createElector, type LeaderDatabase, migrate } from '../src/index.js';
 import { renderChart } from './chart.js';
 import { type Distribution, distribution } from './stats.js';
 
@@ -374,6 +376,45 @@ async function advisoryGraceful(url: string, candidates: number, handoffs: numbe
 
 // ---- main ------------------------------------------------------------------------------------
 
+/**
+ * Graceful handoffs between two electors in this process on one database object: PGlite (one
+ * in-process instance, so necessarily in-process) beside postgres.js measured the same way.
+ */
+async function inProcessHandoffs(db: LeaderDatabase, handoffs: number): Promise<Distribution> {
+  const options = { name: `in-process-${Date.now()}`, ttl: 60_000, renewInterval: 20_000, safetyMargin: 1_000 };
+  let leader = createElector(db, { ...options, id: 'in-process-0' });
+  await leader.start();
+  const samples: number[] = [];
+  for (let i = 1; i <= handoffs; i++) {
+    const follower = createElector(db, { ...options, id: `in-process-${i}` });
+    await follower.start();
+    await new Promise((r) => setTimeout(r, 30));
+    const started = performance.now();
+    await leader.stop();
+    await follower.waitForLeadership();
+    samples.push(performance.now() - started);
+    leader = follower;
+  }
+  await leader.stop();
+  return distribution(samples);
+}
+
+async function inProcess(url: string, handoffs: number) {
+  const pg = await PGlite.create();
+  const client = postgres(url, { max: 2, onnotice: () => {} });
+  try {
+    const pgliteDb = drizzlePglite(pg) as unknown as LeaderDatabase;
+    await migrate(pgliteDb);
+    return {
+      pglite: await inProcessHandoffs(pgliteDb, handoffs),
+      postgresJs: await inProcessHandoffs(drizzle(client) as unknown as LeaderDatabase, handoffs),
+    };
+  } finally {
+    await client.end({ timeout: 1 });
+    await pg.close();
+  }
+}
+
 async function main() {
   const started = new Date();
   let embedded: EmbeddedServer | null = null;
@@ -406,6 +447,8 @@ async function main() {
     }
     log('graceful handoff, 10 candidates, poll-only (default intervals)');
     gracefulResults.push({ candidates: 10, mode: 'poll', handoff: await graceful(url, 10, false, pick(8, 1, 1)) });
+    log('graceful handoff in one process: PGlite beside postgres.js');
+    const inProcessResult = await inProcess(url, pick(100, 20, 3));
     log('crash handoff (SIGKILL, ttl 2 s)');
     const crashResult = await crash(url, admin, pick(20, 3, 1), false);
     log('steady-state cost');
@@ -437,6 +480,7 @@ async function main() {
       scenarios: {
         floor: floorResult,
         graceful: gracefulResults,
+        inProcess: inProcessResult,
         ratios: {
           pollOverListenP50: poll10.p50 / listen10.p50,
           listenOverFloorP50: listen10.p50 / floorResult.p50,
@@ -529,6 +573,7 @@ function printReport(r: {
     floor: Distribution;
     graceful: { candidates: number; mode: string; handoff: Distribution }[];
     crash: { latency: Distribution; overRemainingLease: Distribution };
+    inProcess: { pglite: Distribution; postgresJs: Distribution };
     steady: {
       windowSeconds: number;
       leaderStatementsPerSecond: number;
@@ -547,6 +592,8 @@ function printReport(r: {
       ['handoff', 'n', 'p50', 'p95', 'p99', 'max'],
       row('floor (NOTIFY + INSERT)', s.floor),
       ...s.graceful.map((g) => row(`graceful ${g.mode} ${g.candidates} candidates`, g.handoff)),
+      row('graceful in one process, PGlite', s.inProcess.pglite),
+      row('graceful in one process, postgres.js', s.inProcess.postgresJs),
       row('crash (SIGKILL), ttl 2 s', s.crash.latency),
       row('  crash minus remaining lease', s.crash.overRemainingLease),
       row(`herd ${s.herd.candidates} candidates`, s.herd.handoff),

@@ -17,7 +17,7 @@
 import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { readMigrationFiles } from 'drizzle-orm/migrator';
-import { detectDriver } from './driver/detect.js';
+import { detectDriver, driverModule } from './driver/detect.js';
 import { LeaseTableMismatchError, UnsupportedDriverError } from './errors.js';
 import type { LeaderDatabase } from './types.js';
 import { checkIdentifier } from './util/identifier.js';
@@ -53,8 +53,8 @@ export async function migrate(db: LeaderDatabase, options: MigrateOptions = {}):
   const { session } = detectDriver(db);
   if (!session) {
     throw new UnsupportedDriverError(
-      'migrate() needs a postgres.js or node-postgres database to hold its advisory lock; ' +
-        'apply the migrations with drizzle-kit (re-export riverLeader from your schema) instead',
+      `migrate() cannot run on ${driverModule(db) ?? 'this Drizzle driver'}: it needs a session to hold its lock ` +
+        '(postgres.js, node-postgres, PGlite or bun-sql); apply the migrations with drizzle-kit (re-export riverLeader from your schema) instead',
     );
   }
   // The lock is held by one dedicated session while the migrator runs through `db` as usual:

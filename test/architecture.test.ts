@@ -50,6 +50,24 @@ describe('architecture', () => {
     expect(readFileSync(join(root, 'src/driver/types.ts'), 'utf8')).not.toMatch(/^import (?!type )/m);
   });
 
+  it('the driver matrix is data only: it imports nothing, and only detect.ts and dev/ read it', () => {
+    expect(importsOf('src/driver/matrix.ts')).toEqual([]);
+    expect(readFileSync(join(root, 'src/driver/matrix.ts'), 'utf8')).not.toMatch(/^import /m);
+    const readers = filesUnder('src').filter((f) => importsOf(f).includes('src/driver/matrix.ts'));
+    expect(readers.filter((f) => f !== 'src/driver/detect.ts' && !f.startsWith('src/dev/'))).toEqual([]);
+  });
+
+  it('driver adapters import only the contract, each other, util/ and the shared types', () => {
+    const adapters = filesUnder('src/driver').filter((f) => f !== 'src/driver/types.ts');
+    const allowed = (i: string) => i.startsWith('src/driver/') || i.startsWith('src/util/') || i === 'src/types.ts';
+    const offending = adapters.flatMap((f) =>
+      importsOf(f)
+        .filter((i) => !allowed(i))
+        .map((i) => `${f} -> ${i}`),
+    );
+    expect(offending).toEqual([]);
+  });
+
   it('the CLI uses the public API, the one internal entry and dev/ only', () => {
     const allowed = (i: string) => i === 'src/index.ts' || i === 'src/internal.ts' || i.startsWith('src/cli/') || i.startsWith('src/dev/');
     const offending = filesUnder('src/cli').flatMap((f) =>

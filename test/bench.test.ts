@@ -27,7 +27,7 @@ it('npm run bench -- --quick --smoke completes and writes every scenario', { tim
     const results = JSON.parse(readFileSync(out, 'utf8'));
     expect(results.mode).toBe('smoke');
     expect(Object.keys(results.scenarios).sort()).toEqual(
-      ['advisoryLock', 'crash', 'floor', 'graceful', 'herd', 'ratios', 'scale', 'steady'].sort(),
+      ['advisoryLock', 'crash', 'floor', 'graceful', 'herd', 'inProcess', 'ratios', 'scale', 'steady'].sort(),
     );
     expect(results.scenarios.graceful.map((g: { mode: string; candidates: number }) => `${g.mode}-${g.candidates}`)).toEqual([
       'listen-2',
@@ -35,6 +35,8 @@ it('npm run bench -- --quick --smoke completes and writes every scenario', { tim
       'listen-50',
       'poll-10',
     ]);
+    expect(results.scenarios.inProcess.pglite.n).toBe(3);
+    expect(results.scenarios.inProcess.postgresJs.n).toBe(3);
     expect(results.machine).toMatchObject({ cores: expect.any(Number), node: process.version, postgres: expect.any(String) });
     // A smoke run's steady-state window is shorter than three leases: its per-lease rates are
     // reported but not judged, so two of the nine targets are left out.

@@ -1,35 +1,64 @@
 /**
- * Drivers that cannot LISTEN (an HTTP-style driver: drizzle-orm/pg-proxy over a real server),
+ * Drivers that cannot LISTEN: a hosted-HTTP-style driver (drizzle-orm/pg-proxy, sending every
+ * statement as an HTTP request to a proxy this file runs, which forwards it to the real server),
  * `listen: false`, and `listen: { url }` for statements through one connection and LISTEN
  * through another.
  */
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { drizzle as drizzleProxy } from 'drizzle-orm/pg-proxy';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createElector, type Elector, type LeaderDatabase, type Logger } from '../src/index.js';
+import { createElector, type Elector, type LeaderDatabase, type Logger, migrate, UnsupportedDriverError } from '../src/index.js';
 import { createTestDatabase } from './support/db.js';
 
 let url: string;
 let pool: pg.Pool;
+let proxy: Server;
 let proxied: LeaderDatabase;
+let requests = 0;
 const electors: Elector[] = [];
+
+/** The HTTP proxy drizzle-orm/pg-proxy is written for: one JSON request per statement. */
+async function startProxy(target: pg.Pool): Promise<Server> {
+  const server = createServer(async (req, res) => {
+    requests++;
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const { sql, params, method } = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    try {
+      const result = await target.query({ text: sql, values: params, ...(method === 'all' ? { rowMode: 'array' } : {}) });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ rows: result.rows }));
+    } catch (error) {
+      res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: (error as Error).message }));
+    }
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return server;
+}
 
 beforeAll(async () => {
   url = await createTestDatabase();
   pool = new pg.Pool({ connectionString: url, max: 6 });
-  // An HTTP-style driver: every statement is a request/response; no session, so no LISTEN.
+  proxy = await startProxy(pool);
+  const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}/query`;
   proxied = drizzleProxy(async (sql, params, method) => {
-    const result =
-      method === 'all'
-        ? await pool.query({ text: sql, values: params, rowMode: 'array' })
-        : await pool.query({ text: sql, values: params });
-    return { rows: result.rows };
+    const response = await fetch(endpoint, { method: 'POST', body: JSON.stringify({ sql, params, method }) });
+    const body = (await response.json()) as { rows?: unknown[]; error?: string };
+    if (!response.ok) throw new Error(body.error);
+    return { rows: body.rows ?? [] };
   }) as unknown as LeaderDatabase;
 });
 afterEach(async () => {
   await Promise.all(electors.splice(0).map((e) => e.stop()));
 });
-afterAll(() => pool.end());
+afterAll(async () => {
+  proxy.closeAllConnections();
+  await new Promise((resolve) => proxy.close(resolve));
+  await pool.end();
+});
 
 function recordingLogger() {
   const warnings: string[] = [];
@@ -52,7 +81,9 @@ describe('drivers without LISTEN', () => {
     await leader.start();
     await follower.start();
     expect(leader.isLeader).toBe(true);
+    expect(requests).toBeGreaterThan(0);
     expect(warnings.filter((w) => /cannot LISTEN; running poll-only/.test(w))).toHaveLength(1);
+    expect(warnings).toHaveLength(1);
     // The follower learns of the resignation only by polling: roughly the lease, not milliseconds.
     await new Promise((r) => setTimeout(r, 200));
     const started = performance.now();
@@ -79,5 +110,17 @@ describe('drivers without LISTEN', () => {
     await leader.stop();
     await follower.waitForLeadership();
     expect(performance.now() - started).toBeLessThan(1_000);
+  });
+});
+
+describe('migrate() on a driver without sessions', () => {
+  it('is refused with one typed line naming the driver and the way out, before anything is sent', async () => {
+    const before = requests;
+    const error = await migrate(proxied).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnsupportedDriverError);
+    const message = (error as Error).message;
+    expect(message).toMatch(/^migrate\(\) cannot run on drizzle-orm\/pg-proxy: .*drizzle-kit/);
+    expect(message).not.toContain('\n');
+    expect(requests).toBe(before);
   });
 });

@@ -2,6 +2,7 @@
 import type { Client, ClientConfig, Pool } from 'pg';
 import type { LeaderDatabase } from '../types.js';
 import { SocketTracker } from './sockets.js';
+import { sqlListenSession } from './sql-listen.js';
 import type { DriverCapabilities, ListenDriver, ListenSession, OwnPool, SessionBounds } from './types.js';
 
 type NodePostgresClient = Pool | Client;
@@ -119,9 +120,9 @@ export function nodePostgresListenDriver(client: NodePostgresClient | string): L
         await connection.end().catch(() => {});
         throw error;
       }
-      return {
-        run: async (text) => void (await connection.query(text)),
-        close: async () => {
+      return sqlListenSession(
+        async (text) => void (await connection.query(text)),
+        async () => {
           if (closing) return;
           closing = true;
           // A partitioned peer never acknowledges the close: do not let its socket hold the process.
@@ -130,7 +131,7 @@ export function nodePostgresListenDriver(client: NodePostgresClient | string): L
           clearTimeout(timer);
           sockets.destroyAll();
         },
-      };
+      );
     },
   };
 }

@@ -2,6 +2,7 @@
 import type { Options, PostgresType, Sql } from 'postgres';
 import type { LeaderDatabase } from '../types.js';
 import { SocketTracker } from './sockets.js';
+import { sqlListenSession } from './sql-listen.js';
 import type { DriverCapabilities, ListenDriver, ListenSession, OwnPool, SessionBounds } from './types.js';
 
 /** True for a postgres.js `Sql` instance (what `drizzle-orm/postgres-js` keeps as `db.$client`). */
@@ -52,7 +53,7 @@ export function postgresJsListenDriver(client: Sql | string): ListenDriver {
         await close().catch(() => {});
         throw error;
       }
-      return { run: async (text) => void (await connection.unsafe(text)), close };
+      return sqlListenSession(async (text) => void (await connection.unsafe(text)), close);
     },
   };
 }

@@ -14,10 +14,18 @@ export interface ListenEvents {
   closed(error?: unknown): void;
 }
 
-/** One dedicated connection for LISTEN: the notifier sends LISTEN/UNLISTEN through `run`. */
+/**
+ * One dedicated connection for LISTEN. The notifier calls one method at a time, each within a
+ * bound: a session that does not answer is treated as dead. Channels arrive unquoted.
+ */
 export interface ListenSession {
-  /** Sends one simple-protocol statement and waits for it to complete. */
-  run(text: string): Promise<void>;
+  listen(channel: string): Promise<void>;
+  unlisten(channel: string): Promise<void>;
+  /**
+   * Proves the session still delivers: throws (or never settles) when it is gone. `channel` is
+   * one channel already listened to, or undefined before the first.
+   */
+  heartbeat(channel: string | undefined): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -65,8 +65,9 @@ async function open(db: LeaderDatabase, bounds: SessionBounds, logger: Logger): 
 
 /**
  * The database the elector's statements go through: its own pool when the driver allows one,
- * else `db` itself (HTTP drivers: every statement is its own transaction on a connection
- * nobody holds). `release()` closes the pool when the last user lets go. `error`: the first
+ * else `db` itself: HTTP drivers (every statement is its own transaction on a connection
+ * nobody holds) and PGlite (one in-process session; an application transaction open on it
+ * makes statements wait, never run inside it, because PGlite runs one query at a time). `release()` closes the pool when the last user lets go. `error`: the first
  * connection of a new pool failed (the pool is still usable: it reconnects).
  */
 export async function acquireStatementDatabase(

@@ -14,7 +14,6 @@ import type { LeaderDatabase } from '../types.js';
 import { type Backoff, backoffDelay } from '../util/backoff.js';
 import { withDeadline } from '../util/deadline.js';
 import { type Deferred, deferred } from '../util/deferred.js';
-import { quoteIdentifier } from '../util/identifier.js';
 import { Wakeup } from '../util/wakeup.js';
 
 export interface ChannelSubscriber {
@@ -91,7 +90,7 @@ export class Notifier {
       this.#subscribers.delete(channel);
       const session = this.#session;
       if (session && this.#listening.delete(channel) && this.#subscribers.size > 0) {
-        this.#run(session, `unlisten ${quoteIdentifier(channel)}`).catch(() => {});
+        this.#run(`UNLISTEN ${channel}`, () => session.unlisten(channel)).catch(() => {});
       }
     }
     if (this.#subscribers.size === 0) {
@@ -114,10 +113,10 @@ export class Notifier {
    * Runs one command on the session, after the ones before it (a driver may not take two at
    * once on one connection) and within a bound: a session that does not answer is dead.
    */
-  #run(session: ListenSession, text: string): Promise<void> {
+  #run(what: string, command: () => Promise<void>): Promise<void> {
     const bound = this.#heartbeatMs();
     const run = this.#commands.then(() =>
-      withDeadline(session.run(text), bound, () => `LISTEN connection did not answer "${text}" within ${bound} ms`),
+      withDeadline(command(), bound, () => `LISTEN connection did not answer ${what} within ${bound} ms`),
     );
     this.#commands = run.catch(() => {});
     return run;
@@ -149,11 +148,9 @@ export class Notifier {
     for (;;) {
       await beat.sleep(this.#heartbeatMs());
       if (outcome) return outcome;
-      // LISTEN on a channel already listened to changes nothing and answers like any statement;
-      // unlike `select 1`, it leaves the session showing what it is for in pg_stat_activity.
       const [channel] = this.#listening;
       try {
-        await this.#run(session, channel === undefined ? 'select 1' : `listen ${quoteIdentifier(channel)}`);
+        await this.#run('a heartbeat', () => session.heartbeat(channel));
       } catch (error) {
         return { kind: 'dropped', error };
       }
@@ -203,7 +200,7 @@ export class Notifier {
   }
 
   async #listenOrThrow(session: ListenSession, channel: string): Promise<void> {
-    await this.#run(session, `listen ${quoteIdentifier(channel)}`);
+    await this.#run(`LISTEN ${channel}`, () => session.listen(channel));
     this.#listening.add(channel);
     for (const subscriber of this.#subscribers.get(channel) ?? []) safely(() => subscriber.listening());
   }

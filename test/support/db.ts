@@ -12,6 +12,9 @@ import { type LeaderDatabase, migrate } from '../../src/index.js';
 
 export type DriverName = 'postgres.js' | 'node-postgres';
 export const DRIVERS: readonly DriverName[] = ['postgres.js', 'node-postgres'];
+/** The drivers the core elector suite runs on: both network drivers, and PGlite (a third engine: Postgres in WASM). */
+export type CoreDriver = DriverName | 'pglite';
+export const CORE_DRIVERS: readonly CoreDriver[] = [...DRIVERS, 'pglite'];
 
 export interface Connection {
   readonly db: LeaderDatabase;
