@@ -1,13 +1,26 @@
 /**
  * One candidate process, forked by the demo, the fault suite, the failover test and the
- * benchmarks (talks to its parent over IPC). It campaigns
- * with its own pool and LISTEN connection and, while `isLeader`, does "leader work": it takes a
- * wall-clock timestamp, checks its lease, and records `(timestamp, term, pid)` through a write
- * fenced by the term, so a stale leader's write is rejected by the database.
+ * benchmarks (talks to its parent over IPC). It campaigns with its own pool and LISTEN
+ * connection and, while it leads, does "leader work" in one of three ways (`DEMO_WRITE`):
+ *
+ * - `fenced` (default): takes a wall-clock timestamp, checks its lease, and records
+ *   `(timestamp, term, pid)` through a write fenced by the term, so a stale leader's write is
+ *   rejected by the database;
+ * - `transaction`: through `elector.transaction`, increments one counter row (which orders the
+ *   writes by commit) and appends `(counter, term, pid)` to a ledger with no fence column;
+ * - `unchecked`: the same write in a plain transaction after an `isLeader` check: what the
+ *   lease-checked transaction is there to replace (the fault suite shows it going wrong).
+ *
+ * `DEMO_TX_HOLD_MS` keeps each ledger transaction open that long before its counter update
+ * (after the lease check), so a pause or a partition can land inside it. `DEMO_DRIVER=node-postgres` uses pg instead of
+ * postgres.js.
  */
+import { sql } from 'drizzle-orm';
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { drizzle } from 'drizzle-orm/postgres-js';
+import pg from 'pg';
 import postgres from 'postgres';
-import { createElector, createLeaderTable, SILENT_LOGGER } from '../index.js';
+import { createElector, createLeaderTable, type LeaderDatabase, LeadershipLostError, SILENT_LOGGER } from '../index.js';
 import { type CandidateMessage, type ParentMessage, wallNow } from './candidate-protocol.js';
 
 const env = (key: string) => {
@@ -29,7 +42,12 @@ async function main() {
   const workEveryMs = Number(process.env.DEMO_WORK_MS ?? 25);
   // application_name lets an operator (or the fault tests) find this process's connections.
   const client = postgres(url, { max: 2, onnotice: () => {}, backoff: () => 0.2, connection: { application_name: id } });
-  const db = drizzle(client);
+  const write = process.env.DEMO_WRITE ?? 'fenced';
+  const holdMs = Number(process.env.DEMO_TX_HOLD_MS ?? 0);
+  const pgPool = process.env.DEMO_DRIVER === 'node-postgres' ? new pg.Pool({ connectionString: url, max: 2, application_name: id }) : null;
+  // A connection the server ends while idle in the pool must not take the process down.
+  pgPool?.on('error', () => {});
+  const db = (pgPool ? drizzlePg(pgPool) : drizzle(client)) as unknown as LeaderDatabase;
   // CANDIDATE_LOG=debug|info writes the elector's log from that level up to stderr, one timestamped line each (debugging fault runs).
   const quiet = process.env.CANDIDATE_LOG !== 'debug';
   const log =
@@ -67,6 +85,7 @@ async function main() {
     send({ type: 'stopping', pid: process.pid, at: wallNow() });
     await elector.stop();
     await client.end({ timeout: 1 });
+    await pgPool?.end().catch(() => {});
     process.disconnect?.();
     process.exit(0);
   });
@@ -77,6 +96,34 @@ async function main() {
   send({ type: 'ready', pid: process.pid, id });
 
   const fence = client(schema);
+  const ledger = sql.identifier(schema);
+  /** The ledger write: the counter orders commits; the row says which term of which process committed. */
+  const appendToLedger = async (tx: Pick<LeaderDatabase, 'execute'>, term: number) => {
+    // The gap between deciding to write and writing, where a real job computes what to write.
+    if (holdMs > 0) await new Promise((resolve) => setTimeout(resolve, holdMs));
+    await tx.execute(sql`update ${ledger}.counter set n = n + 1 where id = 1`);
+    await tx.execute(
+      sql`insert into ${ledger}.ledger (n, term, pid) select n, ${term}, ${process.pid} from ${ledger}.counter where id = 1`,
+    );
+  };
+  while (!stopping && write !== 'fenced') {
+    const at = wallNow();
+    const lease = elector.lease;
+    if (lease) {
+      try {
+        if (write === 'transaction') {
+          await elector.transaction((tx, held) => appendToLedger(tx, held.term));
+        } else {
+          await db.transaction((tx) => appendToLedger(tx, lease.term));
+        }
+        send({ type: 'action', pid: process.pid, term: lease.term, at, accepted: true });
+      } catch (error) {
+        if (error instanceof LeadershipLostError) send({ type: 'action', pid: process.pid, term: lease.term, at, accepted: false });
+        else send({ type: 'error', pid: process.pid, message: String((error as Error).message ?? error) });
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, workEveryMs));
+  }
   while (!stopping) {
     const at = wallNow(); // taken BEFORE the leadership check, as a real job would
     const lease = elector.lease;

@@ -11,7 +11,7 @@ import postgres, { type Sql } from 'postgres';
 import { type CandidateMessage, type ParentMessage, wallNow } from '../../src/dev/candidate-protocol.js';
 import { type EmbeddedServer, startEmbeddedServer } from '../../src/dev/embedded-server.js';
 import { type ElectorStats, migrate, requestResign } from '../../src/index.js';
-import { type ActionRecord, checkHistory, type FenceRecord } from './history.js';
+import { type ActionRecord, checkHistory, checkLedger, type FenceRecord, type LedgerRecord } from './history.js';
 import { FaultProxy } from './proxy.js';
 
 const CANDIDATE_SCRIPT = resolve(import.meta.dirname, '../../src/dev/candidate.ts');
@@ -23,6 +23,12 @@ export interface ClusterOptions {
   safetyMargin: number;
   /** How often each candidate does leader work, in ms. */
   workMs?: number;
+  /** How the leader writes (see src/dev/candidate.ts): fenced (default), transaction (lease-checked) or unchecked. */
+  write?: 'fenced' | 'transaction' | 'unchecked';
+  /** How long each ledger transaction stays open before its counter update, in ms. */
+  holdMs?: number;
+  /** The candidates' driver. Default postgres.js. */
+  driver?: 'postgres.js' | 'node-postgres';
   /** Superuser URL of the cluster's server (set by `start`). */
   adminUrl?: string;
 }
@@ -75,7 +81,12 @@ export class Cluster {
     const server = external ? null : await startEmbeddedServer();
     const adminUrl = external?.adminUrl ?? server!.url;
     const admin = postgres(adminUrl, { max: 4, onnotice: () => {}, backoff: () => 0.1 });
-    const cluster = new Cluster({ workMs: 5, ...options, adminUrl }, server, external?.candidateUrl ?? server!.url, admin);
+    const cluster = new Cluster(
+      { workMs: 5, write: 'fenced', holdMs: 0, driver: 'postgres.js', ...options, adminUrl },
+      server,
+      external?.candidateUrl ?? server!.url,
+      admin,
+    );
     await migrate(drizzle(admin));
     await admin.unsafe(`create schema ${cluster.schema}`);
     await admin.unsafe(`create table ${cluster.schema}.fence (id int primary key, term bigint not null, writes bigint not null)`);
@@ -83,6 +94,10 @@ export class Cluster {
       `create table ${cluster.schema}.actions (id bigserial primary key, at double precision not null, term bigint not null, pid int not null, accepted boolean not null)`,
     );
     await admin.unsafe(`insert into ${cluster.schema}.fence values (1, 0, 0)`);
+    // The ledger of the lease-checked (and unchecked) writers: no fence column anywhere.
+    await admin.unsafe(`create table ${cluster.schema}.counter (id int primary key, n bigint not null)`);
+    await admin.unsafe(`insert into ${cluster.schema}.counter values (1, 0)`);
+    await admin.unsafe(`create table ${cluster.schema}.ledger (n bigint primary key, term bigint not null, pid int not null)`);
     await Promise.all(Array.from({ length: options.candidates }, () => cluster.spawn()));
     return cluster;
   }
@@ -95,7 +110,7 @@ export class Cluster {
     const id = `c${this.#nextId++}`;
     const proxy = this.server && !url ? new FaultProxy('127.0.0.1', this.server.port) : null;
     const candidateUrl = proxy ? `postgres://postgres:postgres@127.0.0.1:${await proxy.start()}/postgres` : (url ?? this.candidateUrl);
-    const { ttl, renewInterval, safetyMargin, workMs } = this.options;
+    const { ttl, renewInterval, safetyMargin, workMs, write, holdMs, driver } = this.options;
     const child = fork(CANDIDATE_SCRIPT, [], {
       execArgv: ['--import', 'tsx'],
       env: {
@@ -106,6 +121,9 @@ export class Cluster {
         DEMO_ID: id,
         DEMO_TIMINGS: `${ttl},${renewInterval},${safetyMargin}`,
         DEMO_WORK_MS: String(workMs),
+        DEMO_WRITE: write ?? 'fenced',
+        DEMO_TX_HOLD_MS: String(holdMs ?? 0),
+        DEMO_DRIVER: driver ?? 'postgres.js',
       },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -320,8 +338,22 @@ export class Cluster {
 
   // ---- verdict -------------------------------------------------------------------------------
 
-  /** Runs the history checker over every action and the fenced table's commit log. */
+  /** The ledger of committed writes, in commit order (the counter). */
+  async ledger(): Promise<LedgerRecord[]> {
+    const rows = await this.admin<{ n: string; term: string; pid: number }[]>`
+      select n, term, pid from ${this.admin(this.schema)}.ledger order by n`;
+    return rows.map((r) => ({ n: Number(r.n), term: Number(r.term), pid: r.pid }));
+  }
+
+  /**
+   * Runs the history checker: for fenced writers over every action and the fenced table's
+   * commit log; for ledger writers over the ledger, in commit order.
+   */
   async check(): Promise<void> {
+    if (this.options.write === 'transaction' || this.options.write === 'unchecked') {
+      checkLedger(await this.ledger());
+      return;
+    }
     const rows = await this.admin<{ id: string; term: string; pid: number }[]>`
       select id, term, pid from ${this.admin(this.schema)}.actions where accepted order by id`;
     const fence: FenceRecord[] = rows.map((r) => ({ id: Number(r.id), term: Number(r.term), pid: r.pid }));

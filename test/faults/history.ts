@@ -64,3 +64,36 @@ function slice(sorted: ActionRecord[], at: number): string {
     )
     .join('\n');
 }
+
+/** One committed ledger write: `n` is the counter value it committed (the commit order). */
+export interface LedgerRecord {
+  n: number;
+  term: number;
+  pid: number;
+}
+
+/**
+ * The lease-checked writers' history: sorted by the counter (which every write increments, so
+ * it orders them by commit), the terms never decrease, and each term belongs to one process.
+ * The ledger has no fence column: only the lease check keeps it in order.
+ */
+export function checkLedger(ledger: LedgerRecord[]): void {
+  const sorted = [...ledger].sort((a, b) => a.n - b.n);
+  const owner = new Map<number, number>();
+  for (let i = 0; i < sorted.length; i++) {
+    const row = sorted[i]!;
+    const window = () =>
+      sorted
+        .slice(Math.max(0, i - 5), i + 5)
+        .map((r) => `${r === row ? '>' : ' '} #${r.n} term ${r.term} pid ${r.pid}`)
+        .join('\n');
+    if (i > 0 && row.term < sorted[i - 1]!.term) {
+      throw new SafetyViolation(`write #${row.n} of term ${row.term} committed after a write of term ${sorted[i - 1]!.term}:\n${window()}`);
+    }
+    const pid = owner.get(row.term);
+    if (pid !== undefined && pid !== row.pid) {
+      throw new SafetyViolation(`term ${row.term} committed from two processes (${pid} and ${row.pid}):\n${window()}`);
+    }
+    owner.set(row.term, row.pid);
+  }
+}
