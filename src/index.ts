@@ -1,4 +1,11 @@
 /** The public API of drizzle-leader. Everything a user imports is named here, explicitly. */
+export {
+  CronRunCoordinator,
+  createRunCoordinator,
+  RUN_COORDINATOR_DEFAULTS,
+  RunClaimError,
+  type RunCoordinatorOptions,
+} from './cron/run-coordinator.js';
 export { createElector, Elector, leaseHeld } from './elector/elector.js';
 export type { LeaseTransactionConfig, LeaseTransactionFn, TransactionOf } from './elector/lease-transaction.js';
 export {

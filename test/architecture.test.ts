@@ -101,6 +101,26 @@ describe('architecture', () => {
     expect(importers).toEqual(['src/index.ts']);
   });
 
+  it('the cron coordinator is a layer on the lease table, beside the elector: it imports neither the elector nor the group, and only index.ts imports it', () => {
+    const cron = filesUnder('src/cron');
+    expect(cron.length).toBeGreaterThanOrEqual(2);
+    const allowed = (i: string) =>
+      i.startsWith('src/cron/') ||
+      i.startsWith('src/lease/') ||
+      i.startsWith('src/util/') ||
+      ['src/types.ts', 'src/errors.ts', 'src/options.ts', 'src/schema.ts', 'src/logging.ts'].includes(i);
+    const offending = cron.flatMap((f) =>
+      importsOf(f)
+        .filter((i) => !allowed(i))
+        .map((i) => `${f} -> ${i}`),
+    );
+    expect(offending).toEqual([]);
+    const importers = filesUnder('src')
+      .filter((f) => !f.startsWith('src/cron/') && !f.startsWith('src/dev/') && !f.startsWith('src/cli/'))
+      .filter((f) => importsOf(f).some((i) => i.startsWith('src/cron/')));
+    expect(importers).toEqual(['src/index.ts']);
+  });
+
   it('tests, benchmarks and examples import only public entries or dev/', () => {
     const users = [...filesUnder('test'), ...filesUnder('bench'), ...filesUnder('examples')];
     const allowed = (i: string) => !i.startsWith('src/') || i === 'src/index.ts' || i === 'src/schema.ts' || i.startsWith('src/dev/');
