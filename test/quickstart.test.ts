@@ -8,7 +8,7 @@ import { createTestDatabase } from './support/db.js';
 const run = promisify(execFile);
 const root = resolve(import.meta.dirname, '..');
 
-it('examples/quickstart.ts elects, fences its writes with the term, and hands off on stop', async () => {
+it('examples/quickstart.ts elects, writes through lease-checked transactions, and hands off on stop', async () => {
   const url = await createTestDatabase({ migrated: false });
   const { stdout } = await run(process.execPath, ['--import', 'tsx', 'examples/quickstart.ts'], {
     cwd: root,
