@@ -7,6 +7,7 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { expect, it, vi } from 'vitest';
+import { staleTermCommits } from '../src/cli/demo/demo.js';
 import { connect, createTestDatabase } from './support/db.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -17,13 +18,17 @@ interface DemoSummary {
   server: string;
   handoffs: { kind: string }[];
   terms: number[];
-  staleTermActionsAccepted: number;
+  staleTermCommits: number;
+  ledgerWrites: number;
+  deposedWritesRefused: number;
   frozenLeaderActionsAfterResume: number;
   actionsPerTerm: unknown[];
   durationMs: number;
 }
 
-it('the failover demo passes every step: handoffs, increasing terms, no stale-term action', { timeout: 120_000 }, async () => {
+it('the failover demo passes every step: handoffs, increasing terms, a deposed write refused, no stale-term commit', {
+  timeout: 120_000,
+}, async () => {
   const { DATABASE_URL: _unset, ...env } = process.env;
   const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>((done, fail) =>
     execFile(
@@ -40,12 +45,28 @@ it('the failover demo passes every step: handoffs, increasing terms, no stale-te
   expect(summary.handoffs.length).toBeGreaterThanOrEqual(3);
   expect(summary.handoffs.map((h) => h.kind)).toEqual(['graceful stop', 'SIGKILL', 'SIGSTOP past the lease', 'forced (requestResign)']);
   for (let i = 1; i < summary.terms.length; i++) expect(summary.terms[i]).toBeGreaterThan(summary.terms[i - 1]!);
-  expect(summary.staleTermActionsAccepted).toBe(0);
+  expect(summary.ledgerWrites).toBeGreaterThan(0);
+  expect(summary.staleTermCommits).toBe(0);
+  expect(summary.deposedWritesRefused).toBeGreaterThanOrEqual(1);
   expect(summary.frozenLeaderActionsAfterResume).toBe(0);
   expect(summary.actionsPerTerm.length).toBeGreaterThanOrEqual(4);
   expect(summary.durationMs).toBeLessThan(90_000);
   // Narration goes to stderr in --json mode, plain lines without a TTY.
   expect(stderr).toMatch(/ok {3}graceful handoff/);
+  expect(stderr).toMatch(/ok {3}deposed write refused: .*LeadershipLostError/);
+});
+
+it("the demo's ledger audit counts a deposed leader's commit, in either form", () => {
+  const inOrder = [
+    { n: 1, term: 1, pid: 10 },
+    { n: 2, term: 1, pid: 10 },
+    { n: 3, term: 5, pid: 11 },
+  ];
+  expect(staleTermCommits(inOrder)).toBe(0);
+  // An older term committed after a newer one (what a paused, unchecked leader does)...
+  expect(staleTermCommits([...inOrder, { n: 4, term: 1, pid: 10 }])).toBe(1);
+  // ...and one term committed from two processes.
+  expect(staleTermCommits([...inOrder, { n: 4, term: 5, pid: 12 }])).toBe(1);
 });
 
 it('Ctrl-C during the demo leaves nothing behind: no temporary directory, no server process', { timeout: 120_000 }, async () => {

@@ -1,11 +1,14 @@
 /**
  * `drizzle-leader demo` (`npm start`): five candidate processes, real failures, measured.
  *
- * Steady leadership; a graceful stop (handoff through NOTIFY); SIGKILL (handoff after the
- * lease); SIGSTOP past the lease, then SIGCONT (the stale leader must step down on wake and
- * never act with its old term); a forced handoff through requestResign. Then a summary: each
- * handoff's latency, the terms, actions per term, and whether any stale-term action got through
- * the fence. Exits non-zero naming the step that misbehaved.
+ * The candidates' leader work is `elector.transaction`: each one increments a counter row and
+ * appends (counter, term, pid) to a ledger that has no fence column, so only the lease check
+ * keeps a deposed leader's write out. Steady leadership; a graceful stop (handoff through
+ * NOTIFY); SIGKILL (handoff after the lease); SIGSTOP inside a lease-checked transaction, past
+ * the lease, then SIGCONT (the stale leader must step down on wake, and the write it was in the
+ * middle of must be refused); a forced handoff through requestResign. Then a summary: each
+ * handoff's latency, the terms, writes per term, and an audit of the ledger in commit order
+ * (stale-term commits). Exits non-zero naming the step that misbehaved.
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -25,6 +28,11 @@ import { LiveView } from './live-view.js';
 /** Short on purpose, so the whole scenario runs in well under a minute. */
 export const DEMO_TIMINGS = Object.freeze({ ttl: 2_000, renewInterval: 500, safetyMargin: 500 });
 const CANDIDATES = 5;
+/**
+ * Each ledger transaction stays open this long after its lease check, as a job computing what
+ * to write would: long enough for the SIGSTOP step to freeze the leader inside one.
+ */
+const HOLD_MS = 100;
 
 export interface DemoHandoff {
   kind: 'graceful stop' | 'SIGKILL' | 'SIGSTOP past the lease' | 'forced (requestResign)';
@@ -41,8 +49,14 @@ export interface DemoSummary {
   steps: { step: string; ok: boolean; detail: string }[];
   handoffs: DemoHandoff[];
   terms: number[];
+  /** Per term: ledger rows committed, and writes refused with LeadershipLostError (reported by the candidates). */
   actionsPerTerm: { term: number; accepted: number; rejected: number }[];
-  staleTermActionsAccepted: number;
+  /** Ledger rows, in counter order, whose term is older than a row before them or belongs to a second process. */
+  staleTermCommits: number;
+  ledgerWrites: number;
+  /** Writes of the frozen leader's old term that were refused after it woke. */
+  deposedWritesRefused: number;
+  /** Writes of the frozen leader's old term that committed after it woke. */
   frozenLeaderActionsAfterResume: number;
   server: 'embedded' | 'url';
   durationMs: number;
@@ -78,7 +92,9 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
     handoffs: [],
     terms: [],
     actionsPerTerm: [],
-    staleTermActionsAccepted: 0,
+    staleTermCommits: 0,
+    ledgerWrites: 0,
+    deposedWritesRefused: 0,
     frozenLeaderActionsAfterResume: 0,
     server: options.url ? 'url' : 'embedded',
     durationMs: 0,
@@ -166,11 +182,11 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
         for (const statement of migration.sql) if (statement.trim()) await tx.unsafe(statement);
       }
     });
-    await client.unsafe(`create table "${schema}".fence (id int primary key, term bigint not null, writes bigint not null)`);
-    await client.unsafe(
-      `create table "${schema}".actions (id bigserial primary key, at double precision not null, term bigint not null, pid int not null, accepted boolean not null)`,
-    );
-    await client.unsafe(`insert into "${schema}".fence values (1, 0, 0)`);
+    // The ledger the leaders write through elector.transaction: no fence column anywhere; the
+    // counter row orders the writes by commit.
+    await client.unsafe(`create table "${schema}".counter (id int primary key, n bigint not null)`);
+    await client.unsafe(`insert into "${schema}".counter values (1, 0)`);
+    await client.unsafe(`create table "${schema}".ledger (n bigint primary key, term bigint not null, pid int not null)`);
     view.log(
       `election "${name}": ttl ${DEMO_TIMINGS.ttl} ms, renew every ${DEMO_TIMINGS.renewInterval} ms, safety margin ${DEMO_TIMINGS.safetyMargin} ms`,
     );
@@ -190,6 +206,12 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
           DEMO_LEASE_SCHEMA: schema,
           DEMO_ID: id,
           DEMO_TIMINGS: `${DEMO_TIMINGS.ttl},${DEMO_TIMINGS.renewInterval},${DEMO_TIMINGS.safetyMargin}`,
+          DEMO_WRITE: 'transaction',
+          DEMO_TX_HOLD_MS: String(HOLD_MS),
+          // The server ends the frozen leader's transaction (its session, with postgres.js), and
+          // postgres.js 3.4.9 can then crash the process on waking (docs/operations.md, "Known
+          // driver issue"): node-postgres wakes cleanly and reports its refused write.
+          DEMO_DRIVER: 'node-postgres',
         },
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       });
@@ -284,15 +306,18 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
       );
       await sleep(600);
 
-      // ---- 4. SIGSTOP past the lease, then SIGCONT ------------------------------------------
+      // ---- 4. SIGSTOP inside a lease-checked transaction, past the lease, then SIGCONT ------
       leader = currentLeader()!;
       const frozen = candidates.get(leader.pid)!;
+      const inside = await insideTransaction(client, frozen.id);
       const leaseAtFreeze = await getLeader(db, { name, table });
       mark = events.length;
       const frozenAt = wallNow();
       frozen.process.kill('SIGSTOP');
-      view.log(`froze leader pid ${frozen.pid} with SIGSTOP (term ${leader.term})`);
-      const afterFreeze = await nextEvent(gainedBy(frozen.pid), DEMO_TIMINGS.ttl * 3, mark);
+      view.log(
+        `froze leader pid ${frozen.pid} with SIGSTOP (term ${leader.term}, ${inside ? 'inside a lease-checked transaction' : 'between two writes'})`,
+      );
+      const afterFreeze = await nextEvent(gainedBy(frozen.pid), DEMO_TIMINGS.ttl * 4, mark);
       const freezeMs = afterFreeze ? afterFreeze.at - frozenAt : Number.NaN;
       if (afterFreeze) {
         summary.handoffs.push({
@@ -306,7 +331,9 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
       step(
         'frozen leader replaced',
         afterFreeze !== null,
-        afterFreeze ? `pid ${afterFreeze.pid} took over with term ${afterFreeze.term} after ${formatDuration(freezeMs)}` : 'no new leader',
+        afterFreeze
+          ? `pid ${afterFreeze.pid} took over with term ${afterFreeze.term} after ${formatDuration(freezeMs)} (lease had ${formatDuration(leaseAtFreeze?.remainingMs ?? 0)} left at the freeze)`
+          : 'no new leader',
       );
       await sleep(Math.max(0, frozenAt + DEMO_TIMINGS.ttl * 1.5 - wallNow()) + 300);
       const resumedAt = wallNow();
@@ -318,17 +345,29 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
         3_000,
         mark,
       );
+      // Its write's `at` predates the freeze: what counts is that the answer came after the wake.
+      const staleWrite = (accepted: boolean) => (e: Event) =>
+        e.type === 'action' && e.pid === frozen.pid && e.term === leader.term && e.accepted === accepted && e.receivedAt >= resumedAt;
+      const refused = await nextEvent((e): e is Event => staleWrite(false)(e), 3_000, mark);
       await sleep(500);
-      const staleAfterResume = events.filter(
-        (e) => e.type === 'action' && e.pid === frozen.pid && e.term === leader.term && e.at >= resumedAt,
-      );
-      summary.frozenLeaderActionsAfterResume = staleAfterResume.length;
+      summary.frozenLeaderActionsAfterResume = events.filter(staleWrite(true)).length;
+      summary.deposedWritesRefused = events.filter(staleWrite(false)).length;
       step(
         'stale leader steps down on wake',
-        stepDown !== null && stepDown.type === 'transition' && stepDown.reason === 'trust-expired' && staleAfterResume.length === 0,
+        stepDown !== null &&
+          stepDown.type === 'transition' &&
+          stepDown.reason === 'trust-expired' &&
+          summary.frozenLeaderActionsAfterResume === 0,
         stepDown
-          ? `pid ${frozen.pid} stepped down (${stepDown.type === 'transition' ? stepDown.reason : ''}) and did ${staleAfterResume.length} actions with its stale term ${leader.term} after waking`
+          ? `pid ${frozen.pid} stepped down (${stepDown.type === 'transition' ? stepDown.reason : ''}) and committed ${summary.frozenLeaderActionsAfterResume} writes with its stale term ${leader.term} after waking`
           : `pid ${frozen.pid} did not report stepping down`,
+      );
+      step(
+        'deposed write refused',
+        refused !== null && summary.frozenLeaderActionsAfterResume === 0,
+        refused
+          ? `the write pid ${frozen.pid} was making with term ${leader.term} when it froze failed with LeadershipLostError on waking (${summary.deposedWritesRefused} refused, 0 committed)`
+          : `pid ${frozen.pid} reported no refused write after waking${inside ? '' : ' (it was frozen between two writes)'}`,
       );
 
       // ---- 5. forced handoff ------------------------------------------------------------------
@@ -351,17 +390,17 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
       statusLoop.stop();
     }
 
-    // ---- stop everyone, then audit the fenced table -----------------------------------------
+    // ---- stop everyone, then audit the ledger ------------------------------------------------
     for (const c of candidates.values()) if (c.alive) c.process.send({ type: 'stop' } satisfies ParentMessage);
     for (let waited = 0; waited < 10_000 && [...candidates.values()].some((c) => c.alive); waited += 50) await sleep(50);
-    await audit(client, schema, summary);
+    await audit(client, schema, events, summary);
     summary.terms = events.filter(isGained).map((e) => (e.type === 'transition' ? e.term : 0));
     const increasing = summary.terms.every((t, i) => i === 0 || t > summary.terms[i - 1]!);
     step('terms', increasing, `${summary.terms.join(' < ')}`);
     step(
-      'fencing',
-      summary.staleTermActionsAccepted === 0,
-      `${summary.actionsPerTerm.reduce((n, t) => n + t.accepted, 0)} leader actions accepted, ${summary.actionsPerTerm.reduce((n, t) => n + t.rejected, 0)} rejected by the fence, ${summary.staleTermActionsAccepted} stale-term actions accepted`,
+      'ledger audit',
+      summary.staleTermCommits === 0 && summary.ledgerWrites > 0,
+      `${summary.ledgerWrites} lease-checked writes committed, ${summary.actionsPerTerm.reduce((n, t) => n + t.rejected, 0)} refused with LeadershipLostError; stale-term commits = ${summary.staleTermCommits}`,
     );
     summary.ok = true;
   } catch (error) {
@@ -381,21 +420,51 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
   return summary.ok;
 }
 
-async function audit(client: Sql, schema: string, summary: DemoSummary): Promise<void> {
-  const perTerm = await client.unsafe<{ term: string; accepted: string; rejected: string }[]>(
-    `select term, count(*) filter (where accepted) as accepted, count(*) filter (where not accepted) as rejected
-     from "${schema}".actions group by term order by term`,
-  );
-  summary.actionsPerTerm = perTerm.map((r) => ({ term: Number(r.term), accepted: Number(r.accepted), rejected: Number(r.rejected) }));
-  // In commit order (the fence's row lock serializes accepted writes), no accepted action may carry
-  // a term older than one accepted before it.
-  const [stale] = await client.unsafe<{ n: string }[]>(
-    `select count(*) as n from (
-       select term, max(term) over (order by id rows between unbounded preceding and 1 preceding) as newest_before
-       from "${schema}".actions where accepted) a
-     where term < newest_before`,
-  );
-  summary.staleTermActionsAccepted = Number(stale?.n ?? 0);
+async function audit(client: Sql, schema: string, events: Event[], summary: DemoSummary): Promise<void> {
+  const rows = await client.unsafe<{ n: string; term: string; pid: number }[]>(`select n, term, pid from "${schema}".ledger order by n`);
+  const ledger = rows.map((r) => ({ n: Number(r.n), term: Number(r.term), pid: r.pid }));
+  summary.ledgerWrites = ledger.length;
+  summary.staleTermCommits = staleTermCommits(ledger);
+  const perTerm = new Map<number, { term: number; accepted: number; rejected: number }>();
+  const of = (term: number) => perTerm.get(term) ?? perTerm.set(term, { term, accepted: 0, rejected: 0 }).get(term)!;
+  for (const row of ledger) of(row.term).accepted++;
+  for (const e of events) if (e.type === 'action' && !e.accepted) of(e.term).rejected++;
+  summary.actionsPerTerm = [...perTerm.values()].sort((x, y) => x.term - y.term);
+}
+
+/**
+ * The ledger in commit order (the counter row serializes the writes): a row whose term is
+ * older than the row before it, or whose term another process already committed with, is a
+ * deposed leader's write that got through.
+ */
+export function staleTermCommits(ledger: readonly { n: number; term: number; pid: number }[]): number {
+  const owner = new Map<number, number>();
+  let stale = 0;
+  let previous = Number.NEGATIVE_INFINITY;
+  for (const row of [...ledger].sort((x, y) => x.n - y.n)) {
+    const pid = owner.get(row.term);
+    if (row.term < previous || (pid !== undefined && pid !== row.pid)) stale++;
+    if (pid === undefined) owner.set(row.term, row.pid);
+    previous = Math.max(previous, row.term);
+  }
+  return stale;
+}
+
+/**
+ * Waits (bounded) until the candidate's connection sits inside its ledger transaction with most
+ * of the hold still ahead, so a SIGSTOP now lands between the lease check and the commit.
+ */
+async function insideTransaction(client: Sql, applicationName: string): Promise<boolean> {
+  for (const until = wallNow() + 5_000; wallNow() < until; ) {
+    const rows = await client.unsafe(
+      `select 1 from pg_stat_activity where application_name = $1 and state = 'idle in transaction'
+       and now() - xact_start < make_interval(secs => $2)`,
+      [applicationName, HOLD_MS / 2 / 1_000],
+    );
+    if (rows.length > 0) return true;
+    await sleep(2);
+  }
+  return false;
 }
 
 function printSummary(summary: DemoSummary, json: boolean): void {
@@ -418,10 +487,10 @@ function printSummary(summary: DemoSummary, json: boolean): void {
     ]),
   );
   out();
-  out('Leader actions per term (writes fenced by the term)');
+  out('Ledger writes per term (elector.transaction; the ledger has no fence column)');
   out(
     formatTable([
-      ['TERM', 'ACCEPTED', 'REJECTED'],
+      ['TERM', 'COMMITTED', 'REFUSED'],
       ...summary.actionsPerTerm.map((t) => [String(t.term), String(t.accepted), String(t.rejected)]),
     ]),
   );
@@ -429,7 +498,7 @@ function printSummary(summary: DemoSummary, json: boolean): void {
   out(`Terms in order: ${summary.terms.join(' < ') || '-'}`);
   if (summary.ok) {
     out(
-      `Verdict: PASS. No stale-term action was accepted (${summary.staleTermActionsAccepted}); the frozen leader acted ${summary.frozenLeaderActionsAfterResume} times after waking. ${formatDuration(summary.durationMs)} in all.`,
+      `Verdict: PASS. Stale-term commits = ${summary.staleTermCommits} in ${summary.ledgerWrites} ledger writes; the deposed leader's write was refused (${summary.deposedWritesRefused}) and it committed ${summary.frozenLeaderActionsAfterResume} after waking. ${formatDuration(summary.durationMs)} in all.`,
     );
   } else {
     out(`Verdict: FAIL at step "${summary.failedStep}".`);
