@@ -70,9 +70,9 @@ describe.each(DRIVERS)('ordered handover (%s)', (driver) => {
     return { record, run };
   }
 
-  it('stop() aborts the task at once, keeps the lease until the task has returned, and only then hands over', async () => {
+  it('stop() aborts a task that takes 2 s to wind down, keeps the lease until it has returned, and only then hands over', async () => {
     const { leader, gainedAt } = await pair();
-    const { record, run } = await windingDownTask(leader, 700);
+    const { record, run } = await windingDownTask(leader, 2_000);
     const stopped = leader.stop();
     await vi.waitFor(() => expect(record.abortedAt).not.toBeNull());
     expect(leader.isLeader).toBe(false);

@@ -3,7 +3,7 @@ import type { Client, ClientConfig, Pool } from 'pg';
 import type { LeaderDatabase } from '../types.js';
 import { SocketTracker } from './sockets.js';
 import { sqlListenSession } from './sql-listen.js';
-import type { DriverCapabilities, ListenDriver, ListenSession, OwnPool, SessionBounds } from './types.js';
+import type { DriverCapabilities, ListenDriver, ListenSession, OwnPool, SessionBounds, TransactionGuard } from './types.js';
 
 type NodePostgresClient = Pool | Client;
 
@@ -156,16 +156,44 @@ async function withOneConnection<T>(client: NodePostgresClient, fn: (run: (text:
 
 /**
  * A pool hands out a checked-out client without its idle 'error' listener, and a client whose
- * connection ends while no query runs emits 'error': with nobody listening, the process dies.
- * The query that follows fails with the cause instead, and the pool drops the client on release.
+ * connection ends emits 'error' (even while a query runs): with nobody listening, the process
+ * dies. Drizzle checks the client out and sends BEGIN before the transaction callback runs, so
+ * the guard starts at checkout: every client acquired from the pool from `begin` until the
+ * transaction's own client is known gets a listener; the others lose it again at once.
  */
-function guardTransaction(tx: object): () => void {
-  const client = (tx as { session?: { client?: { on?: unknown; off?: unknown } } }).session?.client;
-  if (!client || typeof client.on !== 'function' || typeof client.off !== 'function') return () => {};
-  const emitter = client as { on(event: 'error', fn: () => void): void; off(event: 'error', fn: () => void): void };
-  const ignore = () => {};
-  emitter.on('error', ignore);
-  return () => emitter.off('error', ignore);
+type Emitter = {
+  on(event: string, fn: (...args: unknown[]) => void): unknown;
+  off(event: string, fn: (...args: unknown[]) => void): unknown;
+};
+
+function transactionGuard(client: NodePostgresClient): () => TransactionGuard {
+  return () => {
+    const ignore = () => {};
+    const guarded = new Set<Emitter>();
+    const guard = (c: Emitter) => {
+      c.on('error', ignore);
+      guarded.add(c);
+    };
+    const pool = 'totalCount' in client ? (client as unknown as Emitter) : null;
+    const onAcquire = (c: unknown) => guard(c as Emitter);
+    if (pool) pool.on('acquire', onAcquire);
+    else guard(client as unknown as Emitter);
+    const release = (keep: Emitter | null) => {
+      pool?.off('acquire', onAcquire);
+      for (const c of guarded) {
+        if (c === keep) continue;
+        c.off('error', ignore);
+        guarded.delete(c);
+      }
+    };
+    return {
+      identified: (tx) => {
+        const own = (tx as { session?: { client?: Emitter } }).session?.client ?? null;
+        release(own);
+      },
+      end: () => release(null),
+    };
+  };
 }
 
 export function nodePostgresCapabilities(client: NodePostgresClient): DriverCapabilities {
@@ -173,7 +201,7 @@ export function nodePostgresCapabilities(client: NodePostgresClient): DriverCapa
     client,
     listen: nodePostgresListenDriver(client),
     transactions: true,
-    guardTransaction,
+    guardTransaction: transactionGuard(client),
     sessionEndSafe: true,
     session: (fn) => withOneConnection(client, fn),
     ownPool: (options) => openOwnPool(client, options),

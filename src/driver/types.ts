@@ -49,6 +49,12 @@ export interface SessionBounds {
   readonly idleInTransactionTimeoutMs: number;
 }
 
+/** See `DriverCapabilities.guardTransaction`. */
+export interface TransactionGuard {
+  identified(tx: object): void;
+  end(): void;
+}
+
 /** A small pool the library owns, made from the application client's settings: nobody else can hold its connections. */
 export interface OwnPool {
   readonly db: LeaderDatabase;
@@ -77,12 +83,14 @@ export interface DriverCapabilities {
   /** Interactive transactions on one connection (BEGIN ... COMMIT): lease-checked transactions need them. */
   readonly transactions: boolean;
   /**
-   * Called inside a lease-checked transaction with its Drizzle `tx`; returns the undo. The
-   * server may end that transaction's connection (its timeouts, or the elector ending it):
-   * a driver that would turn that into an uncaught 'error' event while no query is running
-   * (node-postgres, for a checked-out client) is given a listener for the transaction's life.
+   * Guards one lease-checked transaction's connection from checkout to release. The server may
+   * end that connection (its timeouts, the elector ending it, a restart): a driver that would
+   * turn that into an uncaught 'error' event (node-postgres: a checked-out client has no
+   * listener, and a client whose connection ends emits 'error' even while a query runs) gets a
+   * listener for exactly that long. Called before the transaction starts; `identified(tx)` once
+   * the transaction's `tx` exists; `end()` after it settled.
    */
-  readonly guardTransaction: ((tx: object) => () => void) | null;
+  readonly guardTransaction: (() => TransactionGuard) | null;
   /**
    * Whether the server may end a lease-checked transaction's whole session while one of its
    * queries runs (`transaction_timeout`, `pg_terminate_backend`) without harm to the driver.

@@ -23,6 +23,7 @@
  * nothing it wrote survives.
  */
 import type { PgTransactionConfig } from 'drizzle-orm/pg-core';
+import type { TransactionGuard } from '../driver/types.js';
 import { LeadershipLostError } from '../errors.js';
 import { lockLease, type OpenTransaction } from '../lease/transaction.js';
 import type { LeaderTable } from '../schema.js';
@@ -62,7 +63,7 @@ export interface LeaseTransactionRun<TDb extends LeaderDatabase, T> {
   readonly timeoutMs: number;
   /** Client-side bound of the lock statement. */
   readonly lockDeadlineMs: number;
-  readonly guard: ((tx: object) => () => void) | null;
+  readonly guard: (() => TransactionGuard) | null;
   readonly work: LeaderWork;
   /** Ends an open transaction (`item.open`) from the elector's own connection. */
   readonly end: (item: WorkItem) => Promise<void>;
@@ -83,7 +84,7 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
   const { lease, table, timeoutMs } = run;
   const term = { name: lease.name, leaderId: run.leaderId, term: lease.term };
   for (let attempt = 1; ; attempt++) {
-    let unguard = () => {};
+    const guard = run.guard?.() ?? null;
     let timer: NodeJS.Timeout | undefined;
     let timedOut = false;
     // Before the work runs, the caller is never kept waiting on a connection that stopped
@@ -94,7 +95,7 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
     });
     try {
       const transaction = run.db.transaction(async (tx) => {
-        unguard = run.guard?.(tx) ?? unguard;
+        guard?.identified(tx);
         let open: OpenTransaction | null;
         try {
           open = await withDeadline(
@@ -124,7 +125,13 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
         if (timedOut) throw new LeadershipLostError(lease.name, lease.term, 'timed-out');
         return result;
       }, run.config);
-      transaction.catch(() => {});
+      // The guard stays until the transaction has settled and its client is back in the pool,
+      // even when the caller was answered early (a lock statement that never answered): a
+      // connection that dies meanwhile must not become an unheard 'error' event.
+      void transaction.then(
+        () => guard?.end(),
+        () => guard?.end(),
+      );
       return (await Promise.race([transaction, lockRejected])) as T;
     } catch (error) {
       if (item.open === null && errorCode(error) === '40001' && attempt < LOCK_ATTEMPTS) continue;
@@ -135,7 +142,6 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
       throw error;
     } finally {
       clearTimeout(timer);
-      unguard();
     }
   }
 }
