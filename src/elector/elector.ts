@@ -49,7 +49,6 @@
 import { randomUUID } from 'node:crypto';
 import type { SQL } from 'drizzle-orm';
 import { diagnose } from '../diagnose.js';
-import { detectDriver } from '../driver/detect.js';
 import type { SessionBounds } from '../driver/types.js';
 import {
   DatabaseUnusableError,
@@ -60,15 +59,14 @@ import {
   LeadershipLostError,
   LeaseTableMissingError,
   LeaseTableOutdatedError,
-  UnsupportedDriverError,
 } from '../errors.js';
 import { acquireStatementDatabase, MAX_CONNECT_TIMEOUT_MS } from '../lease/connection.js';
 import { notify } from '../lease/statements.js';
 import { createLeaseStore, type LeaseStore } from '../lease/store.js';
-import { endTransaction, hasLeaseKey, leaseHeldSql } from '../lease/transaction.js';
+import { leaseHeldSql } from '../lease/transaction.js';
 import { subscribeChannel } from '../listen/notifier.js';
 import { parseNotification } from '../listen/payload.js';
-import { checkDuration, type ElectorOptions, type ResolvedElectorOptions, resolveElectorOptions, tableLabel } from '../options.js';
+import { type ElectorOptions, type ResolvedElectorOptions, resolveElectorOptions, tableLabel } from '../options.js';
 import type {
   ElectorStats,
   LeaderDatabase,
@@ -88,6 +86,7 @@ import { deferred } from '../util/deferred.js';
 import { Wakeup } from '../util/wakeup.js';
 import { Instruments } from './instruments.js';
 import { type LeaseTransactionConfig, type LeaseTransactionFn, runLeaseTransaction } from './lease-transaction.js';
+import { endOverrunningTransaction, giveUpOverrun, LeaseKeyCheck, prepareLeaseTransaction } from './lease-work.js';
 import { Subscribers } from './subscribers.js';
 import { sessionBounds, TrustWindow } from './trust.js';
 import { LeaderWork, type WorkItem } from './work.js';
@@ -209,14 +208,18 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
   #notifiedAt: number | null = null;
   /** Tasks and lease-checked transactions in flight, by term: what a handover drains. */
   readonly #work = new LeaderWork();
-  /** The renew-and-resign connection, once the loop has opened it: it also ends overrunning transactions. */
+  /**
+   * The connection overrunning transactions are ended from, once the loop has opened it: the
+   * election connection, idle while this elector leads, so that ending them (a cancel every
+   * 100 ms with postgres.js) never queues in front of a renewal.
+   */
   #leadDb: LeaderDatabase | null = null;
   /** stop() was called: a follower no longer campaigns, even while a leadership drains. */
   #stopRequested = false;
   /** Ends each live `runWhileLeader` runner (called by stop(), after the drain). */
   readonly #runEnders = new Set<() => void>();
   /** The check that the table has the key lease-checked transactions rely on, made once. */
-  #leaseKeyChecked: Promise<void> | null = null;
+  readonly #leaseKey = new LeaseKeyCheck();
 
   constructor(db: TDb, options: ElectorOptions = {}, internals: ElectorInternals = {}) {
     this.#options = resolveElectorOptions(options);
@@ -423,15 +426,8 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
    * safely until then, since its lock keeps the term in place. Same database only.
    */
   async transaction<T>(fn: LeaseTransactionFn<TDb, T>, config: LeaseTransactionConfig = {}): Promise<T> {
-    const { name, table, id, safetyMargin, ttl } = this.#options;
-    if (typeof fn !== 'function') throw new InvalidOptionError('fn', fn, 'a function (tx, lease, signal) => Promise<T>');
-    if (config === null || typeof config !== 'object') throw new InvalidOptionError('config', config, 'an object');
-    const { timeout, ...drizzleConfig } = config;
-    const timeoutMs = timeout === undefined ? ttl - safetyMargin : checkDuration('timeout', timeout);
-    const driver = detectDriver(this.#db);
-    if (!driver.transactions) {
-      throw new UnsupportedDriverError('elector.transaction() needs a driver with interactive transactions (postgres.js or node-postgres)');
-    }
+    const { name, table, id } = this.#options;
+    const prepared = prepareLeaseTransaction(this.#db, fn, config, this.#options, 'elector.transaction()');
     await this.#checkLeaseKey();
     const leadership = this.#activeLeadership();
     if (!leadership) throw new LeadershipLostError(name, null, 'not-leader');
@@ -441,13 +437,13 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
       lease: leadership.lease,
       leaderId: id,
       signal: leadership.controller.signal,
-      timeoutMs,
+      timeoutMs: prepared.timeoutMs,
       lockDeadlineMs: this.#statementDeadlineMs(),
-      guard: driver.guardTransaction,
+      guard: prepared.driver.guardTransaction,
       work: this.#work,
       end: (item) => this.#endTransaction(item),
-      sessionEndSafe: driver.sessionEndSafe,
-      config: Object.keys(drizzleConfig).length > 0 ? drizzleConfig : undefined,
+      sessionEndSafe: prepared.driver.sessionEndSafe,
+      config: prepared.config,
       fn,
     });
   }
@@ -625,15 +621,7 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
     const overran = await this.#work.drain(term, drainTimeout, cut);
     // Renewals replace the state object (the handover travels with it): compare terms.
     const stillHeld = () => this.#state.kind === 'leader' && this.#state.lease.term === term;
-    if (stillHeld()) {
-      for (const item of overran) {
-        logger.warn(
-          { name, term, task: item.label, drainTimeout },
-          `drizzle-leader: ${item.label} did not finish within drainTimeout (${drainTimeout} ms); giving up the lease anyway`,
-        );
-        item.stop?.();
-      }
-    }
+    if (stillHeld()) giveUpOverrun(logger, overran, { name, term, drainTimeout });
     if (reason === 'stopped' || !stillHeld()) return;
     this.#holdOffUntil = this.#now().monotonic + this.#resignHoldOffMs();
     const released = this.#nextRelease();
@@ -648,42 +636,23 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
    * nothing to cancel until it sends its next statement), until the server's own idle timeout
    * must have ended it.
    */
-  async #endTransaction(item: WorkItem): Promise<void> {
-    const db = this.#leadDb;
-    const open = item.open;
-    if (!db || !open) return;
-    const how = detectDriver(this.#db).sessionEndSafe ? 'terminate' : 'cancel';
-    const until = this.#now().monotonic + 2 * (item.timeoutMs ?? this.#options.ttl) + 1_000;
-    do {
-      try {
-        await withDeadline(endTransaction(db, open, how), this.#statementDeadlineMs(), () => 'ending a transaction did not answer');
-      } catch (error) {
-        this.#options.logger.warn(
-          { err: error, name: this.#options.name, pid: open.pid },
-          'drizzle-leader: could not end an overrunning transaction',
-        );
-      }
-      if (how === 'terminate') return;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    } while (this.#work.has(item) && this.#now().monotonic < until);
+  #endTransaction(item: WorkItem): Promise<void> {
+    return endOverrunningTransaction({
+      leadDb: this.#leadDb,
+      db: this.#db,
+      item,
+      work: this.#work,
+      ttl: this.#options.ttl,
+      deadlineMs: this.#statementDeadlineMs(),
+      monotonic: () => this.#now().monotonic,
+      logger: this.#options.logger,
+      name: this.#options.name,
+    });
   }
 
   /** Lease-checked transactions rely on `unique (name, term)` (migration 0002): refuse loudly without it. */
   #checkLeaseKey(): Promise<void> {
-    this.#leaseKeyChecked ??= hasLeaseKey(this.#db, this.#options.table).then((present) => {
-      if (!present) {
-        throw new LeaseTableOutdatedError(
-          tableLabel(this.#options.table),
-          new Error(
-            'the unique (name, term) constraint of migration 0002 is missing; lease-checked transactions would not block a takeover',
-          ),
-        );
-      }
-    });
-    this.#leaseKeyChecked.catch(() => {
-      this.#leaseKeyChecked = null; // a failed check (connection lost) is made again next time
-    });
-    return this.#leaseKeyChecked;
+    return this.#leaseKey.ensure(this.#db, this.#options.table);
   }
 
   /**
@@ -729,7 +698,7 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
         acquireStatementDatabase(this.#db, bounds, logger, 'lead'),
       ]);
       release = () => Promise.all([electing.release(), leading.release()]).then(() => {});
-      this.#leadDb = leading.db;
+      this.#leadDb = electing.db;
       this.#resetConnections = () => {
         electing.reset();
         leading.reset();

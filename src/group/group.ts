@@ -51,21 +51,27 @@
  * heartbeat due. The database decides every leadership.
  */
 import { createHash } from 'node:crypto';
+import type { SQL } from 'drizzle-orm';
 import { diagnose } from '../diagnose.js';
 import type { SessionBounds } from '../driver/types.js';
+import { type LeaseTransactionConfig, type LeaseTransactionFn, runLeaseTransaction } from '../elector/lease-transaction.js';
+import { endOverrunningTransaction, giveUpOverrun, LeaseKeyCheck, prepareLeaseTransaction } from '../elector/lease-work.js';
 import { Subscribers } from '../elector/subscribers.js';
 import { sessionBounds, TrustWindow } from '../elector/trust.js';
+import { LeaderWork, type WorkItem } from '../elector/work.js';
 import {
   DatabaseUnusableError,
   DeadlineExceededError,
   DrizzleLeaderError,
   ElectorStoppedError,
   InvalidOptionError,
+  LeadershipLostError,
   LeaseTableMissingError,
   LeaseTableOutdatedError,
 } from '../errors.js';
 import { electMany, heartbeat, leaveGroup, type NameTerm, renewMany, resignMany } from '../lease/batch.js';
 import { acquireStatementDatabase, MAX_CONNECT_TIMEOUT_MS } from '../lease/connection.js';
+import { leaseHeldSql } from '../lease/transaction.js';
 import { subscribeChannel } from '../listen/notifier.js';
 import { parseNotification } from '../listen/payload.js';
 import { checkLabel, type ElectorOptions, type ResolvedElectorOptions, resolveElectorOptions, tableLabel } from '../options.js';
@@ -99,11 +105,15 @@ export type GroupListener = (event: GroupEvent) => void | Promise<void>;
 /** Runs while this member leads `name`; `signal` aborts the moment that leadership ends, for any reason. */
 export type GroupTask = (name: string, signal: AbortSignal, lease: Lease) => void | Promise<void>;
 
+/** The same handle as the single elector's `runWhileLeader` (`LeaderRun`), over every name. */
 export interface GroupTaskHandle {
-  /** Stops further runs and aborts the running ones. */
+  /** Stops further runs and aborts the running ones (their signals); idempotent. */
   cancel(): void;
-  /** Resolves when every run started so far has returned (after `cancel()` or `stop()`, the drain to await). */
-  settled(): Promise<void>;
+  /** Resolves once the runs are over (`cancel()`, or the group stopped) and every run has returned. Never rejects. */
+  readonly done: Promise<void>;
+  /** Whether a run of the task is in progress now, for any name. */
+  readonly running: boolean;
+  [Symbol.dispose](): void;
 }
 
 export interface ElectorGroupOptions extends Omit<ElectorOptions, 'name' | 'hooks'> {
@@ -130,6 +140,23 @@ type Held = {
   readonly controller: AbortController;
 };
 
+/**
+ * A leadership in its ordered handover: over for every reader (signal aborted, `lost` emitted,
+ * `leads()` false), but still renewed until its term's tasks and lease-checked transactions have
+ * returned or `drainTimeout` has passed; only then is it released (DELETE + NOTIFY), so a
+ * successor's term never begins while this term's work still runs.
+ */
+type Draining = {
+  lease: Lease;
+  trust: TrustWindow;
+  /** Ends the wait early: the leadership ended on its own, nothing is left to protect by waiting. */
+  readonly cut: () => void;
+  finished: Promise<void>;
+};
+
+/** Why a leadership ends with an ordered handover; the others end because it is already gone or untrusted. */
+const ORDERED: ReadonlySet<GroupLossReason> = new Set(['stopped', 'rebalanced', 'removed', 'resigned']);
+
 type Phase = 'idle' | 'running' | 'stopping' | 'stopped';
 
 /** Back-off after a failed statement: 100 ms doubling up to 2 s. */
@@ -149,8 +176,8 @@ type Unreleased = { readonly term: number; readonly until: number };
 /** What this member last learned about a name it does not lead. */
 type Known = { readonly leaderId: string; readonly expiresAt: number };
 
-export class ElectorGroup {
-  readonly #db: LeaderDatabase;
+export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
+  readonly #db: TDb;
   readonly #options: ResolvedElectorOptions;
   readonly #group: string;
   readonly #eligible: boolean;
@@ -164,6 +191,16 @@ export class ElectorGroup {
   #phase: Phase = 'idle';
   #names: string[];
   readonly #held = new Map<string, Held>();
+  readonly #draining = new Map<string, Draining>();
+  /** Tasks and lease-checked transactions in flight, by term (terms are unique across names): what a handover drains. */
+  readonly #work = new LeaderWork();
+  /** The renew-and-resign connection, once the loop opened it: it also ends overrunning transactions. */
+  #leadDb: LeaderDatabase | null = null;
+  readonly #leaseKey = new LeaseKeyCheck();
+  /** stop() was called: nothing more is campaigned for while the leaderships drain. */
+  #stopRequested = false;
+  /** Ends each live `runWhileLeader` runner (called by stop(), after the drain). */
+  readonly #runEnders = new Set<() => void>();
   readonly #unreleased = new Map<string, Unreleased>();
   /** Monotonic ms at which each name this member does not lead is next worth an election. */
   readonly #due = new Map<string, number>();
@@ -190,7 +227,7 @@ export class ElectorGroup {
     lost: 0,
   };
 
-  constructor(db: LeaderDatabase, options: ElectorGroupOptions) {
+  constructor(db: TDb, options: ElectorGroupOptions) {
     if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', options, 'an object with names');
     const { names, group, eligible, weight, ...single } = options;
     if ('name' in single)
@@ -287,9 +324,11 @@ export class ElectorGroup {
   }
 
   /**
-   * Steps down from every name at once (task signals abort, `leads()` turns false), then
-   * leaves the membership and resigns every leadership with DELETE + NOTIFY, so the others
-   * take over within milliseconds. Idempotent; resolves within one ttl in every state.
+   * Steps down from every name at once (task signals abort, `leads()` turns false); keeps
+   * renewing the leases while each name's `runWhileLeader` tasks and lease-checked transactions
+   * finish (up to `drainTimeout`, logged with what overran), then leaves the membership and
+   * resigns every leadership with DELETE + NOTIFY, so the others take over within milliseconds.
+   * Idempotent; resolves within `drainTimeout` plus one ttl in every state.
    */
   stop(): Promise<void> {
     this.#stopped ??= this.#stop();
@@ -297,7 +336,11 @@ export class ElectorGroup {
   }
 
   async #stop(): Promise<void> {
+    this.#stopRequested = true;
     for (const name of [...this.#held.keys()]) this.#stepDown(name, 'stopped');
+    // The loop keeps running meanwhile: it renews the draining leases and releases each one as its drain ends.
+    await Promise.all([...this.#draining.values()].map((d) => d.finished));
+    for (const end of [...this.#runEnders]) end();
     this.#phase = 'stopping';
     if (this.#deferredWake) clearTimeout(this.#deferredWake);
     this.#wakeup.wake();
@@ -320,41 +363,107 @@ export class ElectorGroup {
 
   /**
    * Calls `task(name, signal, lease)` each time this member gains a name (and at once for the
-   * names it leads now); `signal` aborts when that leadership ends.
+   * names it leads now); `signal` aborts when that leadership ends. On `stop()`, a rebalancing,
+   * `removeName()` and a requested resignation, the name's lease is given up only after its run
+   * has returned (up to `drainTimeout`), so a successor never runs alongside it.
+   *
+   * Returns the single elector's handle: `cancel()` stops further runs and aborts the current
+   * ones; `done` resolves once the runs are over (cancelled, or the group stopped) and every run
+   * has returned; `running` tells whether one is in progress.
    */
-  runWhileLeader(task: GroupTask): GroupTaskHandle {
+  runWhileLeader(task: GroupTask, options: { label?: string } = {}): GroupTaskHandle {
     if (this.#stopped) throw new ElectorStoppedError();
     if (typeof task !== 'function') throw new InvalidOptionError('task', task, 'a function (name, signal, lease) => ...');
+    const label = options.label ?? (task.name ? `runWhileLeader task "${task.name}"` : 'a runWhileLeader task');
     const owner = new AbortController();
     const running = new Set<Promise<void>>();
+    const finished = deferred();
     const launch = (name: string, held: Held) => {
       if (owner.signal.aborted || held.controller.signal.aborted) return;
       const signal = AbortSignal.any([held.controller.signal, owner.signal]);
+      // A leadership that ended before the task got to run (stop() right after a gain) is not started at all.
       const run = Promise.resolve()
-        .then(() => task(name, signal, held.lease))
+        .then(() => (signal.aborted ? undefined : task(name, signal, held.lease)))
         .catch((error: unknown) => {
           if (!signal.aborted) {
             this.#options.logger.error({ err: error, name, term: held.lease.term }, 'drizzle-leader: leader task failed');
           }
-        })
-        .finally(() => running.delete(run));
+        });
       running.add(run);
+      this.#work.track({ term: held.lease.term, label, open: null }, run);
+      void run.then(() => running.delete(run));
     };
     const unsubscribe = this.#onTransition((event) => {
       if (event.type !== 'gained') return;
       const held = this.#held.get(event.name);
       if (held && held.lease.term === event.term) launch(event.name, held);
     });
-    for (const [name] of this.leaderships()) launch(name, this.#held.get(name)!);
-    return {
-      cancel: () => {
-        owner.abort(new DrizzleLeaderError('runWhileLeader was cancelled'));
-        unsubscribe();
-      },
-      settled: async () => {
+    const end = () => {
+      if (owner.signal.aborted) return;
+      owner.abort(new DrizzleLeaderError('runWhileLeader was cancelled'));
+      unsubscribe();
+      this.#runEnders.delete(end);
+      void (async () => {
         while (running.size > 0) await Promise.allSettled([...running]);
-      },
+      })().then(() => finished.resolve());
     };
+    this.#runEnders.add(end);
+    for (const [name] of this.leaderships()) launch(name, this.#held.get(name)!);
+    return Object.freeze({
+      cancel: end,
+      done: finished.promise,
+      get running() {
+        return running.size > 0;
+      },
+      [Symbol.dispose]: end,
+    });
+  }
+
+  /**
+   * Runs `fn(tx, lease, signal)` in a Drizzle transaction that commits only if this member's
+   * exact term of `name` holds the lease: the single elector's `transaction()`, per name. The
+   * database checks the term when the transaction takes its lock (FOR KEY SHARE), before `fn`
+   * runs, and no other term of `name` can be elected until it commits or rolls back; this
+   * member's batched renewals set only `expires_at` and are not held up by it.
+   *
+   * Throws `LeadershipLostError` without running `fn` when this member does not lead `name`
+   * (`not-leader`) or the database no longer holds its term (`lease-not-held`), and when the
+   * transaction outlived `config.timeout` (`timed-out`, rolled back). A handover of `name`
+   * (stop, rebalancing, removal, requested resignation) waits for it, up to `drainTimeout`.
+   */
+  async transaction<T>(name: string, fn: LeaseTransactionFn<TDb, T>, config: LeaseTransactionConfig = {}): Promise<T> {
+    const { table, id } = this.#options;
+    const prepared = prepareLeaseTransaction(this.#db, fn, config, this.#options, 'group.transaction()');
+    await this.#leaseKey.ensure(this.#db, table);
+    const held = this.#trusted(name);
+    if (!held) throw new LeadershipLostError(name, null, 'not-leader');
+    return runLeaseTransaction({
+      db: this.#db,
+      table,
+      lease: held.lease,
+      leaderId: id,
+      signal: held.controller.signal,
+      timeoutMs: prepared.timeoutMs,
+      lockDeadlineMs: this.#statementDeadlineMs(),
+      guard: prepared.driver.guardTransaction,
+      work: this.#work,
+      end: (item) => this.#endTransaction(name, item),
+      sessionEndSafe: prepared.driver.sessionEndSafe,
+      config: prepared.config,
+      fn,
+    });
+  }
+
+  /**
+   * The lighter form of `transaction()` for one write: a condition for its `where` that is true
+   * only while this member's term of `name` holds the lease at the statement's start, and that
+   * keeps any other term of `name` from being elected until the write's transaction ends.
+   * Throws `LeadershipLostError` when this member does not lead `name` now.
+   */
+  leaseHeld(name: string): SQL {
+    const held = this.#trusted(name);
+    if (!held) throw new LeadershipLostError(name, null, 'not-leader');
+    return leaseHeldSql(this.#options.table, { name, leaderId: this.#options.id, term: held.lease.term });
   }
 
   /** Replaces the set of names: names removed are resigned (reason `removed`), names added are campaigned for at once. */
@@ -437,7 +546,7 @@ export class ElectorGroup {
     });
     // Until it is renewed or released, this term may be alive in the database.
     this.#unreleased.set(record.name, { term: record.term, until: this.#now().monotonic + this.#options.ttl });
-    if (!trust.trusted(this.#now()) || !this.#running() || !this.#names.includes(record.name)) return;
+    if (!trust.trusted(this.#now()) || !this.#running() || this.#stopRequested || !this.#names.includes(record.name)) return;
     this.#unreleased.delete(record.name);
     this.#held.set(record.name, { lease, trust, controller: new AbortController() });
     this.#due.delete(record.name);
@@ -457,13 +566,59 @@ export class ElectorGroup {
     this.#stats.lost++;
     held.controller.abort(new DrizzleLeaderError(`leadership of ${name} term ${held.lease.term} ended: ${reason}`));
     this.#emit({ type: 'lost', name, term: held.lease.term, reason });
-    if (reason !== 'renewal-denied' && reason !== 'term-replaced') {
+    if (ORDERED.has(reason) && this.#work.pending(held.lease.term).length > 0) {
+      this.#drain(name, held);
+    } else if (reason !== 'renewal-denied' && reason !== 'term-replaced') {
       this.#unreleased.set(name, { term: held.lease.term, until: this.#now().monotonic + this.#options.ttl });
     }
     const holdOff = reason === 'resigned' || reason === 'rebalanced' ? Math.min(this.#options.renewInterval, 1_000) : 0;
     if (this.#names.includes(name)) this.#due.set(name, this.#now().monotonic + holdOff);
     this.#armTrustTimer();
     this.#wakeup.wake();
+  }
+
+  /**
+   * The ordered handover of one name, begun after its leadership ended for every reader: the
+   * loop renews the lease while the term's work drains; then the term is released like any other.
+   */
+  #drain(name: string, held: Held): void {
+    const { drainTimeout, logger } = this.#options;
+    const term = held.lease.term;
+    const cut = deferred();
+    const entry: Draining = { lease: held.lease, trust: held.trust, cut: () => cut.resolve(), finished: Promise.resolve() };
+    this.#draining.set(name, entry);
+    entry.finished = this.#work.drain(term, drainTimeout, cut.promise).then((overran) => {
+      if (this.#draining.get(name) !== entry) return;
+      giveUpOverrun(logger, overran, { name, term, drainTimeout });
+      this.#draining.delete(name);
+      this.#unreleased.set(name, { term, until: this.#now().monotonic + this.#options.ttl });
+      this.#releaseRetryAt = 0;
+      this.#wakeup.wake();
+    });
+  }
+
+  /** A draining leadership ended on its own (denied, replaced, untrusted): stop waiting; release it only if it may still be ours. */
+  #endDrain(name: string, mayBeOurs: boolean): void {
+    const entry = this.#draining.get(name);
+    if (!entry) return;
+    this.#draining.delete(name);
+    entry.cut();
+    if (mayBeOurs) this.#unreleased.set(name, { term: entry.lease.term, until: this.#now().monotonic + this.#options.ttl });
+    this.#wakeup.wake();
+  }
+
+  #endTransaction(name: string, item: WorkItem): Promise<void> {
+    return endOverrunningTransaction({
+      leadDb: this.#leadDb,
+      db: this.#db,
+      item,
+      work: this.#work,
+      ttl: this.#options.ttl,
+      deadlineMs: this.#statementDeadlineMs(),
+      monotonic: () => this.#now().monotonic,
+      logger: this.#options.logger,
+      name,
+    });
   }
 
   /** One timer for the earliest trust deadline: leaderships end on time even if nobody calls `leads()`. */
@@ -509,6 +664,7 @@ export class ElectorGroup {
         leading.reset();
       };
       lead = leading.db;
+      this.#leadDb = leading.db;
       const opening = electing.error ?? leading.error;
       if (opening) {
         const failure = this.#failed(opening, 'election');
@@ -539,7 +695,8 @@ export class ElectorGroup {
     const now = () => this.#now().monotonic;
     if (this.#heartbeatDueAt <= now()) failure ??= await this.#heartbeat(leadDb);
     for (const name of [...this.#held.keys()]) this.#trusted(name);
-    if (this.#held.size > 0 && this.#renewDueAt <= now()) failure ??= await this.#renew(leadDb);
+    for (const [name, draining] of [...this.#draining]) if (!draining.trust.trusted(this.#now())) this.#endDrain(name, true);
+    if (this.#held.size + this.#draining.size > 0 && this.#renewDueAt <= now()) failure ??= await this.#renew(leadDb);
     this.#shedSurplus();
     if (this.#unreleased.size > 0 && this.#releaseRetryAt <= now()) await this.#release(leadDb);
     if (!this.#running()) return failure;
@@ -617,10 +774,14 @@ export class ElectorGroup {
 
   async #renew(db: LeaderDatabase): Promise<unknown> {
     const { table, id, ttl, renewInterval } = this.#options;
-    const leaderships: NameTerm[] = [...this.#held.entries()].map(([name, held]) => ({ name, term: held.lease.term }));
+    const leaderships: NameTerm[] = [...this.#held.entries(), ...this.#draining.entries()].map(([name, held]) => ({
+      name,
+      term: held.lease.term,
+    }));
     const startedAt = this.#now();
     let earliestTrust = Number.POSITIVE_INFINITY;
-    for (const held of this.#held.values()) earliestTrust = Math.min(earliestTrust, held.trust.remaining(startedAt));
+    for (const held of [...this.#held.values(), ...this.#draining.values()])
+      earliestTrust = Math.min(earliestTrust, held.trust.remaining(startedAt));
     this.#stats.statements.renewals++;
     const asked = new Map(leaderships.map((l) => [l.name, l.term]));
     let outcomes: Awaited<ReturnType<typeof renewMany>>;
@@ -639,6 +800,20 @@ export class ElectorGroup {
     this.#consecutiveErrors = 0;
     let skipped = false;
     for (const outcome of outcomes) {
+      const draining = this.#draining.get(outcome.name);
+      if (draining && draining.lease.term === asked.get(outcome.name)) {
+        if (outcome.kind === 'skipped') skipped = true;
+        else if (outcome.kind === 'denied') this.#endDrain(outcome.name, false);
+        else if (outcome.lease.term !== draining.lease.term) {
+          // The row was gone and the renewal inserted a new term: the drained leadership is over, and the new term is not ours to keep.
+          this.#endDrain(outcome.name, false);
+          this.#unreleased.set(outcome.name, { term: outcome.lease.term, until: this.#now().monotonic + ttl });
+        } else {
+          draining.trust = TrustWindow.start(startedAt, this.#options);
+          draining.lease = Object.freeze({ ...draining.lease, expiresAt: outcome.lease.expiresAt });
+        }
+        continue;
+      }
       const held = this.#held.get(outcome.name);
       if (!held || held.lease.term !== asked.get(outcome.name)) {
         // Stepped down while the batch was in flight: what it renewed or inserted is not ours to keep.
@@ -670,7 +845,7 @@ export class ElectorGroup {
 
   /** Names this member leads that the balance gives to another live member: resigned once the view has held still one interval. */
   #shedSurplus(): void {
-    if (!this.#running() || this.#members.length < 2) return;
+    if (!this.#running() || this.#stopRequested || this.#members.length < 2) return;
     if (this.#now().monotonic - this.#viewSince < this.#options.renewInterval) return;
     const assignment = this.#assigned();
     for (const name of [...this.#held.keys()]) {
@@ -709,8 +884,9 @@ export class ElectorGroup {
 
   #dueNames(now: number): string[] {
     const result: string[] = [];
+    if (this.#stopRequested) return result;
     for (const name of this.#names) {
-      if (this.#held.has(name) || this.#unreleased.has(name)) continue;
+      if (this.#held.has(name) || this.#draining.has(name) || this.#unreleased.has(name)) continue;
       if ((this.#due.get(name) ?? Number.POSITIVE_INFINITY) <= now) result.push(name);
     }
     return result;
@@ -784,10 +960,10 @@ export class ElectorGroup {
   #nextWakeInMs(error: unknown): number {
     const now = this.#now().monotonic;
     let next = this.#heartbeatDueAt;
-    if (this.#held.size > 0) next = Math.min(next, this.#renewDueAt);
+    if (this.#held.size + this.#draining.size > 0) next = Math.min(next, this.#renewDueAt);
     if (this.#unreleased.size > 0) next = Math.min(next, Math.max(this.#releaseRetryAt, now));
     for (const name of this.#names) {
-      if (this.#held.has(name) || this.#unreleased.has(name)) continue;
+      if (this.#held.has(name) || this.#draining.has(name) || this.#unreleased.has(name) || this.#stopRequested) continue;
       next = Math.min(next, this.#due.get(name) ?? Number.POSITIVE_INFINITY);
     }
     if (this.#members.length > 1 && this.#held.size > 0)
@@ -960,6 +1136,6 @@ export function groupQuotas(nameCount: number, members: readonly Member[]): Map<
  * them with the group's other live members. Options are validated here; nothing touches the
  * database until `start()`.
  */
-export function createElectorGroup(db: LeaderDatabase, options: ElectorGroupOptions): ElectorGroup {
+export function createElectorGroup<TDb extends LeaderDatabase>(db: TDb, options: ElectorGroupOptions): ElectorGroup<TDb> {
   return new ElectorGroup(db, options);
 }

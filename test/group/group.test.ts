@@ -183,7 +183,8 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
       { timeout: 5_000, interval: 10 },
     );
     await g.stop();
-    await handle.settled();
+    await handle.done;
+    expect(handle.running).toBe(false);
     expect(aborted.sort()).toEqual(names);
     expect(events.filter((e) => e.type === 'lost').map((e) => [e.name, e.type === 'lost' && e.reason])).toEqual(
       names.map((n) => [n, 'stopped']).sort(),
