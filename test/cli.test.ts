@@ -4,7 +4,7 @@ import { readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createElector, type Elector } from '../src/index.js';
+import { createElector, createElectorGroup, type Elector, MEMBER_PREFIX, SILENT_LOGGER } from '../src/index.js';
 import { type Connection, connect, createTestDatabase, withDatabase } from './support/db.js';
 
 const root = resolve(import.meta.dirname, '..');
@@ -137,6 +137,50 @@ describe('drizzle-leader CLI', () => {
     expect(rows.find((r) => r.name === 'cli-status')).toMatchObject({ leaderId: 'status-leader', term: e.lease!.term, expired: false });
     const text = await cli(['status', '--url', url]);
     expect(text.stdout).toMatch(new RegExp(`cli-status\\s+status-leader\\s+${e.lease!.term}\\s+\\S+\\s+[\\d.]+ s\\s+leading`));
+  });
+
+  it('status groups an elector group by member and shows the spread', async () => {
+    const names = Array.from({ length: 6 }, (_, i) => `cli-fleet-${i}`);
+    const members = ['cli-member-a', 'cli-member-b'].map((id) =>
+      createElectorGroup(conn.db, { names, id, group: 'cli-fleet', ttl: 5_000, renewInterval: 300, logger: SILENT_LOGGER }),
+    );
+    try {
+      await Promise.all(members.map((m) => m.start()));
+      await vi.waitFor(
+        () => {
+          expect(members.map((m) => m.leaderships().size)).toEqual([3, 3]);
+          expect(names.every((n) => members.filter((m) => m.leads(n)).length === 1)).toBe(true);
+        },
+        { timeout: 15_000, interval: 20 },
+      );
+      const ledBy = (m: (typeof members)[number]) => [...m.leaderships().keys()].sort();
+      const text = await cli(['status', '--url', url]);
+      expect(text.code).toBe(0);
+      expect(text.stdout).toContain('GROUP cli-fleet: 2 live member(s), 6 name(s) led, spread 0 (max 3, min 3)');
+      for (const m of members) {
+        expect(text.stdout).toMatch(new RegExp(`${m.id}\\s+1\\s+3\\s+3\\s+${ledBy(m).join(', ')}`));
+      }
+      // Membership rows are shown under their group, not as elections.
+      expect(text.stdout).not.toContain(MEMBER_PREFIX);
+      const json = await cli(['status', '--json', '--url', url]);
+      const rows = JSON.parse(json.stdout) as {
+        name: string;
+        leaderId: string;
+        group?: string;
+        member?: { group: string; weight: number };
+      }[];
+      for (const m of members) {
+        expect(
+          rows
+            .filter((r) => r.group === 'cli-fleet' && r.leaderId === m.id)
+            .map((r) => r.name)
+            .sort(),
+        ).toEqual(ledBy(m));
+        expect(rows.find((r) => r.member && r.leaderId === m.id)?.member).toEqual({ group: 'cli-fleet', weight: 1 });
+      }
+    } finally {
+      await Promise.all(members.map((m) => m.stop()));
+    }
   });
 
   it('resign moves leadership to another candidate and prints the new term', async () => {

@@ -12,8 +12,10 @@ import { formatDuration, formatTable, timestamp } from '../dev/format.js';
 import {
   ELECTOR_DEFAULTS,
   getLeader,
+  groupQuotas,
   type LeaderInfo,
   listLeases,
+  MEMBER_PREFIX,
   migrate,
   parseNotification,
   requestResign,
@@ -58,40 +60,126 @@ program
 
 program
   .command('status')
-  .description('every election in the table: leader, term, elected at, lease left')
+  .description('every election in the table: leader, term, elected at, lease left; elector groups by member, with the spread')
   .option('--json', 'print JSON')
   .action((options: { json?: boolean }) =>
     withDatabase(async ({ db, table }) => {
       const leases = await listLeases(db, { table });
+      const { groups, groupOf, memberRows } = groupView(leases);
       if (options.json) {
+        // Additive per row, so scripts reading the array keep working: `member` on a membership
+        // row, `group` on an election led by a live member of that group.
         console.log(
           JSON.stringify(
-            leases.map((l) => ({ ...l, expired: l.remainingMs <= 0 })),
+            leases.map((l) => ({
+              ...l,
+              expired: l.remainingMs <= 0,
+              ...(memberRows.has(l.name) ? { member: memberRows.get(l.name) } : {}),
+              ...(groupOf.has(l.name) ? { group: groupOf.get(l.name) } : {}),
+            })),
             null,
             2,
           ),
         );
         return;
       }
-      if (leases.length === 0) {
+      const elections = leases.filter((l) => !memberRows.has(l.name));
+      if (elections.length === 0 && groups.length === 0) {
         console.log('No elections yet (the table is empty).');
         return;
       }
-      console.log(
-        formatTable([
-          ['NAME', 'LEADER', 'TERM', 'ELECTED AT', 'LEASE LEFT', 'STATE'],
-          ...leases.map((l) => [
-            l.name,
-            l.leaderId,
-            String(l.term),
-            l.electedAt.toISOString(),
-            l.remainingMs > 0 ? formatDuration(l.remainingMs) : '-',
-            l.remainingMs > 0 ? 'leading' : 'expired',
+      if (elections.length > 0) {
+        console.log(
+          formatTable([
+            ['NAME', 'LEADER', 'TERM', 'ELECTED AT', 'LEASE LEFT', 'STATE'],
+            ...elections.map((l) => [
+              l.name,
+              l.leaderId,
+              String(l.term),
+              l.electedAt.toISOString(),
+              l.remainingMs > 0 ? formatDuration(l.remainingMs) : '-',
+              l.remainingMs > 0 ? 'leading' : 'expired',
+            ]),
           ]),
-        ]),
-      );
+        );
+      }
+      for (const group of groups) {
+        const counts = group.members.map((m) => m.names.length);
+        const led = counts.reduce((sum, n) => sum + n, 0);
+        const quota = groupQuotas(
+          led,
+          group.members.map((m) => ({ id: m.id, weight: m.weight })),
+        );
+        console.log(
+          `\nGROUP ${group.name}: ${group.members.length} live member(s), ${led} name(s) led, ` +
+            `spread ${Math.max(...counts) - Math.min(...counts)} (max ${Math.max(...counts)}, min ${Math.min(...counts)})`,
+        );
+        console.log(
+          formatTable([
+            ['MEMBER', 'WEIGHT', 'LEADS', 'SHARE', 'NAMES'],
+            ...group.members.map((m) => [
+              m.id,
+              String(m.weight),
+              String(m.names.length),
+              String(quota.get(m.id) ?? 0),
+              abbreviate(m.names),
+            ]),
+          ]),
+        );
+      }
     }),
   );
+
+interface GroupMemberView {
+  readonly id: string;
+  readonly weight: number;
+  readonly names: string[];
+}
+
+/**
+ * Elector groups as the table shows them: each live membership row (`MEMBER_PREFIX<group>:<weight>:<hash>`,
+ * leader_id = the member) with the live elections that member leads. Names nobody leads are not
+ * in the table, so the spread is over what is led now.
+ */
+function groupView(leases: readonly LeaderInfo[]) {
+  const memberRows = new Map<string, { group: string; weight: number }>();
+  const groups = new Map<string, GroupMemberView[]>();
+  const memberGroup = new Map<string, { group: string; view: GroupMemberView }>();
+  for (const lease of leases) {
+    if (!lease.name.startsWith(MEMBER_PREFIX)) continue;
+    // The group may itself contain ':'; the weight and the id hash are the last two parts.
+    const parts = lease.name.slice(MEMBER_PREFIX.length).split(':');
+    const weight = Number(parts.at(-2));
+    const group = parts.slice(0, -2).join(':');
+    if (parts.length < 3 || !Number.isInteger(weight)) continue;
+    memberRows.set(lease.name, { group, weight });
+    if (lease.remainingMs <= 0) continue;
+    const view: GroupMemberView = { id: lease.leaderId, weight, names: [] };
+    groups.set(group, [...(groups.get(group) ?? []), view]);
+    memberGroup.set(lease.leaderId, { group, view });
+  }
+  const groupOf = new Map<string, string>();
+  for (const lease of leases) {
+    if (memberRows.has(lease.name) || lease.remainingMs <= 0) continue;
+    const owner = memberGroup.get(lease.leaderId);
+    if (!owner) continue;
+    owner.view.names.push(lease.name);
+    groupOf.set(lease.name, owner.group);
+  }
+  return {
+    memberRows,
+    groupOf,
+    groups: [...groups.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([name, members]) => ({ name, members: members.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) })),
+  };
+}
+
+/** A member's names on one line: the first few, then how many more (`--json` lists them all). */
+function abbreviate(names: readonly string[]): string {
+  const shown = [...names].sort().slice(0, 4);
+  return names.length > shown.length ? `${shown.join(', ')}, +${names.length - shown.length} more` : shown.join(', ');
+}
 
 program
   .command('watch')
