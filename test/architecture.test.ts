@@ -78,7 +78,7 @@ describe('architecture', () => {
     expect(offending).toEqual([]);
   });
 
-  it('the group is a layer beside the elector: it reuses trust, subscribers, lease/ and listen/, never the single elector, and only index.ts imports it', () => {
+  it('the group is a layer beside the elector: it reuses trust, subscribers, the lease-checked work pieces, lease/ and listen/, never the single elector, and only index.ts imports it', () => {
     const group = filesUnder('src/group');
     expect(group.length).toBeGreaterThanOrEqual(3);
     const allowed = (i: string) =>
@@ -88,6 +88,10 @@ describe('architecture', () => {
       i.startsWith('src/util/') ||
       i === 'src/elector/trust.ts' ||
       i === 'src/elector/subscribers.ts' ||
+      // Lease-checked transactions and the ordered drain: one implementation for both.
+      i === 'src/elector/lease-transaction.ts' ||
+      i === 'src/elector/lease-work.ts' ||
+      i === 'src/elector/work.ts' ||
       ['src/types.ts', 'src/errors.ts', 'src/options.ts', 'src/schema.ts', 'src/diagnose.ts', 'src/driver/types.ts'].includes(i);
     const offending = group.flatMap((f) =>
       importsOf(f)

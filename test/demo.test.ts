@@ -7,7 +7,7 @@ import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { expect, it, vi } from 'vitest';
-import { staleTermCommits } from '../src/cli/demo/demo.js';
+import { staleTermCommits } from '../src/dev/ledger.js';
 import { connect, createTestDatabase } from './support/db.js';
 
 const root = resolve(import.meta.dirname, '..');

@@ -20,6 +20,7 @@ import type { Sql } from 'postgres';
 import { type CandidateMessage, type ParentMessage, wallNow } from '../../dev/candidate-protocol.js';
 import type { EmbeddedServer } from '../../dev/embedded-server.js';
 import { formatDuration, formatTable } from '../../dev/format.js';
+import { staleTermCommits } from '../../dev/ledger.js';
 import { createLeaderTable, getLeader, type LeaderDatabase, type LeaderTable, MIGRATIONS_FOLDER, requestResign } from '../../index.js';
 import { openDatabase } from '../connect.js';
 import { explainError } from '../errors.js';
@@ -430,24 +431,6 @@ async function audit(client: Sql, schema: string, events: Event[], summary: Demo
   for (const row of ledger) of(row.term).accepted++;
   for (const e of events) if (e.type === 'action' && !e.accepted) of(e.term).rejected++;
   summary.actionsPerTerm = [...perTerm.values()].sort((x, y) => x.term - y.term);
-}
-
-/**
- * The ledger in commit order (the counter row serializes the writes): a row whose term is
- * older than the row before it, or whose term another process already committed with, is a
- * deposed leader's write that got through.
- */
-export function staleTermCommits(ledger: readonly { n: number; term: number; pid: number }[]): number {
-  const owner = new Map<number, number>();
-  let stale = 0;
-  let previous = Number.NEGATIVE_INFINITY;
-  for (const row of [...ledger].sort((x, y) => x.n - y.n)) {
-    const pid = owner.get(row.term);
-    if (row.term < previous || (pid !== undefined && pid !== row.pid)) stale++;
-    if (pid === undefined) owner.set(row.term, row.pid);
-    previous = Math.max(previous, row.term);
-  }
-  return stale;
 }
 
 /**
