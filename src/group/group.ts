@@ -208,6 +208,12 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   #members: Member[] = [];
   #viewKey = '';
   #viewSince = 0;
+  /** Members whose row another member just inserted or deleted (its NOTIFY), by id → when heard (monotonic ms). */
+  readonly #announced = new Map<string, number>();
+  /** Members added or removed by the last view change and not (yet) announced: the hysteresis waits for them. */
+  #unsettled = new Set<string>();
+  /** Names a `resigned` hint arrived for, by when (monotonic ms): an election answered from an older snapshot must not bury it. */
+  readonly #freed = new Map<string, number>();
   #assignment: Map<string, string> | null = null;
   #heartbeatDueAt = 0;
   #renewDueAt = Number.POSITIVE_INFINITY;
@@ -732,9 +738,22 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     members.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const key = members.map((m) => `${m.id}\u0000${m.weight}`).join('\u0001');
     if (key === this.#viewKey) return;
+    const now = this.#now().monotonic;
+    const before = new Set(this.#members.map((m) => m.id));
+    const after = new Set(members.map((m) => m.id));
+    const changed = [...after].filter((id) => !before.has(id)).concat([...before].filter((id) => !after.has(id)));
+    for (const [id, at] of this.#announced) if (now - at > this.#options.ttl) this.#announced.delete(id);
+    // A join or a graceful leave is announced by its own INSERT or DELETE (NOTIFY): it is no
+    // flap, so the surplus goes at once and the newcomer gets its share within about one round
+    // trip. A view changed only by rows expiring or reappearing (a member late with its
+    // heartbeat) still waits one interval: that is what the hysteresis is for.
+    const announced = before.size > 0 && changed.length > 0 && changed.every((id) => this.#announced.has(id));
+    for (const id of changed) this.#announced.delete(id);
+    // A periodic heartbeat can see a join before its NOTIFY arrives: the NOTIFY then settles the view (#onNotification).
+    this.#unsettled = announced ? new Set() : new Set(changed);
     this.#members = members;
     this.#viewKey = key;
-    this.#viewSince = this.#now().monotonic;
+    this.#viewSince = announced ? now - this.#options.renewInterval : now;
     this.#assignment = null;
     this.#reschedule();
   }
@@ -929,6 +948,12 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
         continue;
       }
       const expiresAt = now + Math.max(0, holder.remainingMs);
+      const freedAt = this.#freed.get(outcome.name) ?? Number.NEGATIVE_INFINITY;
+      if (freedAt >= startedAt.monotonic) {
+        // Released while this statement ran, so its snapshot is already stale: the hint's schedule holds.
+        this.#due.set(outcome.name, mine ? now : freedAt + renewInterval + this.#graceMs());
+        continue;
+      }
       this.#known.set(outcome.name, { leaderId: holder.leaderId, expiresAt });
       const jitter = Math.random() * Math.min(50, ttl / 20);
       if (mine) {
@@ -966,8 +991,10 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
       if (this.#held.has(name) || this.#draining.has(name) || this.#unreleased.has(name) || this.#stopRequested) continue;
       next = Math.min(next, this.#due.get(name) ?? Number.POSITIVE_INFINITY);
     }
-    if (this.#members.length > 1 && this.#held.size > 0)
-      next = Math.min(next, Math.max(now, this.#viewSince + this.#options.renewInterval));
+    // Only while the hysteresis is still running: once it has passed there is nothing to wait
+    // for, and a deadline in the past would make every sleep zero (the loop would spin).
+    const settles = this.#viewSince + this.#options.renewInterval;
+    if (this.#members.length > 1 && this.#held.size > 0 && settles > now) next = Math.min(next, settles);
     const wait = Math.max(0, next - now);
     return error ? Math.max(wait, 10) : Math.min(wait, this.#options.renewInterval);
   }
@@ -1046,6 +1073,11 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     const now = this.#now().monotonic;
     if (name.startsWith(this.#memberPrefix)) {
       if (leaderId !== this.#options.id) {
+        if (leaderId && (action === 'elected' || action === 'resigned')) {
+          this.#announced.set(leaderId, now);
+          if (this.#unsettled.delete(leaderId) && this.#unsettled.size === 0)
+            this.#viewSince = Math.min(this.#viewSince, now - this.#options.renewInterval);
+        }
         this.#heartbeatDueAt = Math.min(this.#heartbeatDueAt, now);
         this.#wakeSoon();
       }
@@ -1067,6 +1099,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     }
     if (action !== 'resigned') return;
     this.#known.delete(name);
+    this.#freed.set(name, now);
     const assignment = this.#assigned();
     const owner = assignment.get(name);
     if (owner === this.#options.id) {
