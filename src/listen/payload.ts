@@ -39,8 +39,36 @@ export function notifyRowSql(
   return sql`pg_notify(${channel}, json_build_object('v', ${sql.raw(String(NOTIFICATION_VERSION))}, 'action', ${sql.raw(`'${action}'`)}, 'name', ${row.name}, 'leaderId', ${row.leaderId}, 'term', ${row.term})::text)`;
 }
 
+/**
+ * A follower volunteering to go first when `term` of `name` resigns: the others then wait a
+ * moment for its `elected` instead of all electing at once (the herd). Every listener hears
+ * notifications in commit order, so the latest volunteer heard is the same one everywhere.
+ * `parseNotification` returns null for it (an action it does not know), so watchers, the CLI
+ * and older electors ignore it; only `parseElectorHint` reads it.
+ */
+export interface NextInLineNotification {
+  v: typeof NOTIFICATION_VERSION;
+  action: 'next_in_line';
+  name: string;
+  /** The volunteer's elector id. */
+  id: string;
+  /** The term the volunteer follows: the claim means nothing for any other. */
+  term: number;
+}
+
+/** The payload of a `next_in_line` notification. */
+export function nextInLinePayload(name: string, id: string, term: number): string {
+  return JSON.stringify({ v: NOTIFICATION_VERSION, action: 'next_in_line', name, id, term });
+}
+
 /** Parses a payload; returns null for anything malformed, oversized, of another version or unknown. Never throws. */
 export function parseNotification(payload: unknown): LeadershipNotification | null {
+  const hint = parseElectorHint(payload);
+  return hint && hint.action !== 'next_in_line' ? hint : null;
+}
+
+/** `parseNotification`, plus the `next_in_line` volunteering only electors act on. Never throws. */
+export function parseElectorHint(payload: unknown): LeadershipNotification | NextInLineNotification | null {
   if (typeof payload !== 'string' || payload.length === 0 || payload.length >= MAX_PAYLOAD_LENGTH) return null;
   let value: unknown;
   try {
@@ -49,16 +77,23 @@ export function parseNotification(payload: unknown): LeadershipNotification | nu
     return null;
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return null;
-  const { v, action, name, leaderId, term } = value as Record<string, unknown>;
+  // Unknown fields are ignored, so a later version can add some without breaking this reader.
+  const { v, action, name, leaderId, term, id } = value as Record<string, unknown>;
   if (v !== NOTIFICATION_VERSION) return null;
-  if (typeof action !== 'string' || !ACTIONS.has(action)) return null;
   if (typeof name !== 'string' || name.length === 0) return null;
-  if (leaderId !== undefined && leaderId !== null && typeof leaderId !== 'string') return null;
-  if (term !== undefined && term !== null && !(typeof term === 'number' && Number.isSafeInteger(term) && term > 0)) {
-    return null;
+  if (action === 'next_in_line') {
+    if (typeof id !== 'string' || id.length === 0 || !isTerm(term)) return null;
+    return { v: NOTIFICATION_VERSION, action, name, id, term };
   }
+  if (typeof action !== 'string' || !ACTIONS.has(action)) return null;
+  if (leaderId !== undefined && leaderId !== null && typeof leaderId !== 'string') return null;
+  if (term !== undefined && term !== null && !isTerm(term)) return null;
   const notification: LeadershipNotification = { v: NOTIFICATION_VERSION, action: action as LeadershipAction, name };
   if (typeof leaderId === 'string') notification.leaderId = leaderId;
   if (typeof term === 'number') notification.term = term;
   return notification;
+}
+
+function isTerm(term: unknown): term is number {
+  return typeof term === 'number' && Number.isSafeInteger(term) && term > 0;
 }

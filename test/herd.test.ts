@@ -1,0 +1,184 @@
+/**
+ * The herd on a graceful handoff, against a real server: one follower volunteers as next in
+ * line (a `next_in_line` NOTIFY), elects at once on `resigned`, and the others skip their
+ * attempt when its `elected` arrives within their stagger. The volunteer is only a hint: a
+ * forged, stale or stopped one must cost the others the stagger, never the lease.
+ */
+import postgres from 'postgres';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type Elector, parseNotification } from '../src/index.js';
+import { nextInLinePayload, parseElectorHint } from '../src/listen/payload.js';
+import { connect, createTestDatabase, DRIVERS } from './support/db.js';
+import { ElectorPool, sleep } from './support/elector.js';
+
+const CHANNEL = 'river_leadership';
+/** Long enough that only a notification can have ended a follower's sleep within the test. */
+const LONG_LEASE = { ttl: 30_000, renewInterval: 10_000, safetyMargin: 1_000 };
+/** Comfortably past the longest stagger (2 × 25 ms), so every follower that was going to try has tried. */
+const AFTER_STAGGER_MS = 400;
+
+let url: string;
+beforeAll(async () => {
+  url = await createTestDatabase();
+});
+
+const electionsOf = (electors: Elector[]) =>
+  electors.reduce((sum, e) => sum + e.stats.elections.won + e.stats.elections.denied + e.stats.elections.failed, 0);
+
+describe('next-in-line payload', () => {
+  it('is read by electors only: parseNotification (watchers, the CLI, older electors) ignores it', () => {
+    const payload = nextInLinePayload('jobs', 'worker-1', 7);
+    expect(parseElectorHint(payload)).toEqual({ v: 1, action: 'next_in_line', name: 'jobs', id: 'worker-1', term: 7 });
+    expect(parseNotification(payload)).toBeNull();
+    // A term is required and must be a term: a claim about no term in particular names no one.
+    expect(parseElectorHint(JSON.stringify({ v: 1, action: 'next_in_line', name: 'jobs', id: 'w' }))).toBeNull();
+    expect(parseElectorHint(JSON.stringify({ v: 1, action: 'next_in_line', name: 'jobs', id: 'w', term: -1 }))).toBeNull();
+    expect(parseElectorHint(JSON.stringify({ v: 1, action: 'next_in_line', name: 'jobs', id: 3, term: 1 }))).toBeNull();
+    // Fields a later version may add are ignored, not refused.
+    expect(parseNotification(JSON.stringify({ v: 1, action: 'resigned', name: 'jobs', leaderId: 'a', term: 3, next: 'b' }))).toEqual({
+      v: 1,
+      action: 'resigned',
+      name: 'jobs',
+      leaderId: 'a',
+      term: 3,
+    });
+  });
+});
+
+describe.each(DRIVERS)('graceful handoff without the herd (%s)', (driver) => {
+  let conn: ReturnType<typeof connect>;
+  let listener: postgres.Sql;
+  let pool: ElectorPool;
+  let name: string;
+  let counter = 0;
+  /** `next_in_line` claims heard on the channel by this test, in order. */
+  let volunteers: { name: string; id: string; term: number }[] = [];
+
+  beforeAll(async () => {
+    conn = connect(driver, url, { max: 4 });
+    listener = postgres(url, { max: 1, onnotice: () => {} });
+    await listener.listen(CHANNEL, (payload) => {
+      const hint = parseElectorHint(payload);
+      if (hint?.action === 'next_in_line') volunteers.push({ name: hint.name, id: hint.id, term: hint.term });
+    });
+  });
+  afterAll(async () => {
+    await listener.end({ timeout: 5 });
+    await conn.close();
+  });
+  beforeEach(() => {
+    pool = new ElectorPool(conn);
+    name = `herd-${driver}-${++counter}`;
+    volunteers = [];
+  });
+  afterEach(async () => {
+    await pool.stopAll();
+  });
+
+  /** The latest volunteer for `term` of this test's name, once one has been heard. */
+  const volunteerFor = async (term: number) => {
+    await vi.waitFor(
+      () => {
+        if (!volunteers.some((v) => v.name === name && v.term === term)) throw new Error(`no volunteer for term ${term} yet`);
+      },
+      { timeout: 10_000, interval: 10 },
+    );
+    // Two volunteers can cross in flight; the latest heard is the one everyone agrees on.
+    await sleep(100);
+    return volunteers.filter((v) => v.name === name && v.term === term).at(-1)!;
+  };
+
+  const fleet = async (followers: number) => {
+    const leader = pool.create({ ...LONG_LEASE, name, id: 'leader' });
+    await leader.start();
+    const rest = Array.from({ length: followers }, (_, i) => pool.create({ ...LONG_LEASE, name, id: `f${i}` }));
+    await Promise.all(rest.map((e) => e.start()));
+    expect(leader.isLeader).toBe(true);
+    return { leader, followers: rest };
+  };
+
+  const nextLeader = async (among: Elector[], afterTerm: number) => {
+    let winner: Elector | undefined;
+    // A bound far below the 30 s lease: past it, the handoff would have waited for polling.
+    await vi.waitFor(
+      () => {
+        winner = among.find((e) => e.isLeader && e.lease!.term > afterTerm);
+        if (!winner) throw new Error('no new leader yet');
+      },
+      { timeout: 5_000, interval: 5 },
+    );
+    return winner!;
+  };
+
+  it('with 10 followers, each handoff runs about one election instead of ten, and the volunteer wins it', async () => {
+    const { leader, followers } = await fleet(10);
+    const all = [leader, ...followers];
+    let current = leader;
+    let elections = 0;
+    const winners: { winner: string; volunteer: string }[] = [];
+    const handoffs = 3;
+    for (let i = 0; i < handoffs; i++) {
+      const term = current.lease!.term;
+      const volunteer = await volunteerFor(term);
+      const others = all.filter((e) => e !== current);
+      const before = electionsOf(others);
+      // resign() keeps the old leader as a candidate; its hold-off (1 s) outlasts this count.
+      await current.resign();
+      const winner = await nextLeader(others, term);
+      await sleep(AFTER_STAGGER_MS);
+      elections += electionsOf(others) - before;
+      winners.push({ winner: winner.id, volunteer: volunteer.id });
+      expect(all.filter((e) => e.isLeader)).toEqual([winner]);
+      current = winner;
+      await sleep(1_100); // the old leader's hold-off ends; it rejoins as a follower
+    }
+    // Before next-in-line every follower elected on every `resigned`: 10 per handoff, 30 here.
+    // One slow volunteer on a loaded machine lets the others try after their stagger: allow one.
+    expect(elections).toBeLessThanOrEqual(handoffs + 10);
+    expect(winners.filter((w) => w.winner === w.volunteer).length).toBeGreaterThanOrEqual(handoffs - 1);
+  });
+
+  it('2 candidates: the lone follower is its own next in line and takes over with one election', async () => {
+    const { leader, followers } = await fleet(1);
+    const [follower] = followers as [Elector];
+    const term = leader.lease!.term;
+    expect((await volunteerFor(term)).id).toBe(follower.id);
+    const before = electionsOf(followers);
+    await leader.stop();
+    await nextLeader(followers, term);
+    expect(electionsOf(followers) - before).toBe(1);
+  });
+
+  it.each([
+    ['forged, naming a candidate that does not exist', (term: number) => ({ id: 'ghost', term })],
+    ['stale, for an older term', (term: number) => ({ id: 'ghost', term: term - 1 })],
+    ['forged, for a later term', (term: number) => ({ id: 'ghost', term: term + 1 })],
+  ])('a volunteer hint that is %s costs only the stagger: the handoff completes, not after the lease', async (_, forge) => {
+    const { leader, followers } = await fleet(4);
+    const term = leader.lease!.term;
+    await volunteerFor(term);
+    const forged = forge(term);
+    // Committed before the resignation, so every follower hears it first (commit order).
+    await conn.query('select pg_notify($1, $2)', [CHANNEL, nextInLinePayload(name, forged.id, forged.term)]);
+    const before = electionsOf(followers);
+    await leader.stop();
+    const winner = await nextLeader(followers, term);
+    await sleep(AFTER_STAGGER_MS);
+    expect(followers.filter((e) => e.isLeader)).toEqual([winner]);
+    // No real volunteer for the term: every follower tried, after its stagger or at once.
+    expect(electionsOf(followers) - before).toBe(followers.length);
+  });
+
+  it('a volunteer that stopped costs the others only the stagger', async () => {
+    const { leader, followers } = await fleet(4);
+    const term = leader.lease!.term;
+    const { id } = await volunteerFor(term);
+    const gone = followers.find((f) => f.id === id)!;
+    expect(gone).toBeDefined();
+    await gone.stop();
+    const rest = followers.filter((f) => f !== gone);
+    await leader.stop();
+    const winner = await nextLeader(rest, term);
+    expect(rest.filter((e) => e.isLeader)).toEqual([winner]);
+  });
+});
