@@ -5,7 +5,7 @@
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres, { type Sql } from 'postgres';
 import { wallNow } from '../src/dev/candidate-protocol.js';
-import { createElector, type Elector, type ElectorOptions, type LeaderDatabase } from '../src/index.js';
+import { Elector, type ElectorOptions, type LeaderDatabase } from '../src/index.js';
 import { AdvisoryLockCandidate } from './advisory-lock.js';
 
 export type WorkerInit =
@@ -18,6 +18,8 @@ export type WorkerInit =
       shareClient: boolean;
       poolMax: number;
       appName: string;
+      /** false: every follower elects on `resigned` (the herd), for the before/after comparison. */
+      nextInLine?: boolean;
     }
   | { type: 'advisory'; url: string; count: number; key: number; pollMs: number }
   | { type: 'floor'; url: string; channel: string };
@@ -49,7 +51,7 @@ async function addElector(config: Extract<WorkerInit, { type: 'electors' }>, nam
   const fresh = () => drizzle(newClient(config.url, config.poolMax, config.appName)) as unknown as LeaderDatabase;
   if (config.shareClient && !shared) shared = fresh();
   const db = config.shareClient && shared ? shared : fresh();
-  const elector = createElector(db, { ...config.options, name });
+  const elector = new Elector(db, { ...config.options, name }, { nextInLine: config.nextInLine !== false });
   elector.subscribe((event) => {
     if (event.type === 'gained') send({ type: 'gained', at: wallNow(), term: event.term, name });
   });
