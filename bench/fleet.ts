@@ -434,7 +434,7 @@ export async function fleetScenarios(
   log: (line: string) => void,
 ): Promise<{ results: FleetResults; targets: Target[] }> {
   const pick = (full: number, quick: number, smoke: number) => (mode === 'full' ? full : mode === 'quick' ? quick : smoke);
-  const windowMs = pick(30_000, 11_000, 6_000);
+  const windowMs = pick(30_000, 11_000, 3_000);
   const scaleResults: ScaleResult[] = [];
   const big = pick(10_000, 2_000, 100);
   const processes = pick(8, 4, 2);
