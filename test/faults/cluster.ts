@@ -31,6 +31,10 @@ export interface ClusterOptions {
   driver?: 'postgres.js' | 'node-postgres';
   /** Superuser URL of the cluster's server (set by `start`). */
   adminUrl?: string;
+  /** The program each candidate process runs (same DEMO_* environment and IPC protocol). Default src/dev/candidate.ts. */
+  script?: string;
+  /** More environment for every candidate process (a fleet member's names, for one). */
+  env?: Record<string, string>;
 }
 
 export interface Candidate {
@@ -50,6 +54,8 @@ export interface Transition {
   term: number;
   reason?: string;
   at: number;
+  /** The election name, from programs that campaign for many (fleet members). */
+  name?: string;
 }
 
 export class Cluster {
@@ -82,7 +88,7 @@ export class Cluster {
     const adminUrl = external?.adminUrl ?? server!.url;
     const admin = postgres(adminUrl, { max: 4, onnotice: () => {}, backoff: () => 0.1 });
     const cluster = new Cluster(
-      { workMs: 5, write: 'fenced', holdMs: 0, driver: 'postgres.js', ...options, adminUrl },
+      { workMs: 5, write: 'fenced', holdMs: 0, driver: 'postgres.js', script: CANDIDATE_SCRIPT, env: {}, ...options, adminUrl },
       server,
       external?.candidateUrl ?? server!.url,
       admin,
@@ -110,11 +116,12 @@ export class Cluster {
     const id = `c${this.#nextId++}`;
     const proxy = this.server && !url ? new FaultProxy('127.0.0.1', this.server.port) : null;
     const candidateUrl = proxy ? `postgres://postgres:postgres@127.0.0.1:${await proxy.start()}/postgres` : (url ?? this.candidateUrl);
-    const { ttl, renewInterval, safetyMargin, workMs, write, holdMs, driver } = this.options;
-    const child = fork(CANDIDATE_SCRIPT, [], {
+    const { ttl, renewInterval, safetyMargin, workMs, write, holdMs, driver, script, env } = this.options;
+    const child = fork(script, [], {
       execArgv: ['--import', 'tsx'],
       env: {
         ...process.env,
+        ...env,
         DEMO_URL: candidateUrl,
         DEMO_NAME: this.name,
         DEMO_SCHEMA: this.schema,
