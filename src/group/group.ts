@@ -40,9 +40,10 @@
  * live members, `balance.ts` computes the same assignment on every member. A member elects the
  * names assigned to it at once; a name assigned elsewhere only when it has been free for a
  * grace period (its owner is slow or gone: liveness first, balance after). A member sheds
- * (resigns, with DELETE + NOTIFY, never steals) the names assigned to another live member, but
- * only once the membership it sees has been unchanged for one renew interval: a member that
- * flaps does not move names back and forth.
+ * (resigns, with DELETE + NOTIFY, never steals) the names assigned to another live member: at
+ * once when the change was announced (a join's or a graceful leave's own NOTIFY), otherwise only
+ * once the membership it sees has been unchanged for one renew interval: a member that flaps
+ * (its row expiring and coming back) does not move names back and forth.
  *
  * # Notifications (safety rule 5)
  *
