@@ -6,7 +6,7 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { leaseStore } from '../src/dev/testing.js';
-import { type Elector, LeadershipLostError, LeaseTableOutdatedError, leaseHeld, SILENT_LOGGER } from '../src/index.js';
+import { type Elector, InvalidOptionError, LeadershipLostError, LeaseTableOutdatedError, leaseHeld, SILENT_LOGGER } from '../src/index.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from './support/db.js';
 import { ElectorPool, sleep } from './support/elector.js';
 
@@ -217,6 +217,37 @@ describe.each(DRIVERS)('lease-checked transactions (%s)', (driver) => {
     await conn.db.execute(sql`select 1`);
   });
 
+  it('a live transaction that keeps sending short statements past its timeout rolls back at its next one, and leaves no open transaction behind', async () => {
+    const elector = await leader({ id: 'chatty' });
+    const term = elector.lease!.term;
+    const started = performance.now();
+    let statements = 0;
+    const error = await elector
+      .transaction(
+        async (tx) => {
+          await tx.execute(sql`insert into work_log (name, term, note) values (${name}, ${term}, 'chatty')`);
+          // A polling loop: short statements, mostly idle between them, for far longer than the timeout.
+          while (performance.now() - started < 10_000) {
+            await tx.execute(sql`select 1`);
+            statements++;
+            await sleep(100);
+          }
+        },
+        { timeout: 400 },
+      )
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LeadershipLostError);
+    expect((error as LeadershipLostError).reason).toBe('timed-out');
+    // It ended at the first statement after the timeout, not when the loop would have ended.
+    expect(statements).toBeLessThan(20);
+    expect(await logged()).toEqual([]);
+    const open = await admin.query(
+      `select 1 from pg_stat_activity where datname = current_database() and state like 'idle in transaction%'`,
+    );
+    expect(open).toEqual([]);
+    await conn.db.execute(sql`select 1`);
+  });
+
   it("passes Drizzle's transaction config through, and the check holds under serializable isolation while renewals run", async () => {
     const elector = await leader({ id: 'iso', ttl: 1_000, renewInterval: 50, safetyMargin: 200 });
     for (let i = 0; i < 20; i++) {
@@ -232,10 +263,10 @@ describe.each(DRIVERS)('lease-checked transactions (%s)', (driver) => {
       expect(level).toBe(i % 2 ? 'serializable' : 'repeatable read');
     }
     expect(await logged()).toHaveLength(20);
-    const readOnly = await elector
-      .transaction(async (tx) => tx.execute(sql`insert into work_log (name, term) values (${name}, 0)`), { accessMode: 'read only' })
-      .catch((e: unknown) => e);
-    expect(String((readOnly as Error).message) + String((readOnly as { cause?: Error }).cause?.message)).toMatch(/read-only/);
+    // A read-only transaction cannot take the lease lock; a bogus isolation level would reach BEGIN unchecked.
+    await expect(elector.transaction(async () => 1, { accessMode: 'read only' })).rejects.toBeInstanceOf(InvalidOptionError);
+    await expect(elector.transaction(async () => 1, { isolationLevel: 'bogus' as never })).rejects.toBeInstanceOf(InvalidOptionError);
+    await expect(elector.transaction(async () => 1, { isolation: 'serializable' } as never)).rejects.toBeInstanceOf(InvalidOptionError);
   });
 
   it('leaseHeld(): a single write goes through only while the term holds the lease, and holds back a takeover until it commits', async () => {
@@ -269,6 +300,49 @@ describe.each(DRIVERS)('lease-checked transactions (%s)', (driver) => {
     // And once the elector knows it lost, building the condition is refused.
     await vi.waitFor(() => expect(elector.isLeader).toBe(false), { timeout: 10_000 });
     expect(() => leaseHeld(elector)).toThrow(LeadershipLostError);
+  });
+});
+
+describe('lease-checked transactions on a table whose lease key is deferrable', () => {
+  it('refuse too: only an immediate, non-partial unique key on plain columns is relied on', async () => {
+    const conn = connect('postgres.js', url);
+    try {
+      await conn.query('create schema deferred_key');
+      await conn.query(`create table deferred_key.river_leader (like public.river_leader including all)`);
+      await conn.query('alter table deferred_key.river_leader drop constraint river_leader_name_term_key');
+      await conn.query('alter table deferred_key.river_leader add constraint river_leader_name_term_key unique (name, term) deferrable');
+      const { createLeaderTable } = await import('../src/index.js');
+      const { table } = createLeaderTable({ schema: 'deferred_key' });
+      const pool = new ElectorPool(conn);
+      const elector = pool.create({ name: 'deferred', table, logger: SILENT_LOGGER });
+      await elector.start();
+      expect(elector.isLeader).toBe(true);
+      await expect(elector.transaction(async () => 1)).rejects.toBeInstanceOf(LeaseTableOutdatedError);
+      await pool.stopAll();
+    } finally {
+      await conn.close();
+    }
+  });
+});
+
+describe('lease-checked transactions on a table whose lease key is a bare unique index', () => {
+  it('run: a CREATE UNIQUE INDEX makes term a key column just as the constraint does', async () => {
+    const conn = connect('postgres.js', url);
+    try {
+      await conn.query('create schema index_key');
+      await conn.query(`create table index_key.river_leader (like public.river_leader including all)`);
+      await conn.query('alter table index_key.river_leader drop constraint river_leader_name_term_key');
+      await conn.query('create unique index river_leader_term_idx on index_key.river_leader (name, term)');
+      const { createLeaderTable } = await import('../src/index.js');
+      const { table } = createLeaderTable({ schema: 'index_key' });
+      const pool = new ElectorPool(conn);
+      const elector = pool.create({ name: 'indexed', table, logger: SILENT_LOGGER });
+      await elector.start();
+      expect(await elector.transaction(async (_tx, lease) => lease.term)).toBe(elector.lease?.term);
+      await pool.stopAll();
+    } finally {
+      await conn.close();
+    }
   });
 });
 

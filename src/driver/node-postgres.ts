@@ -166,33 +166,63 @@ type Emitter = {
   off(event: string, fn: (...args: unknown[]) => void): unknown;
 };
 
+const ignoreError = () => {};
+
+/** Per pool (or bare client): how many guards wait for their checkout, and the clients given the listener. */
+interface GuardState {
+  pending: number;
+  readonly guarded: Set<Emitter>;
+}
+
+const guardStates = new WeakMap<object, GuardState>();
+
+/**
+ * One 'acquire' and one 'release' listener per pool, however many transactions run at once:
+ * while any guard waits for its checkout, every acquired client gets the listener, and every
+ * guarded client loses it again when it goes back to the pool (whose own idle listener then
+ * takes over). A client of the application checked out in that window is covered too, which
+ * only spares it the same crash.
+ */
 function transactionGuard(client: NodePostgresClient): () => TransactionGuard {
+  const isPool = 'totalCount' in client;
+  const target = client as unknown as Emitter;
+  let state = guardStates.get(client);
+  if (!state) {
+    const created: GuardState = { pending: 0, guarded: new Set() };
+    if (isPool) {
+      target.on('acquire', (acquired) => {
+        const c = acquired as Emitter;
+        if (created.pending === 0 || created.guarded.has(c)) return;
+        c.on('error', ignoreError);
+        created.guarded.add(c);
+      });
+      target.on('release', (_error, released) => {
+        const c = released as Emitter;
+        if (created.guarded.delete(c)) c.off('error', ignoreError);
+      });
+    }
+    guardStates.set(client, created);
+    state = created;
+  }
+  const shared = state;
   return () => {
-    const ignore = () => {};
-    const guarded = new Set<Emitter>();
-    const guard = (c: Emitter) => {
-      c.on('error', ignore);
-      guarded.add(c);
+    if (!isPool) {
+      // A bare Client: the transaction runs on it; guard it for the transaction's life.
+      if (shared.pending++ === 0) target.on('error', ignoreError);
+      return {
+        identified: () => {},
+        end: () => {
+          if (--shared.pending === 0) target.off('error', ignoreError);
+        },
+      };
+    }
+    shared.pending++;
+    let waiting = true;
+    const stopWaiting = () => {
+      if (waiting) shared.pending--;
+      waiting = false;
     };
-    const pool = 'totalCount' in client ? (client as unknown as Emitter) : null;
-    const onAcquire = (c: unknown) => guard(c as Emitter);
-    if (pool) pool.on('acquire', onAcquire);
-    else guard(client as unknown as Emitter);
-    const release = (keep: Emitter | null) => {
-      pool?.off('acquire', onAcquire);
-      for (const c of guarded) {
-        if (c === keep) continue;
-        c.off('error', ignore);
-        guarded.delete(c);
-      }
-    };
-    return {
-      identified: (tx) => {
-        const own = (tx as { session?: { client?: Emitter } }).session?.client ?? null;
-        release(own);
-      },
-      end: () => release(null),
-    };
+    return { identified: stopWaiting, end: stopWaiting };
   };
 }
 

@@ -87,6 +87,7 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
     const guard = run.guard?.() ?? null;
     let timer: NodeJS.Timeout | undefined;
     let timedOut = false;
+    let lockedAt = Number.POSITIVE_INFINITY;
     // Before the work runs, the caller is never kept waiting on a connection that stopped
     // answering: the rollback is left to finish (or fail) on its own.
     let rejectLock: (error: unknown) => void = () => {};
@@ -113,6 +114,13 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
         }
         if (!open) throw new LeadershipLostError(lease.name, lease.term, 'lease-not-held');
         item.open = open;
+        lockedAt = performance.now();
+        gateStatements(
+          tx,
+          run.db,
+          () => timedOut,
+          () => new LeadershipLostError(lease.name, lease.term, 'timed-out'),
+        );
         item.stop = () => {
           if (timedOut) return;
           timedOut = true;
@@ -136,7 +144,10 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
     } catch (error) {
       if (item.open === null && errorCode(error) === '40001' && attempt < LOCK_ATTEMPTS) continue;
       if (error instanceof LeadershipLostError) throw error;
-      if (item.open !== null && (timedOut || SERVER_TIMEOUTS.has(errorCode(error) ?? ''))) {
+      // The server's own timeouts can fire a moment before this process's timer, and Drizzle's
+      // failed ROLLBACK then hides their code: past the timeout, any failure is the timeout.
+      const overran = performance.now() - lockedAt >= timeoutMs - 5;
+      if (item.open !== null && (timedOut || overran || SERVER_TIMEOUTS.has(errorCode(error) ?? ''))) {
         throw new LeadershipLostError(lease.name, lease.term, 'timed-out', error);
       }
       throw error;
@@ -144,4 +155,31 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
       clearTimeout(timer);
     }
   }
+}
+
+/**
+ * Once the transaction has timed out, every statement `fn` still sends through `tx` fails before
+ * it reaches the connection, so a live process that keeps working past its timeout (short
+ * statements that a cancel from outside rarely catches in flight) rolls back at its next
+ * statement instead of holding the lease row until `fn` returns. Drizzle prepares each query
+ * through the transaction's session, so that is where the gate goes; only a session of the
+ * transaction's own (a connection checked out for it), never one shared with `db`.
+ */
+function gateStatements(tx: object, db: object, closed: () => boolean, refusal: () => Error): void {
+  type Prepared = Record<string, unknown>;
+  const session = (tx as { session?: { prepareQuery?: (...args: unknown[]) => Prepared } }).session;
+  if (!session || session === (db as { session?: unknown }).session || typeof session.prepareQuery !== 'function') return;
+  const prepare = session.prepareQuery.bind(session);
+  session.prepareQuery = (...args: unknown[]) => {
+    const prepared = prepare(...args);
+    // Drizzle's own ROLLBACK (and ROLLBACK TO SAVEPOINT) must go through: the transaction ends with it.
+    const text = (args[0] as { sql?: unknown } | undefined)?.sql;
+    if (typeof text === 'string' && /^\s*rollback\b/i.test(text)) return prepared;
+    for (const method of ['execute', 'all', 'values']) {
+      const original = prepared[method];
+      if (typeof original !== 'function') continue;
+      prepared[method] = (...params: unknown[]) => (closed() ? Promise.reject(refusal()) : original.apply(prepared, params));
+    }
+    return prepared;
+  };
 }

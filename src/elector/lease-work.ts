@@ -38,12 +38,43 @@ export function prepareLeaseTransaction(
   if (typeof fn !== 'function') throw new InvalidOptionError('fn', fn, 'a function (tx, lease, signal) => Promise<T>');
   if (config === null || typeof config !== 'object') throw new InvalidOptionError('config', config, 'an object');
   const { timeout, ...drizzleConfig } = config;
+  checkTransactionConfig(drizzleConfig);
   const timeoutMs = timeout === undefined ? options.ttl - options.safetyMargin : checkDuration('timeout', timeout);
   const driver = detectDriver(db);
   if (!driver.transactions) {
     throw new UnsupportedDriverError(`${caller} needs a driver with interactive transactions (postgres.js or node-postgres)`);
   }
   return { timeoutMs, driver, config: Object.keys(drizzleConfig).length > 0 ? drizzleConfig : undefined };
+}
+
+const ISOLATION_LEVELS = ['read uncommitted', 'read committed', 'repeatable read', 'serializable'];
+
+/**
+ * Drizzle's transaction config, checked before anything is sent: Drizzle writes the values into
+ * its BEGIN unchecked, and a BEGIN that fails (node-postgres) leaks its pooled client. A
+ * read-only transaction cannot take the lease lock at all (FOR KEY SHARE is refused there), so
+ * it is refused here rather than failing at the first statement.
+ */
+function checkTransactionConfig(config: Record<string, unknown>): void {
+  for (const [key, value] of Object.entries(config)) {
+    if (key === 'isolationLevel') {
+      if (!ISOLATION_LEVELS.includes(value as string)) {
+        throw new InvalidOptionError('config.isolationLevel', value, ISOLATION_LEVELS.map((l) => `'${l}'`).join(', '));
+      }
+    } else if (key === 'accessMode') {
+      if (value !== 'read write') {
+        throw new InvalidOptionError(
+          'config.accessMode',
+          value,
+          "'read write' (a lease-checked transaction locks the lease row, which a read-only transaction cannot; use db.transaction for reads)",
+        );
+      }
+    } else if (key === 'deferrable') {
+      if (typeof value !== 'boolean') throw new InvalidOptionError('config.deferrable', value, 'true or false');
+    } else if (value !== undefined) {
+      throw new InvalidOptionError(`config.${key}`, value, 'one of timeout, isolationLevel, accessMode, deferrable');
+    }
+  }
 }
 
 /** Lease-checked transactions rely on `unique (name, term)` (migration 0002): refuse loudly without it. Checked once per instance. */

@@ -123,15 +123,19 @@ export function leaseHeldSql(table: LeaderTable, term: TermInput): SQL {
 /**
  * Whether the table has the unique key on `term` that makes a takeover wait for lease-checked
  * transactions (migration 0002). Without it, FOR KEY SHARE would not block a takeover at all.
+ * Only the kind of unique index PostgreSQL documents as usable for foreign keys (immediate, not
+ * partial, on plain columns) is relied on; anything else is refused rather than guessed at.
  */
 export async function hasLeaseKey(db: Queryable, table: LeaderTable): Promise<boolean> {
   const { name, schema } = getTableConfig(table);
+  // Any unique index PostgreSQL counts as a key (immediate, not partial, on plain columns), as a
+  // constraint or a bare CREATE UNIQUE INDEX alike.
   const rows = await db
     .select({ found: sql<boolean>`true` })
-    .from(sql`pg_constraint c`)
-    .innerJoin(sql`pg_attribute a`, sql`a.attrelid = c.conrelid and a.attnum = any (c.conkey)`)
+    .from(sql`pg_index i`)
+    .innerJoin(sql`pg_attribute a`, sql`a.attrelid = i.indrelid and a.attnum = any (i.indkey)`)
     .where(
-      sql`c.conrelid = to_regclass(quote_ident(${schema ?? 'public'}) || '.' || quote_ident(${name})) and c.contype = 'u' and a.attname = 'term'`,
+      sql`i.indrelid = to_regclass(quote_ident(${schema ?? 'public'}) || '.' || quote_ident(${name})) and i.indisunique and i.indimmediate and i.indpred is null and i.indexprs is null and a.attname = 'term'`,
     )
     .limit(1);
   return rows.length > 0;
