@@ -6,8 +6,8 @@
  */
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { nextInLinePayload, parseElectorHint } from '../src/dev/testing.js';
 import { type Elector, parseNotification } from '../src/index.js';
-import { nextInLinePayload, parseElectorHint } from '../src/listen/payload.js';
 import { connect, createTestDatabase, DRIVERS } from './support/db.js';
 import { ElectorPool, sleep } from './support/elector.js';
 
