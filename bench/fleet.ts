@@ -451,7 +451,7 @@ export async function fleetScenarios(
   // this 2-core machine (250 × 4 already took over a minute to elect), so the side-by-side
   // comparison runs at a scale both can.
   // 500 names on 8 processes (4,000 electors, 500 on each process's pool of 5) elected no name
-  // within 180 s here; 250 on 4 took about 70 s.
+  // within 180 s here; 250 on 4 took 29 s (full run) to 70 s (quick run, busier machine).
   const side = pick(250, 100, 40);
   const sideProcesses = pick(4, 4, 2);
   log(`fleet: ${side} names on ${sideProcesses} processes, group API beside one elector per name`);
