@@ -11,7 +11,7 @@ import { expect, it } from 'vitest';
 
 const root = resolve(import.meta.dirname, '..');
 
-it('npm run bench -- --quick --smoke completes and writes every scenario', { timeout: 240_000 }, async () => {
+it('npm run bench -- --quick --smoke completes and writes every scenario', { timeout: 420_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'drizzle-leader-bench-'));
   try {
     const out = join(dir, 'smoke.json');
@@ -20,15 +20,17 @@ it('npm run bench -- --quick --smoke completes and writes every scenario', { tim
       execFile(
         'npm',
         ['run', 'bench', '--', '--quick', '--smoke', '--out', out],
-        { cwd: root, env, timeout: 220_000 },
+        { cwd: root, env, timeout: 400_000 },
         (error, _stdout, stderr) => (error ? fail(Object.assign(error, { message: `${error.message}\n${stderr}` })) : done()),
       ),
     );
     const results = JSON.parse(readFileSync(out, 'utf8'));
     expect(results.mode).toBe('smoke');
     expect(Object.keys(results.scenarios).sort()).toEqual(
-      ['advisoryLock', 'crash', 'floor', 'graceful', 'herd', 'inProcess', 'ratios', 'scale', 'steady'].sort(),
+      ['advisoryLock', 'crash', 'floor', 'graceful', 'herd', 'inProcess', 'leaseChecked', 'ratios', 'scale', 'steady'].sort(),
     );
+    // The fleet has its own section beside the scenarios.
+    expect(results.fleet).toBeTypeOf('object');
     expect(results.scenarios.graceful.map((g: { mode: string; candidates: number }) => `${g.mode}-${g.candidates}`)).toEqual([
       'listen-2',
       'listen-10',
