@@ -13,8 +13,8 @@ export default defineConfig([
     splitting: true,
   },
   {
-    // The CLI and the demo's candidate process: ESM executables.
-    entry: { cli: 'src/cli/main.ts', candidate: 'src/dev/candidate.ts' },
+    // The CLI and the demos' member processes: ESM executables.
+    entry: { cli: 'src/cli/main.ts', candidate: 'src/dev/candidate.ts', 'fleet-member': 'src/dev/fleet-member.ts' },
     format: ['esm'],
     target: 'node20',
     sourcemap: false,
