@@ -48,31 +48,36 @@ const elector = async (name: string, id: string) => {
   return e;
 };
 
-describe('drizzle-leader CLI', () => {
+// Every test starts CLI subprocesses (about 1 s each on an idle machine, several on a loaded CI
+// runner with other files beside it): the default 30 s is too tight for the ones that start six.
+describe('drizzle-leader CLI', { timeout: 120_000 }, () => {
   it('bad input gives one clear line and exit code 2', async () => {
-    const noUrl = await cli(['status']);
+    // Independent subprocesses: run side by side, so a loaded machine pays one start-up, not six.
+    const [noUrl, notUrl, unreachable, verbose, noDb, unknownCommand] = await Promise.all([
+      cli(['status']),
+      cli(['status', '--url', 'localhost:5432']),
+      cli(['status', '--url', 'postgres://u:p@127.0.0.1:1/db']),
+      cli(['status', '--verbose', '--url', 'postgres://u:p@127.0.0.1:1/db']),
+      cli(['status', '--url', withDatabase(url, 'no_such_database')]),
+      cli(['frobnicate']),
+    ]);
     expect(noUrl.code).toBe(2);
     expect(noUrl.stderr.trim()).toBe(
       'drizzle-leader: No database URL: pass --url postgres://user:password@host:5432/db or set DATABASE_URL',
     );
 
-    const notUrl = await cli(['status', '--url', 'localhost:5432']);
     expect(notUrl.code).toBe(2);
     expect(notUrl.stderr).toMatch(/must start with postgres:\/\//);
 
-    const unreachable = await cli(['status', '--url', 'postgres://u:p@127.0.0.1:1/db']);
     expect(unreachable.code).toBe(2);
     expect(unreachable.stderr).toMatch(/Cannot reach PostgreSQL at 127\.0\.0\.1:1 \(connection refused\)/);
     expect(unreachable.stderr).not.toMatch(/\n\s+at /); // no stack trace without --verbose
 
-    const verbose = await cli(['status', '--verbose', '--url', 'postgres://u:p@127.0.0.1:1/db']);
     expect(verbose.stderr).toMatch(/\n\s+at /);
 
-    const noDb = await cli(['status', '--url', withDatabase(url, 'no_such_database')]);
     expect(noDb.code).toBe(2);
     expect(noDb.stderr).toMatch(/database "no_such_database" does not exist: create it or fix the database name/);
 
-    const unknownCommand = await cli(['frobnicate']);
     expect(unknownCommand.code).toBe(2);
   });
 
@@ -253,10 +258,11 @@ describe('drizzle-leader CLI', () => {
   });
 
   it('--help works for every command', async () => {
-    for (const command of ['migrate', 'status', 'watch', 'resign', 'demo']) {
-      const help = await cli([command, '--help']);
-      expect(help.code).toBe(0);
-      expect(help.stdout).toMatch(new RegExp(`Usage: drizzle-leader ${command}`));
-    }
+    const commands = ['migrate', 'status', 'watch', 'resign', 'demo'];
+    const helps = await Promise.all(commands.map((command) => cli([command, '--help'])));
+    commands.forEach((command, i) => {
+      expect(helps[i]?.code).toBe(0);
+      expect(helps[i]?.stdout).toMatch(new RegExp(`Usage: drizzle-leader ${command}`));
+    });
   });
 });
