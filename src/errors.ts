@@ -15,6 +15,22 @@ export class InvalidOptionError extends DrizzleLeaderError {
   }
 }
 
+/** An election name in the library's own namespace (group member rows, cron claims): it would be mistaken for one of them. */
+export class ReservedNameError extends InvalidOptionError {
+  override name = 'ReservedNameError';
+  constructor(
+    option: string,
+    readonly electionName: string,
+    readonly prefix: string,
+  ) {
+    super(
+      option,
+      electionName,
+      `a name that does not start with "${prefix}" (reserved for the library's own rows: group members, cron claims)`,
+    );
+  }
+}
+
 /** `start()` was called on an elector that has been stopped: electors are single-use. */
 export class ElectorStoppedError extends DrizzleLeaderError {
   override name = 'ElectorStoppedError';

@@ -21,10 +21,11 @@ export {
   LeaseTableMismatchError,
   LeaseTableMissingError,
   LeaseTableOutdatedError,
+  ReservedNameError,
   UnsupportedDriverError,
 } from './errors.js';
 export { assign as assignNames, type Member } from './group/balance.js';
-export { DuplicateNameError, ReservedNameError } from './group/errors.js';
+export { DuplicateNameError } from './group/errors.js';
 export type {
   ElectorGroupOptions,
   GroupEvent,

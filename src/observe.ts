@@ -37,11 +37,15 @@ export async function getLeader(db: LeaderDatabase, ref: ElectionRef = {}): Prom
 }
 
 /**
- * Every lease in the table, ordered by name, expired ones included (`remainingMs <= 0`): what
- * an operator's status view shows. Reads only; campaigns in nothing.
+ * Every election's lease in the table, ordered by name, expired ones included
+ * (`remainingMs <= 0`): what an operator's status view shows. Reads only; campaigns in nothing.
+ * The library's own rows (elector-group members, node-cron claims: names starting with
+ * `drizzle-leader:`) are left out unless `internal: true`.
  */
-export async function listLeases(db: LeaderDatabase, ref: Pick<ElectionRef, 'table'> = {}): Promise<LeaderInfo[]> {
-  return statements.readLeases(db, checkTable('table', ref.table ?? riverLeader));
+export async function listLeases(db: LeaderDatabase, ref: Pick<ElectionRef, 'table'> & { internal?: boolean } = {}): Promise<LeaderInfo[]> {
+  if (ref.internal !== undefined && typeof ref.internal !== 'boolean')
+    throw new InvalidOptionError('internal', ref.internal, 'true or false');
+  return statements.readLeases(db, checkTable('table', ref.table ?? riverLeader), { internal: ref.internal ?? false });
 }
 
 /**

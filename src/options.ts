@@ -5,7 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { getTableConfig } from 'drizzle-orm/pg-core';
-import { InvalidOptionError } from './errors.js';
+import { InvalidOptionError, ReservedNameError } from './errors.js';
+import { isReservedName, RESERVED_PREFIX } from './lease/reserved.js';
 import { DEFAULT_LOGGER } from './logging.js';
 import { type LeaderTable, riverLeader } from './schema.js';
 import type { ElectorHooks, Logger } from './types.js';
@@ -123,7 +124,7 @@ export function resolveElectorOptions(options: ElectorOptions = {}): ResolvedEle
     }
   }
   const resolved: ResolvedElectorOptions = Object.freeze({
-    name: checkLabel('name', options.name ?? ELECTOR_DEFAULTS.name),
+    name: checkElectionName('name', options.name ?? ELECTOR_DEFAULTS.name),
     id: checkLabel('id', options.id ?? defaultCandidateId()),
     ttl: checkDuration('ttl', options.ttl ?? ELECTOR_DEFAULTS.ttl, MINIMUMS.ttl),
     renewInterval: checkDuration('renewInterval', options.renewInterval ?? ELECTOR_DEFAULTS.renewInterval, MINIMUMS.renewInterval),
@@ -161,6 +162,13 @@ export function checkLabel(option: string, value: unknown): string {
     throw new InvalidOptionError(option, value, 'a string of 1 to 127 characters without NUL or lone UTF-16 surrogates');
   }
   return value;
+}
+
+/** An election name: a label outside the library's own namespace (its member rows and cron claims). */
+export function checkElectionName(option: string, value: unknown): string {
+  const name = checkLabel(option, value);
+  if (isReservedName(name)) throw new ReservedNameError(option, name, RESERVED_PREFIX);
+  return name;
 }
 
 /** A time in milliseconds, at least `minimum`; a value that looks like seconds is named as such. */

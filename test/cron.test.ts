@@ -12,6 +12,7 @@ import {
   createLeaderTable,
   createRunCoordinator,
   InvalidOptionError,
+  listLeases,
   RUN_COORDINATOR_DEFAULTS,
   RunClaimError,
   SILENT_LOGGER,
@@ -99,11 +100,14 @@ describe.each(DRIVERS)('node-cron run coordinator (%s)', (driver) => {
     // The claim rows name the instance that ran each fire.
     const rows = await admin.query<{ name: string; leader_id: string }>(
       `select name, leader_id from river_leader where name like $1 order by name`,
-      [`cron:${name}:%`],
+      [`drizzle-leader:cron:${name}:%`],
     );
-    expect(rows.map((r) => [r.name.slice(`cron:${name}:`.length), r.leader_id])).toEqual(
+    expect(rows.map((r) => [r.name.slice(`drizzle-leader:cron:${name}:`.length), r.leader_id])).toEqual(
       [...ran.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([fire, who]) => [fire, `instance-${who[0]}`]),
     );
+    // They are the library's own rows: listLeases lists elections only, unless asked.
+    expect((await listLeases(admin.db)).filter((l) => l.name.includes(name))).toEqual([]);
+    expect((await listLeases(admin.db, { internal: true })).filter((l) => l.name.includes(name)).length).toBe(rows.length);
     expect(reasons).toEqual(new Set(['not-elected']));
     expect(warnings.lines).toEqual([]);
   });
@@ -125,7 +129,7 @@ describe.each(DRIVERS)('node-cron run coordinator (%s)', (driver) => {
       expect(await ahead.shouldRun(key, shortLease)).toBe(false); // and a repeated ask, too
       const [row] = await admin.query<{ leader_id: string; held_s: number }>(
         `select leader_id, extract(epoch from expires_at - elected_at)::float8 as held_s from river_leader where name = $1`,
-        [`cron:${key}`],
+        [`drizzle-leader:cron:${key}`],
       );
       // Held for the retention (10 min by default), not node-cron's 1 s lease.
       expect(row).toEqual({ leader_id: 'clock-ahead', held_s: RUN_COORDINATOR_DEFAULTS.retention / 1000 });
@@ -143,7 +147,7 @@ describe.each(DRIVERS)('node-cron run coordinator (%s)', (driver) => {
       expect(await coordinator.shouldRun(`long-lease-${driver}:2030-01-01T00:00:00.000Z`, 3_600_000)).toBe(true);
       const [row] = await admin.query<{ held_s: number }>(
         `select extract(epoch from expires_at - elected_at)::float8 as held_s from river_leader where name = $1`,
-        [`cron:long-lease-${driver}:2030-01-01T00:00:00.000Z`],
+        [`drizzle-leader:cron:long-lease-${driver}:2030-01-01T00:00:00.000Z`],
       );
       expect(row!.held_s).toBe(3_600);
     } finally {
@@ -197,19 +201,21 @@ describe.each(DRIVERS)('node-cron run coordinator (%s)', (driver) => {
         [name, expiresIn],
       );
     try {
-      await admin.query(`delete from river_leader where starts_with(name, 'cron:')`);
-      await insert(`cron:${p}:expired`, '-1 second');
-      await insert(`cron:${p}:live`, '1 hour');
+      await admin.query(`delete from river_leader where starts_with(name, 'drizzle-leader:cron:')`);
+      await insert(`drizzle-leader:cron:${p}:expired`, '-1 second');
+      await insert(`drizzle-leader:cron:${p}:live`, '1 hour');
       await insert(`${p}-elector`, '-1 second'); // an expired election lease
-      await insert(`cronx${p}`, '-1 second'); // 'cron' without the colon
+      await insert(`cron:${p}`, '-1 second'); // an election named like a claim, outside the reserved namespace
       await insert(`drizzle-leader:group:${p}`, '-1 second');
       expect(await coordinator.cleanUp()).toBe(1);
       const left = await admin.query<{ name: string }>(`select name from river_leader where name like $1 order by name`, [`%${p}%`]);
-      expect(left.map((r) => r.name).sort()).toEqual([`cron:${p}:live`, `cronx${p}`, `drizzle-leader:group:${p}`, `${p}-elector`].sort());
+      expect(left.map((r) => r.name).sort()).toEqual(
+        [`drizzle-leader:cron:${p}:live`, `cron:${p}`, `drizzle-leader:group:${p}`, `${p}-elector`].sort(),
+      );
 
       await admin.query(
         `insert into river_leader (name, leader_id, elected_at, expires_at)
-         select 'cron:${p}:bulk-' || i, 'x', now() - interval '1 hour', now() - interval '1 second' from generate_series(1, 1500) i`,
+         select 'drizzle-leader:cron:${p}:bulk-' || i, 'x', now() - interval '1 hour', now() - interval '1 second' from generate_series(1, 1500) i`,
       );
       expect(await coordinator.cleanUp()).toBe(1_000);
       expect(await coordinator.cleanUp()).toBe(500);
@@ -230,19 +236,19 @@ describe.each(DRIVERS)('node-cron run coordinator (%s)', (driver) => {
       );
     const exists = async (name: string) => (await admin.query(`select 1 from river_leader where name = $1`, [name])).length === 1;
     try {
-      await expired(`cron:${p}:first`);
+      await expired(`drizzle-leader:cron:${p}:first`);
       expect(await coordinator.shouldRun(`${p}:k1`, 0)).toBe(true); // the first claim starts a cleanup
       await coordinator.settled();
-      expect(await exists(`cron:${p}:first`)).toBe(false);
-      await expired(`cron:${p}:second`);
+      expect(await exists(`drizzle-leader:cron:${p}:first`)).toBe(false);
+      await expired(`drizzle-leader:cron:${p}:second`);
       expect(await coordinator.shouldRun(`${p}:k2`, 0)).toBe(true); // within cleanupInterval: no cleanup
       await coordinator.settled();
-      expect(await exists(`cron:${p}:second`)).toBe(true);
+      expect(await exists(`drizzle-leader:cron:${p}:second`)).toBe(true);
       // The documented bound: once a claim is past its retention AND cleaned up, the key is free.
       await vi.waitFor(
         async () => {
           await coordinator.cleanUp();
-          expect(await exists(`cron:${p}:k1`)).toBe(false);
+          expect(await exists(`drizzle-leader:cron:${p}:k1`)).toBe(false);
         },
         { timeout: 10_000, interval: 250 },
       );
@@ -269,7 +275,7 @@ describe.each(DRIVERS)('node-cron run coordinator (%s)', (driver) => {
       const rows = await admin.query<{ name: string }>(`select name from cron_claims_${driver.replace(/\W/g, '')} order by name`);
       expect(rows).toHaveLength(2);
       for (const { name } of rows) {
-        expect(name.startsWith('cron:report-')).toBe(true);
+        expect(name.startsWith('drizzle-leader:cron:report-')).toBe(true);
         expect([...name].length).toBeLessThanOrEqual(127);
       }
     } finally {

@@ -21,7 +21,7 @@ import {
   requestResign,
   watchLeader,
 } from '../index.js';
-import { subscribeChannel } from '../internal.js';
+import { isReservedName, subscribeChannel } from '../internal.js';
 import { type CliContext, openDatabase } from './connect.js';
 import { explainError, UsageError } from './errors.js';
 
@@ -64,7 +64,10 @@ program
   .option('--json', 'print JSON')
   .action((options: { json?: boolean }) =>
     withDatabase(async ({ db, table }) => {
-      const leases = await listLeases(db, { table });
+      // The member rows say who is in which group; the node-cron claims are not elections and stay out.
+      const leases = (await listLeases(db, { table, internal: true })).filter(
+        (l) => !isReservedName(l.name) || l.name.startsWith(MEMBER_PREFIX),
+      );
       const { groups, groupOf, memberRows } = groupView(leases);
       if (options.json) {
         // Additive per row, so scripts reading the array keep working: `member` on a membership

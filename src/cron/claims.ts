@@ -6,21 +6,22 @@
  */
 import { createHash } from 'node:crypto';
 import { and, inArray, lt, sql } from 'drizzle-orm';
+import { RESERVED_PREFIX } from '../lease/reserved.js';
 import type { LeaderTable } from '../schema.js';
 import type { LeaderDatabase } from '../types.js';
 
-/** Every claim row's name starts with this; cleanup deletes nothing else. */
-export const CLAIM_PREFIX = 'cron:';
+/** Every claim row's name starts with this (in the reserved namespace); cleanup deletes nothing else. */
+export const CLAIM_PREFIX = `${RESERVED_PREFIX}cron:`;
 
 /** Rows deleted by one cleanup statement at most, so a backlog costs several short statements, never one long one. */
 export const CLEANUP_BATCH = 1_000;
 
 const MAX_NAME_CHARS = 127;
-/** Code points of the key kept readable in a hashed name: 5 + 40 + 1 + 64 hex = 110, under the 127 the column allows. */
+/** Code points of the key kept readable in a hashed name: 20 + 40 + 1 + 64 hex = 125, under the 127 the column allows. */
 const READABLE_CHARS = 40;
 
 /**
- * The row name for a node-cron key: `cron:<key>` when the name column can store it as given,
+ * The row name for a node-cron key: `drizzle-leader:cron:<key>` when the name column can store it as given,
  * else a readable head of the key and its SHA-256. Every instance derives the same name from
  * the same key, which is all that exactly-once needs. The digest is over UTF-16 code units so
  * keys that differ only in lone surrogates (which Postgres would store as the same U+FFFD)

@@ -5,7 +5,7 @@
  * The claim model. node-cron asks every instance `shouldRun(key, ttlMs)` before a fire, with
  * `key = <task name>:<the fire's scheduled time, ISO>` and `ttlMs` = the task's
  * `distributedLease` (30 s by default). The coordinator answers with one INSERT of the row
- * `cron:<key>` ... ON CONFLICT DO NOTHING: the one session whose insert lands gets the row's
+ * `drizzle-leader:cron:<key>` ... ON CONFLICT DO NOTHING: the one session whose insert lands gets the row's
  * term back (the fire's fencing token) and runs the fire; every other instance, whenever it
  * asks, finds the row and is refused. The row expires `max(ttlMs, retention)` after the claim
  * by the database's clock, and even then keeps refusing until cleanup deletes it.
@@ -173,7 +173,7 @@ export class CronRunCoordinator {
   }
 
   /**
-   * Deletes expired claim rows (only rows named `cron:...` past their expiry, at most 1000 per
+   * Deletes expired claim rows (only rows named `drizzle-leader:cron:...` past their expiry, at most 1000 per
    * call) and resolves with how many. Runs on its own at most once per `cleanupInterval`,
    * after a claim; call it yourself to clean up on your own schedule.
    */

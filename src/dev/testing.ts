@@ -33,7 +33,7 @@ export const NO_DEADLINE = Object.freeze({ remainingMs: () => 60_000 });
 
 export type { BatchElectOutcome, BatchRenewOutcome, NameTerm } from '../lease/batch.js';
 /** The group's batched statements, straight on `db`, for tests that drive them by hand (stale terms, locked rows). */
-export { electMany, heartbeat, renewMany, resignMany } from '../lease/batch.js';
+export { electMany, heartbeat, renewMany, renewManyWithHeartbeat, resignMany } from '../lease/batch.js';
 
 /** The next-in-line hint's payload, for tests of the handoff hints. */
 export { nextInLinePayload, parseElectorHint } from '../listen/payload.js';

@@ -8,14 +8,3 @@ export class DuplicateNameError extends InvalidOptionError {
     super('names', duplicates, `unique election names (given more than once: ${duplicates.map((d) => JSON.stringify(d)).join(', ')})`);
   }
 }
-
-/** An election name under the prefix the groups' member rows use: it would be mistaken for a member. */
-export class ReservedNameError extends InvalidOptionError {
-  override name = 'ReservedNameError';
-  constructor(
-    readonly electionName: string,
-    readonly prefix: string,
-  ) {
-    super('names', electionName, `a name that does not start with "${prefix}" (reserved for group membership rows)`);
-  }
-}

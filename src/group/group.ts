@@ -69,9 +69,11 @@ import {
   LeadershipLostError,
   LeaseTableMissingError,
   LeaseTableOutdatedError,
+  ReservedNameError,
 } from '../errors.js';
-import { electMany, heartbeat, leaveGroup, type NameTerm, renewMany, resignMany } from '../lease/batch.js';
+import { electMany, heartbeat, leaveGroup, type MemberRow, type NameTerm, renewManyWithHeartbeat, resignMany } from '../lease/batch.js';
 import { acquireStatementDatabase, MAX_CONNECT_TIMEOUT_MS } from '../lease/connection.js';
+import { isReservedName, RESERVED_PREFIX } from '../lease/reserved.js';
 import { leaseHeldSql } from '../lease/transaction.js';
 import { subscribeChannel } from '../listen/notifier.js';
 import { parseNotification } from '../listen/payload.js';
@@ -84,10 +86,10 @@ import { settledWithin, withDeadline } from '../util/deadline.js';
 import { deferred } from '../util/deferred.js';
 import { Wakeup } from '../util/wakeup.js';
 import { assign, type Member, quotas } from './balance.js';
-import { DuplicateNameError, ReservedNameError } from './errors.js';
+import { DuplicateNameError } from './errors.js';
 
-/** Every member row of every group starts with this; election names may not. */
-export const MEMBER_PREFIX = 'drizzle-leader:group:';
+/** Every member row of every group starts with this (inside the reserved namespace election names may not use). */
+export const MEMBER_PREFIX = `${RESERVED_PREFIX}group:`;
 
 /** Why one name's leadership ended: the single elector's reasons, plus a group's own. */
 export type GroupLossReason =
@@ -129,7 +131,10 @@ export interface ElectorGroupOptions extends Omit<ElectorOptions, 'name' | 'hook
 }
 
 export interface GroupStats {
-  /** Statements sent, by kind, and how many failed. */
+  /**
+   * Statements sent, by kind, and how many failed. A renewal carries the membership heartbeat
+   * too (one statement); `heartbeats` counts only those sent alone (while leading no name).
+   */
   statements: { elections: number; renewals: number; heartbeats: number; resignations: number; failed: number };
   gained: number;
   lost: number;
@@ -217,6 +222,8 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   readonly #freed = new Map<string, number>();
   #assignment: Map<string, string> | null = null;
   #heartbeatDueAt = 0;
+  /** This member's row was deleted (stop): no statement may bring it back. */
+  #left = false;
   #renewDueAt = Number.POSITIVE_INFINITY;
   #releaseRetryAt = 0;
   #consecutiveErrors = 0;
@@ -345,6 +352,8 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   async #stop(): Promise<void> {
     this.#stopRequested = true;
     for (const name of [...this.#held.keys()]) this.#stepDown(name, 'stopped');
+    // Leave the membership now, even while leading nothing, so the others rebalance at once.
+    this.#wakeup.wake();
     // The loop keeps running meanwhile: it renews the draining leases and releases each one as its drain ends.
     await Promise.all([...this.#draining.values()].map((d) => d.finished));
     for (const end of [...this.#runEnders]) end();
@@ -700,10 +709,16 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   async #turn(electDb: LeaderDatabase, leadDb: LeaderDatabase): Promise<unknown> {
     let failure: unknown;
     const now = () => this.#now().monotonic;
-    if (this.#heartbeatDueAt <= now()) failure ??= await this.#heartbeat(leadDb);
+    // A stopping member leaves the membership first, before it releases a single name: the
+    // others then already assign its names among themselves when each name's release arrives.
+    if (this.#stopRequested && !this.#left) await this.#leaveMembership(leadDb);
     for (const name of [...this.#held.keys()]) this.#trusted(name);
     for (const [name, draining] of [...this.#draining]) if (!draining.trust.trusted(this.#now())) this.#endDrain(name, true);
-    if (this.#held.size + this.#draining.size > 0 && this.#renewDueAt <= now()) failure ??= await this.#renew(leadDb);
+    const leading = this.#held.size + this.#draining.size > 0;
+    const heartbeatDue = !this.#left && this.#heartbeatDueAt <= now();
+    // One statement renews every name and the membership: whichever is due first brings the other forward, so they run in step.
+    if (leading && (this.#renewDueAt <= now() || heartbeatDue)) failure ??= await this.#renew(leadDb);
+    else if (heartbeatDue) failure ??= await this.#heartbeat(leadDb);
     this.#shedSurplus();
     if (this.#unreleased.size > 0 && this.#releaseRetryAt <= now()) await this.#release(leadDb);
     if (!this.#running()) return failure;
@@ -713,24 +728,34 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   }
 
   async #heartbeat(db: LeaderDatabase): Promise<unknown> {
-    const { table, id, ttl, channel, renewInterval } = this.#options;
+    const { table, id, ttl, renewInterval } = this.#options;
     const startedAt = this.#now().monotonic;
     this.#stats.statements.heartbeats++;
     try {
       const rows = await withDeadline(
-        heartbeat(db, table, { memberName: this.#memberName, prefix: this.#memberPrefix, leaderId: id, ttlMs: ttl, channel }),
+        heartbeat(db, table, { ...this.#memberInput(), leaderId: id, ttlMs: ttl }),
         this.#statementDeadlineMs(),
         () => 'membership heartbeat did not answer in time',
       );
       this.#heartbeatDueAt = startedAt + renewInterval;
       this.#consecutiveErrors = 0;
-      this.#setView(rows.flatMap((row) => memberOf(row.name, row.leaderId, this.#memberPrefix)));
+      this.#adoptMembers(rows);
       return undefined;
     } catch (error) {
       this.#stats.statements.failed++;
       this.#heartbeatDueAt = startedAt + this.#errorBackoff();
       return this.#failed(error, 'election');
     }
+  }
+
+  #memberInput() {
+    return { memberName: this.#memberName, prefix: this.#memberPrefix, channel: this.#options.channel };
+  }
+
+  /** What a heartbeat read: the live member rows. A member that has left no longer counts itself. */
+  #adoptMembers(rows: readonly MemberRow[]): void {
+    if (this.#left) return;
+    this.#setView(rows.flatMap((row) => memberOf(row.name, row.leaderId, this.#memberPrefix)));
   }
 
   /** Adopts a membership view; a changed view restarts the hysteresis clock and makes newly assigned free names due. */
@@ -804,17 +829,25 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
       earliestTrust = Math.min(earliestTrust, held.trust.remaining(startedAt));
     this.#stats.statements.renewals++;
     const asked = new Map(leaderships.map((l) => [l.name, l.term]));
-    let outcomes: Awaited<ReturnType<typeof renewMany>>;
+    // The membership rides along unless this member has left (stop): its row must stay gone.
+    const member = this.#left ? null : this.#memberInput();
+    let outcomes: Awaited<ReturnType<typeof renewManyWithHeartbeat>>['outcomes'];
     try {
       // No answer is worth waiting for past the earliest trust deadline among the names in the batch.
-      outcomes = await withDeadline(
-        renewMany(db, table, { leaderships, leaderId: id, ttlMs: ttl }),
+      const result = await withDeadline(
+        renewManyWithHeartbeat(db, table, { leaderships, leaderId: id, ttlMs: ttl, member }),
         Math.max(1, earliestTrust),
         () => 'renewal did not answer within the trust window',
       );
+      outcomes = result.outcomes;
+      if (member) {
+        this.#heartbeatDueAt = startedAt.monotonic + renewInterval;
+        this.#adoptMembers(result.members);
+      }
     } catch (error) {
       this.#stats.statements.failed++;
       this.#renewDueAt = startedAt.monotonic + this.#errorBackoff();
+      if (member) this.#heartbeatDueAt = startedAt.monotonic + this.#errorBackoff();
       return this.#failed(error, 'renewal');
     }
     this.#consecutiveErrors = 0;
@@ -970,22 +1003,28 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     return undefined;
   }
 
-  /** Last act of the loop: leave the membership, then resign every term still held (each one statement). */
+  /** Last act of the loop: leave the membership (if not yet), then resign every term still held (each one statement). */
   async #leave(db: LeaderDatabase): Promise<void> {
+    if (!this.#left) await this.#leaveMembership(db);
+    this.#releaseRetryAt = 0;
+    if (this.#unreleased.size > 0) await this.#release(db);
+  }
+
+  /** Deletes this member's row with a NOTIFY (the others rebalance at once); tried once: a row left behind expires. */
+  async #leaveMembership(db: LeaderDatabase): Promise<void> {
     const { table, id, channel } = this.#options;
+    this.#left = true;
     await withDeadline(
       leaveGroup(db, table, { memberName: this.#memberName, leaderId: id, channel }),
       this.#statementDeadlineMs(),
       () => 'leaving the group did not answer in time',
     ).catch((error) => this.#options.logger.warn({ err: error }, 'drizzle-leader: could not leave the group; the member row will expire'));
-    this.#releaseRetryAt = 0;
-    if (this.#unreleased.size > 0) await this.#release(db);
   }
 
   /** When the loop is next due: the earliest of heartbeat, renewal, release and free names' elections. */
   #nextWakeInMs(error: unknown): number {
     const now = this.#now().monotonic;
-    let next = this.#heartbeatDueAt;
+    let next = this.#left ? Number.POSITIVE_INFINITY : this.#heartbeatDueAt;
     if (this.#held.size + this.#draining.size > 0) next = Math.min(next, this.#renewDueAt);
     if (this.#unreleased.size > 0) next = Math.min(next, Math.max(this.#releaseRetryAt, now));
     for (const name of this.#names) {
@@ -1148,7 +1187,7 @@ function checkNames(names: unknown): string[] {
   const duplicates = new Set<string>();
   names.forEach((name, i) => {
     checkLabel(`names[${i}]`, name);
-    if ((name as string).startsWith(MEMBER_PREFIX)) throw new ReservedNameError(name as string, MEMBER_PREFIX);
+    if (isReservedName(name as string)) throw new ReservedNameError(`names[${i}]`, name as string, RESERVED_PREFIX);
     if (seen.has(name as string)) duplicates.add(name as string);
     seen.add(name as string);
   });

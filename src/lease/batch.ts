@@ -202,7 +202,32 @@ export async function renewMany(
   table: LeaderTable,
   input: { leaderships: readonly NameTerm[]; leaderId: string; ttlMs: number },
 ): Promise<BatchRenewOutcome[]> {
-  if (input.leaderships.length === 0) return [];
+  return (await renewStatement(db, table, input, null)).outcomes;
+}
+
+/**
+ * `renewMany` and `heartbeat` in ONE statement: a member that leads names renews them and its
+ * membership together, so its steady state costs one statement per renew interval whatever
+ * the number of names (and one more for the LISTEN connection's keepalive). Needs at least one
+ * leadership: with none, use `heartbeat`. `member: null` renews the names alone.
+ */
+export async function renewManyWithHeartbeat(
+  db: LeaderDatabase,
+  table: LeaderTable,
+  input: { leaderships: readonly NameTerm[]; leaderId: string; ttlMs: number; member: MemberInput | null },
+): Promise<{ outcomes: BatchRenewOutcome[]; members: MemberRow[] }> {
+  if (input.leaderships.length === 0 && input.member) throw new RangeError('renewManyWithHeartbeat needs at least one leadership');
+  const { outcomes, members } = await renewStatement(db, table, input, input.member);
+  return { outcomes, members: members ?? [] };
+}
+
+async function renewStatement(
+  db: LeaderDatabase,
+  table: LeaderTable,
+  input: { leaderships: readonly NameTerm[]; leaderId: string; ttlMs: number },
+  member: MemberInput | null,
+): Promise<{ outcomes: BatchRenewOutcome[]; members: MemberRow[] | null }> {
+  if (input.leaderships.length === 0) return { outcomes: [], members: member ? [] : null };
   const json = JSON.stringify(input.leaderships.map(({ name, term }) => ({ name, term })));
   // FOR NO KEY UPDATE: the same lock the DO UPDATE below takes, since it sets no key column;
   // it does not conflict with FOR KEY SHARE, so only a foreign writer's lock makes a row skipped.
@@ -234,10 +259,22 @@ export async function renewMany(
       })
       .returning(),
   );
+  const membership = member ? memberUpsert(db, table, { ...member, leaderId: input.leaderId, ttlMs: input.ttlMs }) : null;
+  // The member rows come back as extra rows of the same result (p.member_id not null), so a
+  // renewal of N names returns N + M rows, not N copies of the membership.
+  const source = membership
+    ? sql`(select p.name, null::text as member_id, null::float8 as member_remaining_ms from ${pairsOf(json)}
+           union all
+           select t.name, t.leader_id, ${remainingMsOf(sql`t.expires_at`)} from ${table} as t
+           where starts_with(t.name, ${member!.prefix}) and t.expires_at > now()) as p`
+    : sql`(select p.name, null::text as member_id, null::float8 as member_remaining_ms from ${pairsOf(json)}) as p`;
+  const ctes = membership ? [lockable, renewed, membership.mine, membership.announced] : [lockable, renewed];
   const rows = await db
-    .with(lockable, renewed)
+    .with(...ctes)
     .select({
       name: sql<string>`p.name`,
+      memberId: sql<string | null>`p.member_id`,
+      memberRemainingMs: sql<number | null>`p.member_remaining_ms`,
       term: renewed.term,
       leaderId: renewed.leaderId,
       electedAt: renewed.electedAt,
@@ -246,12 +283,20 @@ export async function renewMany(
       resignRequestedAt: renewed.resignRequestedAt,
       locked: sql<boolean>`(p.name in (select name from ${lockable}))`,
       existed: sql<boolean>`exists (select 1 from ${table} as t where t.name = p.name)`,
+      // Makes the (otherwise unread) announcement run: a CTE that is never read is never evaluated.
+      announced: membership ? sql<number>`(select count(*) from ${membership.announced})`.mapWith(Number) : sql<number>`0`,
     })
-    .from(pairsOf(json))
-    .leftJoin(renewed, sql`${renewed.name} = p.name`);
-  return inInputOrder(
+    .from(source)
+    .leftJoin(renewed, sql`${renewed.name} = p.name and p.member_id is null`)
+    .execute({ channel: member?.channel ?? '' });
+  const members = membership
+    ? rows
+        .filter((row) => row.memberId !== null)
+        .map((row) => ({ name: row.name, leaderId: row.memberId!, remainingMs: Number(row.memberRemainingMs) }))
+    : null;
+  const outcomes = inInputOrder(
     input.leaderships.map((l) => l.name),
-    rows,
+    rows.filter((row) => row.memberId === null),
   ).map((row): BatchRenewOutcome => {
     if (row.term != null) {
       return {
@@ -264,6 +309,7 @@ export async function renewMany(
     if (row.existed && !row.locked) return { name: row.name, kind: 'skipped' };
     return { name: row.name, kind: 'denied' };
   });
+  return { outcomes, members };
 }
 
 /**
@@ -326,8 +372,35 @@ export async function resignMany(
 export async function heartbeat(
   db: LeaderDatabase,
   table: LeaderTable,
-  input: { memberName: string; prefix: string; leaderId: string; ttlMs: number; channel: string },
+  input: MemberInput & { leaderId: string; ttlMs: number },
 ): Promise<MemberRow[]> {
+  const { mine, announced } = memberUpsert(db, table, input);
+  const rows = await db
+    .with(mine, announced)
+    .select({
+      name: table.name,
+      leaderId: table.leaderId,
+      remainingMs: remainingMsOf(table.expiresAt),
+      announced: sql<number>`(select count(*) from ${announced})`.mapWith(Number),
+    })
+    .from(table)
+    .where(and(sql`starts_with(${table.name}, ${input.prefix})`, sql`${table.expiresAt} > now()`))
+    .execute({ channel: input.channel });
+  return rows.map(({ name, leaderId, remainingMs }) => ({ name, leaderId, remainingMs }));
+}
+
+/** Which member row a heartbeat keeps alive, and where the group's member rows are. */
+export interface MemberInput {
+  readonly memberName: string;
+  readonly prefix: string;
+  readonly channel: string;
+}
+
+/**
+ * The membership part of a heartbeat, as CTEs: upsert this member's own row (only ever its own:
+ * the stored `leader_id` must be the caller's) and, on the INSERT path only, NOTIFY `elected`.
+ */
+function memberUpsert(db: LeaderDatabase, table: LeaderTable, input: MemberInput & { leaderId: string; ttlMs: number }) {
   const mine = db.$with('mine').as(
     db
       .insert(table)
@@ -346,18 +419,7 @@ export async function heartbeat(
       .from(mine)
       .where(sql`${mine.electedAt} = now()`),
   );
-  const rows = await db
-    .with(mine, announced)
-    .select({
-      name: table.name,
-      leaderId: table.leaderId,
-      remainingMs: remainingMsOf(table.expiresAt),
-      announced: sql<number>`(select count(*) from ${announced})`.mapWith(Number),
-    })
-    .from(table)
-    .where(and(sql`starts_with(${table.name}, ${input.prefix})`, sql`${table.expiresAt} > now()`))
-    .execute({ channel: input.channel });
-  return rows.map(({ name, leaderId, remainingMs }) => ({ name, leaderId, remainingMs }));
+  return { mine, announced };
 }
 
 /** Deletes this member's row (term-free: the row is the member's alone) and NOTIFYs `resigned`, so the others rebalance at once. */

@@ -13,6 +13,7 @@ import { and, eq, gt, lte, type SQL, sql } from 'drizzle-orm';
 import { notifyRowSql } from '../listen/payload.js';
 import type { LeaderTable } from '../schema.js';
 import type { LeaderDatabase, LeaderInfo } from '../types.js';
+import { RESERVED_PREFIX } from './reserved.js';
 
 export type ElectResult =
   | { readonly won: true; readonly lease: LeaderInfo }
@@ -242,9 +243,13 @@ export async function readLease(db: LeaderDatabase, table: LeaderTable, name: st
   return rows[0] ? toLease(rows[0]) : null;
 }
 
-/** Every stored lease, expired or not, ordered by name. */
-export async function readLeases(db: LeaderDatabase, table: LeaderTable): Promise<LeaderInfo[]> {
-  const rows = await db.select(leaseFields(table)).from(table).orderBy(table.name);
+/** Every stored lease, expired or not, ordered by name; the library's own rows only with `internal`. */
+export async function readLeases(db: LeaderDatabase, table: LeaderTable, options: { internal: boolean }): Promise<LeaderInfo[]> {
+  const rows = await db
+    .select(leaseFields(table))
+    .from(table)
+    .where(options.internal ? undefined : sql`not starts_with(${table.name}, ${RESERVED_PREFIX})`)
+    .orderBy(table.name);
   return rows.map(toLease);
 }
 

@@ -5,6 +5,7 @@
  */
 import { fork } from 'node:child_process';
 import { resolve } from 'node:path';
+import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   createElector,
@@ -19,6 +20,7 @@ import {
   ReservedNameError,
   SILENT_LOGGER,
 } from '../../src/index.js';
+import { parseNotification } from '../../src/listen/payload.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from '../support/db.js';
 
 const MEMBER_SCRIPT = resolve(import.meta.dirname, '../fixtures/group-member.ts');
@@ -86,8 +88,10 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
       const leader = members.find((m) => m.leads(name))!;
       expect(stored.get(name)).toMatchObject({ leaderId: leader.id, term: leader.lease(name)!.term });
     }
-    // Membership rows: one per member, under the reserved prefix, outside the election names.
-    const memberRows = (await listLeases(conn.db)).filter((r) => r.name.startsWith(`${MEMBER_PREFIX}${group}:`));
+    // Membership rows: one per member, under the reserved prefix, outside the election names:
+    // listLeases shows them only when asked for the library's own rows.
+    expect((await listLeases(conn.db)).filter((r) => r.name.startsWith(MEMBER_PREFIX))).toEqual([]);
+    const memberRows = (await listLeases(conn.db, { internal: true })).filter((r) => r.name.startsWith(`${MEMBER_PREFIX}${group}:`));
     expect(memberRows.map((r) => r.leaderId).sort()).toEqual(members.map((m) => m.id).sort());
   });
 
@@ -116,6 +120,50 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     const rest = [first[0]!, joiner];
     await balanced(rest, names, 0);
     for (const [name, lease] of held) expect(rest.find((m) => m.leads(name))!.lease(name)!.term).toBeGreaterThan(lease.term);
+  });
+
+  it('while it leads names, its membership rides with their renewal: no heartbeat statement of its own', async () => {
+    const names = namesFor(6);
+    const members = [member(names, { id: `${group}-a` }), member(names, { id: `${group}-b` })];
+    await Promise.all(members.map((m) => m.start()));
+    await balanced(members, names);
+    const [a, b] = members as [ElectorGroup, ElectorGroup];
+    const before = a.stats.statements;
+    await new Promise((r) => setTimeout(r, TIMING.renewInterval * 6));
+    const after = a.stats.statements;
+    // One statement per interval renews its names and its member row together.
+    expect(after.renewals - before.renewals).toBeGreaterThanOrEqual(3);
+    expect(after.heartbeats - before.heartbeats).toBe(0);
+    // ... and the membership it carries stays alive: b still counts a, well past a's member-row ttl would allow otherwise.
+    expect(b.members.map((m) => m.id)).toContain(a.id);
+    const rows = await listLeases(conn.db, { internal: true });
+    const aRow = rows.find((r) => r.name.startsWith(`${MEMBER_PREFIX}${group}:`) && r.leaderId === a.id);
+    expect(aRow?.remainingMs).toBeGreaterThan(TIMING.ttl - 2 * TIMING.renewInterval - 200);
+  });
+
+  it('stop(): the member row is deleted (and announced) before any of its names is released', async () => {
+    const names = namesFor(8);
+    const members = [member(names, { id: `${group}-a` }), member(names, { id: `${group}-b` })];
+    await Promise.all(members.map((m) => m.start()));
+    await balanced(members, names);
+    const leaving = members[1]!;
+    const heard: string[] = [];
+    const listener = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await listener.listen('river_leadership', (payload) => {
+        const n = parseNotification(payload);
+        if (n?.action === 'resigned' && n.leaderId === leaving.id) heard.push(n.name.startsWith(MEMBER_PREFIX) ? 'member' : n.name);
+      });
+      const led = leaving.leaderships().size;
+      expect(led).toBeGreaterThan(0);
+      await leaving.stop();
+      await vi.waitFor(() => expect(heard).toHaveLength(led + 1), { timeout: 5_000, interval: 10 });
+      // The others see it leave first, so each name's release finds its new owner already decided.
+      expect(heard[0]).toBe('member');
+      await balanced([members[0]!], names, 0);
+    } finally {
+      await listener.end();
+    }
   });
 
   it('a member SIGKILLed: its names are led again once its leases expire, with new terms, never twice at once', async () => {
@@ -267,6 +315,9 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     const db = conn.db;
     expect(() => createElectorGroup(db, { names: ['a', 'b', 'a'] })).toThrow(DuplicateNameError);
     expect(() => createElectorGroup(db, { names: [`${MEMBER_PREFIX}x`] })).toThrow(ReservedNameError);
+    // The whole namespace is the library's (member rows, cron claims), for single electors too.
+    expect(() => createElectorGroup(db, { names: ['ok', 'drizzle-leader:cron:x'] })).toThrow(/names\[1\].*drizzle-leader:/);
+    expect(() => createElector(db, { name: 'drizzle-leader:anything' })).toThrow(ReservedNameError);
     expect(() => createElectorGroup(db, { names: ['ok', ''] })).toThrow(InvalidOptionError);
     expect(() => createElectorGroup(db, { names: ['x'.repeat(128)] })).toThrow(/names\[0\]/);
     expect(() => createElectorGroup(db, { names: 'a' as never })).toThrow(InvalidOptionError);

@@ -5,7 +5,7 @@
  * elections that never lock a live lease, and term-scoped batched resignation.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { electMany, renewMany, resignMany } from '../../src/dev/testing.js';
+import { electMany, renewMany, renewManyWithHeartbeat, resignMany } from '../../src/dev/testing.js';
 import { riverLeader } from '../../src/index.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from '../support/db.js';
 
@@ -55,6 +55,49 @@ describe.each(DRIVERS)('batched lease statements (%s)', (driver) => {
       if (!outcome.won) expect(outcome.holder).toMatchObject({ name: n, leaderId: 'a' });
     }
     for (const n of list.slice(3)) expect(byName.get(n)).toMatchObject({ won: true, lease: { leaderId: 'b', name: n } });
+  });
+
+  it('one statement renews the names and the member row, and reads every live member once', async () => {
+    const list = names(4);
+    const won = await elect(list, 'a');
+    const leaderships = won.map((o) => ({ name: o.name, term: o.won ? o.lease.term : -1 }));
+    const memberPrefix = `drizzle-leader:group:${prefix}:`;
+    await admin.query(
+      `insert into river_leader (name, leader_id, elected_at, expires_at) values ($1, 'b', now(), now() + interval '5 seconds'), ($2, 'c', now(), now() - interval '1 second')`,
+      [`${memberPrefix}1:b`, `${memberPrefix}1:c`],
+    );
+    const member = { memberName: `${memberPrefix}1:a`, prefix: memberPrefix, channel };
+    // First use inserts a's member row; the read sees the statement's snapshot (b only: c expired).
+    const first = await renewManyWithHeartbeat(conn.db, riverLeader, { leaderships, leaderId: 'a', ttlMs, member });
+    expect(first.outcomes.map((o) => [o.name, o.kind])).toEqual(list.map((n) => [n, 'renewed']));
+    expect(first.members.map((m) => m.leaderId)).toEqual(['b']);
+    // Then it renews it: every live member once (not once per renewed name), a's row included.
+    const second = await renewManyWithHeartbeat(conn.db, riverLeader, { leaderships, leaderId: 'a', ttlMs, member });
+    expect(second.members.map((m) => m.leaderId).sort()).toEqual(['a', 'b']);
+    for (const m of second.members) expect(m.remainingMs).toBeGreaterThan(0);
+    // A member row is its member's alone: another id's heartbeat neither renews nor takes it.
+    const [before] = await admin.query<{ expires_at: string }>('select expires_at::text from river_leader where name = $1', [
+      `${memberPrefix}1:b`,
+    ]);
+    await renewManyWithHeartbeat(conn.db, riverLeader, {
+      leaderships: [{ name: list[0]!, term: leaderships[0]!.term }],
+      leaderId: 'a',
+      ttlMs,
+      member: { ...member, memberName: `${memberPrefix}1:b` },
+    });
+    const [after] = await admin.query<{ expires_at: string; leader_id: string }>(
+      'select expires_at::text, leader_id from river_leader where name = $1',
+      [`${memberPrefix}1:b`],
+    );
+    expect(after).toEqual({ expires_at: before!.expires_at, leader_id: 'b' });
+    // A stale term in the same statement renews nothing.
+    const stale = await renewManyWithHeartbeat(conn.db, riverLeader, {
+      leaderships: [{ name: list[1]!, term: leaderships[1]!.term - 1 }],
+      leaderId: 'a',
+      ttlMs,
+      member,
+    });
+    expect(stale.outcomes).toEqual([{ name: list[1], kind: 'denied' }]);
   });
 
   it('a stale term in the batch cannot renew the name’s newer term; the current terms renew', async () => {
