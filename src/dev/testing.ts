@@ -36,4 +36,4 @@ export type { BatchElectOutcome, BatchRenewOutcome, NameTerm } from '../lease/ba
 export { electMany, heartbeat, renewMany, renewManyWithHeartbeat, resignMany } from '../lease/batch.js';
 
 /** The next-in-line hint's payload, for tests of the handoff hints. */
-export { nextInLinePayload, parseElectorHint } from '../listen/payload.js';
+export { nextInLinePayload, parseElectorHint, parseNotification } from '../listen/payload.js';

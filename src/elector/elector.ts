@@ -97,6 +97,7 @@ import { Instruments } from './instruments.js';
 import { type LeaseTransactionConfig, type LeaseTransactionFn, runLeaseTransaction } from './lease-transaction.js';
 import { endOverrunningTransaction, giveUpOverrun, LeaseKeyCheck, prepareLeaseTransaction } from './lease-work.js';
 import { Subscribers } from './subscribers.js';
+import { TaskRuns } from './task-runs.js';
 import { sessionBounds, TrustWindow } from './trust.js';
 import { LeaderWork, type WorkItem } from './work.js';
 
@@ -405,50 +406,22 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
   runWhileLeader(task: LeaderTask, options: { label?: string } = {}): LeaderRun {
     if (this.#stopped) throw new ElectorStoppedError();
     if (typeof task !== 'function') throw new InvalidOptionError('task', task, 'a function (signal, lease) => void | Promise<void>');
-    const label = options.label ?? (task.name ? `runWhileLeader task "${task.name}"` : 'a runWhileLeader task');
-    const owner = new AbortController();
-    let current: Promise<unknown> | null = null;
-    const finished = deferred();
-    const launch = (lease: Lease, leadership: AbortSignal) => {
-      if (owner.signal.aborted || leadership.aborted) return;
-      const signal = AbortSignal.any([leadership, owner.signal]);
-      // A leadership that ended before the task got to run (stop() right after a gain) is not started at all.
-      const run = Promise.resolve()
-        .then(() => (signal.aborted ? undefined : task(signal, lease)))
-        .catch((error: unknown) => {
-          if (!signal.aborted) {
-            this.#options.logger.error({ err: error, name: this.#options.name, term: lease.term }, 'drizzle-leader: leader task failed');
-          }
-        });
-      current = run;
-      this.#work.track({ term: lease.term, label, open: null }, run);
-      void run.then(() => {
-        if (current === run) current = null;
-      });
-    };
-    const unsubscribe = this.#onTransition((event) => {
-      if (event.type !== 'gained') return;
-      const state = this.#state;
-      if (state.kind === 'leader' && state.lease.term === event.term) launch(state.lease, state.controller.signal);
-    });
-    const end = () => {
-      if (owner.signal.aborted) return;
-      owner.abort(new DrizzleLeaderError('runWhileLeader was cancelled'));
-      unsubscribe();
-      this.#runEnders.delete(end);
-      void Promise.resolve(current).then(() => finished.resolve());
-    };
+    const runs = new TaskRuns(this.#work, this.#options.logger, TaskRuns.label(task, options.label));
+    const launch = (lease: Lease, leadership: AbortSignal) =>
+      runs.launch(lease.term, leadership, { name: this.#options.name }, (signal) => task(signal, lease));
+    runs.onEnd(
+      this.#onTransition((event) => {
+        if (event.type !== 'gained') return;
+        const state = this.#state;
+        if (state.kind === 'leader' && state.lease.term === event.term) launch(state.lease, state.controller.signal);
+      }),
+    );
+    const end = () => runs.end();
     this.#runEnders.add(end);
+    runs.onEnd(() => this.#runEnders.delete(end));
     const leading = this.#activeLeadership();
     if (leading) launch(leading.lease, leading.controller.signal);
-    return Object.freeze({
-      cancel: end,
-      done: finished.promise,
-      get running() {
-        return current !== null;
-      },
-      [Symbol.dispose]: end,
-    });
+    return runs.handle;
   }
 
   /**

@@ -58,6 +58,7 @@ import type { SessionBounds } from '../driver/types.js';
 import { type LeaseTransactionConfig, type LeaseTransactionFn, runLeaseTransaction } from '../elector/lease-transaction.js';
 import { endOverrunningTransaction, giveUpOverrun, LeaseKeyCheck, prepareLeaseTransaction } from '../elector/lease-work.js';
 import { Subscribers } from '../elector/subscribers.js';
+import { TaskRuns } from '../elector/task-runs.js';
 import { sessionBounds, TrustWindow } from '../elector/trust.js';
 import { LeaderWork, type WorkItem } from '../elector/work.js';
 import {
@@ -390,49 +391,21 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   runWhileLeader(task: GroupTask, options: { label?: string } = {}): GroupTaskHandle {
     if (this.#stopped) throw new ElectorStoppedError();
     if (typeof task !== 'function') throw new InvalidOptionError('task', task, 'a function (name, signal, lease) => ...');
-    const label = options.label ?? (task.name ? `runWhileLeader task "${task.name}"` : 'a runWhileLeader task');
-    const owner = new AbortController();
-    const running = new Set<Promise<void>>();
-    const finished = deferred();
-    const launch = (name: string, held: Held) => {
-      if (owner.signal.aborted || held.controller.signal.aborted) return;
-      const signal = AbortSignal.any([held.controller.signal, owner.signal]);
-      // A leadership that ended before the task got to run (stop() right after a gain) is not started at all.
-      const run = Promise.resolve()
-        .then(() => (signal.aborted ? undefined : task(name, signal, held.lease)))
-        .catch((error: unknown) => {
-          if (!signal.aborted) {
-            this.#options.logger.error({ err: error, name, term: held.lease.term }, 'drizzle-leader: leader task failed');
-          }
-        });
-      running.add(run);
-      this.#work.track({ term: held.lease.term, label, open: null }, run);
-      void run.then(() => running.delete(run));
-    };
-    const unsubscribe = this.#onTransition((event) => {
-      if (event.type !== 'gained') return;
-      const held = this.#held.get(event.name);
-      if (held && held.lease.term === event.term) launch(event.name, held);
-    });
-    const end = () => {
-      if (owner.signal.aborted) return;
-      owner.abort(new DrizzleLeaderError('runWhileLeader was cancelled'));
-      unsubscribe();
-      this.#runEnders.delete(end);
-      void (async () => {
-        while (running.size > 0) await Promise.allSettled([...running]);
-      })().then(() => finished.resolve());
-    };
+    const runs = new TaskRuns(this.#work, this.#options.logger, TaskRuns.label(task, options.label));
+    const launch = (name: string, held: Held) =>
+      runs.launch(held.lease.term, held.controller.signal, { name }, (signal) => task(name, signal, held.lease));
+    runs.onEnd(
+      this.#onTransition((event) => {
+        if (event.type !== 'gained') return;
+        const held = this.#held.get(event.name);
+        if (held && held.lease.term === event.term) launch(event.name, held);
+      }),
+    );
+    const end = () => runs.end();
     this.#runEnders.add(end);
+    runs.onEnd(() => this.#runEnders.delete(end));
     for (const [name] of this.leaderships()) launch(name, this.#held.get(name)!);
-    return Object.freeze({
-      cancel: end,
-      done: finished.promise,
-      get running() {
-        return running.size > 0;
-      },
-      [Symbol.dispose]: end,
-    });
+    return runs.handle;
   }
 
   /**

@@ -7,6 +7,7 @@ import { fork } from 'node:child_process';
 import { resolve } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { parseNotification } from '../../src/dev/testing.js';
 import {
   createElector,
   createElectorGroup,
@@ -20,7 +21,6 @@ import {
   ReservedNameError,
   SILENT_LOGGER,
 } from '../../src/index.js';
-import { parseNotification } from '../../src/listen/payload.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from '../support/db.js';
 
 const MEMBER_SCRIPT = resolve(import.meta.dirname, '../fixtures/group-member.ts');
