@@ -3,6 +3,7 @@
  * changes, ask the leader to step down. For dashboards, operators and the CLI.
  */
 import { DrizzleLeaderError, InvalidOptionError } from './errors.js';
+import { notifyingIfPossible } from './lease/notify-fallback.js';
 import * as statements from './lease/statements.js';
 import { subscribeChannel } from './listen/notifier.js';
 import { parseNotification } from './listen/payload.js';
@@ -66,7 +67,12 @@ export async function requestResign(
     throw new InvalidOptionError('term', ref.term, 'a positive integer term');
   }
   try {
-    return await statements.requestResign(db, table, { name, term: ref.term, channel });
+    // A full NOTIFY queue must not stop the request: the leader also reads it with its next renewal.
+    return await notifyingIfPossible(
+      channel,
+      (ch) => statements.requestResign(db, table, { name, term: ref.term, channel: ch }),
+      () => {},
+    );
   } catch (error) {
     if (errorCode(error) !== '42501') throw error;
     const denied = findCause<Error & { code?: unknown }>(error, (e) => e.code === '42501');

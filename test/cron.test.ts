@@ -150,6 +150,21 @@ describe.each(DRIVERS)('node-cron run coordinator (%s)', (driver) => {
         [`drizzle-leader:cron:long-lease-${driver}:2030-01-01T00:00:00.000Z`],
       );
       expect(row!.held_s).toBe(3_600);
+      // Infinity lengthens it to the longest a claim can be (about 24.8 days), never shortens it.
+      expect(await coordinator.shouldRun(`endless-${driver}:2030-01-01T00:00:00.000Z`, Number.POSITIVE_INFINITY)).toBe(true);
+      const [endless] = await admin.query<{ held_ms: number }>(
+        `select (extract(epoch from expires_at - elected_at) * 1000)::float8 as held_ms from river_leader where name = $1`,
+        [`drizzle-leader:cron:endless-${driver}:2030-01-01T00:00:00.000Z`],
+      );
+      expect(endless!.held_ms).toBe(2_147_483_647);
+      // A key is a string: anything else is refused, typed, before any claim (node-cron then skips the fire).
+      for (const key of [undefined, null, 42, {}, { toString: () => 'x' }]) {
+        await expect(coordinator.shouldRun(key as never, 1_000)).rejects.toBeInstanceOf(InvalidOptionError);
+      }
+      expect(
+        (await admin.query('select 1 from river_leader where name in ($1, $2)', ['drizzle-leader:cron:undefined', 'drizzle-leader:cron:x']))
+          .length,
+      ).toBe(0);
     } finally {
       await coordinator.settled();
       await c.close();

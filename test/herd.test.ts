@@ -14,8 +14,12 @@ import { ElectorPool, sleep } from './support/elector.js';
 const CHANNEL = 'river_leadership';
 /** Long enough that only a notification can have ended a follower's sleep within the test. */
 const LONG_LEASE = { ttl: 30_000, renewInterval: 10_000, safetyMargin: 1_000 };
-/** Comfortably past the longest stagger (2 × 25 ms), so every follower that was going to try has tried. */
-const AFTER_STAGGER_MS = 400;
+/**
+ * Past the longest stagger (2 × 25 ms), so every follower that was going to race the volunteer
+ * has tried, and before the followers' look at the database (250 ms at the earliest): that one
+ * comes after the successor committed and is not part of the herd.
+ */
+const AFTER_STAGGER_MS = 150;
 
 let url: string;
 beforeAll(async () => {
@@ -53,6 +57,8 @@ describe.each(DRIVERS)('graceful handoff without the herd (%s)', (driver) => {
   let counter = 0;
   /** `next_in_line` claims heard on the channel by this test, in order. */
   let volunteers: { name: string; id: string; term: number }[] = [];
+  /** A test's own reaction to what the channel carries (a forger's). */
+  let onPayload: ((payload: string) => void) | null = null;
 
   beforeAll(async () => {
     conn = connect(driver, url, { max: 4 });
@@ -60,6 +66,7 @@ describe.each(DRIVERS)('graceful handoff without the herd (%s)', (driver) => {
     await listener.listen(CHANNEL, (payload) => {
       const hint = parseElectorHint(payload);
       if (hint?.action === 'next_in_line') volunteers.push({ name: hint.name, id: hint.id, term: hint.term });
+      onPayload?.(payload);
     });
   });
   afterAll(async () => {
@@ -70,6 +77,7 @@ describe.each(DRIVERS)('graceful handoff without the herd (%s)', (driver) => {
     pool = new ElectorPool(conn);
     name = `herd-${driver}-${++counter}`;
     volunteers = [];
+    onPayload = null;
   });
   afterEach(async () => {
     await pool.stopAll();
@@ -180,5 +188,25 @@ describe.each(DRIVERS)('graceful handoff without the herd (%s)', (driver) => {
     await leader.stop();
     const winner = await nextLeader(rest, term);
     expect(rest.filter((e) => e.isLeader)).toEqual([winner]);
+  });
+
+  it('a forged volunteer and a forged "elected" from it cost the others a look at the database, not the lease', async () => {
+    const { leader, followers } = await fleet(4);
+    const term = leader.lease!.term;
+    await volunteerFor(term);
+    // Anyone who can NOTIFY (no privilege on the table needed) names a ghost as next in line,
+    // and claims the ghost won the moment the resignation is heard.
+    const forge = (payload: object) => listener`select pg_notify(${CHANNEL}, ${JSON.stringify(payload)})`.then(() => {});
+    await forge(JSON.parse(nextInLinePayload(name, 'ghost', term)));
+    await vi.waitFor(() => expect(volunteers.at(-1)).toMatchObject({ id: 'ghost', term }), { timeout: 5_000, interval: 10 });
+    onPayload = (payload) => {
+      const n = parseNotification(payload);
+      if (n?.action === 'resigned' && n.name === name && n.term === term)
+        void forge({ v: 1, action: 'elected', name, leaderId: 'ghost', term: term + 1 });
+    };
+    await leader.stop();
+    // Before: every follower called its attempt off and slept until the old lease's end (30 s).
+    const winner = await nextLeader(followers, term);
+    expect(followers.filter((e) => e.isLeader)).toEqual([winner]);
   });
 });

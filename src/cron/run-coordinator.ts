@@ -142,9 +142,13 @@ export class CronRunCoordinator {
   /** Called by node-cron before each fire: true on exactly one instance. Throws `RunClaimError` (node-cron skips the fire) when the claim cannot be made. */
   async shouldRun(key: string, ttlMs: number): Promise<boolean> {
     const { table, id, retention, timeout, logger } = this.#options;
-    const name = claimName(String(key));
-    // A user's `distributedLease` longer than the retention lengthens the claim, never shortens it.
-    const holdMs = Math.max(retention, Number.isFinite(ttlMs) ? Math.min(ttlMs, 2_147_483_647) : 0);
+    // node-cron passes `<task name>:<ISO time>`; anything else would be claimed under its
+    // String() (undefined as "undefined", the same row as the string), so it is refused.
+    if (typeof key !== 'string') throw new InvalidOptionError('key', key, 'a string: node-cron passes "<task name>:<scheduled time, ISO>"');
+    const name = claimName(key);
+    // A user's `distributedLease` longer than the retention lengthens the claim, never shortens it (Infinity: the longest a claim can be).
+    const asked = typeof ttlMs === 'number' && !Number.isNaN(ttlMs) ? Math.min(Math.max(ttlMs, 0), 2_147_483_647) : 0;
+    const holdMs = Math.max(retention, asked);
     let term: number | null;
     try {
       term = await withDeadline(claim(this.#db, table, { name, holderId: id, holdMs }), timeout, () => `no answer within ${timeout} ms`);

@@ -149,6 +149,15 @@ const MAX_NOTIFIED_ATTEMPT_GAP_MS = 1_000;
 const HANDOFF_STAGGER_MS = 25;
 
 /**
+ * A follower that called its attempt off because the next in line said it won looks at the
+ * database once, this long (ms) plus up to as much again at random, after: an `elected` is a
+ * hint too, and a forged one (after a forged volunteer) would otherwise keep every follower
+ * asleep until the old lease's end. One cheap election per follower per handoff, spread out,
+ * after the successor has already committed.
+ */
+const HANDOFF_VERIFY_MS = 250;
+
+/**
  * Volunteering waits a random part of this (ms): the first volunteer's NOTIFY then usually
  * reaches the others before they send theirs, so a term costs about one volunteer, not one
  * per follower.
@@ -243,6 +252,8 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
   #lastVolunteeredAt = Number.NEGATIVE_INFINITY;
   /** A `resigned` heard while another follower is next in line: its attempt, put off until `timer`. */
   #stagger: { readonly term: number; readonly successor: string; readonly timer: NodeJS.Timeout } | null = null;
+  /** The look at the database after a stagger an `elected` hint called off. */
+  #verify: NodeJS.Timeout | null = null;
   /** Tasks and lease-checked transactions in flight, by term: what a handover drains. */
   readonly #work = new LeaderWork();
   /**
@@ -718,7 +729,9 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
         leading.reset();
       };
       const statements = { db: electing.db, error: electing.error ?? leading.error };
-      this.#store = this.#wrapStore(createLeaseStore({ elect: electing.db, lead: leading.db }, table, channel));
+      this.#store = this.#wrapStore(
+        createLeaseStore({ elect: electing.db, lead: leading.db }, table, channel, (error) => this.#notifyDropped(error)),
+      );
       if (statements.error) {
         // The first connection failed: that is the first attempt's outcome (no use trying the same twice).
         this.#attempts++;
@@ -1081,6 +1094,7 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
       if (stagger && notification.leaderId === stagger.successor && (notification.term ?? 0) > stagger.term) {
         this.#cancelStagger();
         this.#notifiedAt = null;
+        this.#verifyHandoff();
         this.#volunteerFor(notification.term as number);
       }
     } else if (notification.action === 'request_resign' && state.kind === 'leader') {
@@ -1108,6 +1122,21 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
   #cancelStagger(): void {
     if (this.#stagger) clearTimeout(this.#stagger.timer);
     this.#stagger = null;
+    if (this.#verify) clearTimeout(this.#verify);
+    this.#verify = null;
+  }
+
+  /**
+   * Confirms by the database, a little later, the election an `elected` hint announced: a
+   * regular attempt (not a notified one, so a denial does not widen the notification gap) that
+   * finds the successor's live lease and sleeps until its end, or wins if there is none.
+   */
+  #verifyHandoff(): void {
+    const delay = HANDOFF_VERIFY_MS * (1 + Math.random());
+    this.#verify = setTimeout(() => {
+      this.#verify = null;
+      if (this.#isRunning() && this.#state.kind === 'follower') this.#wakeup.wake();
+    }, delay);
   }
 
   /**
@@ -1145,6 +1174,14 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
    * while notified elections keep being denied. Regular polls do not count
    * against the gap, so a real resignation right after a poll is still acted on immediately.
    */
+  /** A lease statement went without its NOTIFY (the server's queue was full): followers fall back to polling. */
+  #notifyDropped(error: unknown): void {
+    this.#options.logger.warn(
+      { err: error, name: this.#options.name, channel: this.#options.channel },
+      "drizzle-leader: the server's NOTIFY queue is full (a LISTEN session stuck in a transaction?); the lease statement went without its notification, so others learn of it by polling",
+    );
+  }
+
   #wakeForNotification(): void {
     const now = this.#now().monotonic;
     if (this.#deferredWake) return;

@@ -74,6 +74,7 @@ import {
 } from '../errors.js';
 import { electMany, heartbeat, leaveGroup, type MemberRow, type NameTerm, renewManyWithHeartbeat, resignMany } from '../lease/batch.js';
 import { acquireStatementDatabase, MAX_CONNECT_TIMEOUT_MS } from '../lease/connection.js';
+import { notifyingIfPossible } from '../lease/notify-fallback.js';
 import { isReservedName, RESERVED_PREFIX } from '../lease/reserved.js';
 import { leaseHeldSql } from '../lease/transaction.js';
 import { subscribeChannel } from '../listen/notifier.js';
@@ -223,6 +224,9 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   readonly #freed = new Map<string, number>();
   #assignment: Map<string, string> | null = null;
   #heartbeatDueAt = 0;
+  /** When a hint last asked for a heartbeat / a renewal (monotonic ms): one asked for while the statement was in flight still gets it. */
+  #heartbeatAskedAt = Number.NEGATIVE_INFINITY;
+  #renewAskedAt = Number.NEGATIVE_INFINITY;
   /** This member's row was deleted (stop): no statement may bring it back. */
   #left = false;
   #renewDueAt = Number.POSITIVE_INFINITY;
@@ -689,10 +693,15 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     for (const [name, draining] of [...this.#draining]) if (!draining.trust.trusted(this.#now())) this.#endDrain(name, true);
     const leading = this.#held.size + this.#draining.size > 0;
     const heartbeatDue = !this.#left && this.#heartbeatDueAt <= now();
-    // One statement renews every name and the membership: whichever is due first brings the other forward, so they run in step.
-    if (leading && (this.#renewDueAt <= now() || heartbeatDue)) failure ??= await this.#renew(leadDb);
+    // One statement renews every name and the membership: a heartbeat due in the second half of
+    // the renew cycle brings the renewal forward, so the two run in step. A look a hint asks for
+    // mid-cycle (a member joined or left) is the heartbeat alone: lighter, so the names it
+    // reassigns are elected sooner; the next renewal brings the two back in step.
+    const renewDue = leading && (this.#renewDueAt <= now() || (heartbeatDue && this.#renewDueAt - now() < this.#options.renewInterval / 2));
+    if (renewDue) failure ??= await this.#renew(leadDb);
     else if (heartbeatDue) failure ??= await this.#heartbeat(leadDb);
     this.#shedSurplus();
+    if (this.#stopRequested && !this.#left) await this.#leaveMembership(leadDb);
     if (this.#unreleased.size > 0 && this.#releaseRetryAt <= now()) await this.#release(leadDb);
     if (!this.#running()) return failure;
     const due = this.#dueNames(now());
@@ -706,17 +715,17 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     this.#stats.statements.heartbeats++;
     try {
       const rows = await withDeadline(
-        heartbeat(db, table, { ...this.#memberInput(), leaderId: id, ttlMs: ttl }),
+        this.#notifying((channel) => heartbeat(db, table, { ...this.#memberInput(), channel, leaderId: id, ttlMs: ttl })),
         this.#statementDeadlineMs(),
         () => 'membership heartbeat did not answer in time',
       );
-      this.#heartbeatDueAt = startedAt + renewInterval;
+      this.#heartbeatDone(startedAt, renewInterval);
       this.#consecutiveErrors = 0;
       this.#adoptMembers(rows);
       return undefined;
     } catch (error) {
       this.#stats.statements.failed++;
-      this.#heartbeatDueAt = startedAt + this.#errorBackoff();
+      this.#heartbeatDone(startedAt, this.#errorBackoff());
       return this.#failed(error, 'election');
     }
   }
@@ -729,6 +738,29 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   #adoptMembers(rows: readonly MemberRow[]): void {
     if (this.#left) return;
     this.#setView(rows.flatMap((row) => memberOf(row.name, row.leaderId, this.#memberPrefix)));
+  }
+
+  /** A hint asks to look at the membership now. */
+  #askHeartbeat(): void {
+    const now = this.#now().monotonic;
+    this.#heartbeatAskedAt = now;
+    this.#heartbeatDueAt = Math.min(this.#heartbeatDueAt, now);
+  }
+
+  /** A hint asks for a renewal now (a requested resignation is read with it). */
+  #askRenewal(): void {
+    const now = this.#now().monotonic;
+    this.#renewAskedAt = now;
+    this.#renewDueAt = now;
+  }
+
+  /** A heartbeat sent at `startedAt` is done: the next is due after `delay`, or at once if a hint asked for one meanwhile. */
+  #heartbeatDone(startedAt: number, delay: number): void {
+    this.#heartbeatDueAt = this.#heartbeatAskedAt >= startedAt ? this.#heartbeatAskedAt : startedAt + delay;
+  }
+
+  #renewDone(startedAt: number, delay: number): void {
+    this.#renewDueAt = this.#renewAskedAt >= startedAt ? this.#renewAskedAt : startedAt + delay;
   }
 
   /** Adopts a membership view; a changed view restarts the hysteresis clock and makes newly assigned free names due. */
@@ -808,19 +840,21 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     try {
       // No answer is worth waiting for past the earliest trust deadline among the names in the batch.
       const result = await withDeadline(
-        renewManyWithHeartbeat(db, table, { leaderships, leaderId: id, ttlMs: ttl, member }),
+        this.#notifying((channel) =>
+          renewManyWithHeartbeat(db, table, { leaderships, leaderId: id, ttlMs: ttl, member: member && { ...member, channel } }),
+        ),
         Math.max(1, earliestTrust),
         () => 'renewal did not answer within the trust window',
       );
       outcomes = result.outcomes;
       if (member) {
-        this.#heartbeatDueAt = startedAt.monotonic + renewInterval;
+        this.#heartbeatDone(startedAt.monotonic, renewInterval);
         this.#adoptMembers(result.members);
       }
     } catch (error) {
       this.#stats.statements.failed++;
-      this.#renewDueAt = startedAt.monotonic + this.#errorBackoff();
-      if (member) this.#heartbeatDueAt = startedAt.monotonic + this.#errorBackoff();
+      this.#renewDone(startedAt.monotonic, this.#errorBackoff());
+      if (member) this.#heartbeatDone(startedAt.monotonic, this.#errorBackoff());
       return this.#failed(error, 'renewal');
     }
     this.#consecutiveErrors = 0;
@@ -864,7 +898,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
       }
     }
     // A name whose row someone else has locked is tried again soon; its trust window decides if it is lost.
-    this.#renewDueAt = startedAt.monotonic + (skipped ? Math.min(renewInterval, 250) : renewInterval);
+    this.#renewDone(startedAt.monotonic, skipped ? Math.min(renewInterval, 250) : renewInterval);
     this.#armTrustTimer();
     return undefined;
   }
@@ -882,7 +916,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
 
   /** Resigns every term this member stepped down from (one statement); rows another session has locked are retried. */
   async #release(db: LeaderDatabase): Promise<void> {
-    const { table, id, channel } = this.#options;
+    const { table, id } = this.#options;
     const now = this.#now().monotonic;
     for (const [name, held] of this.#unreleased) if (now >= held.until) this.#unreleased.delete(name);
     const leaderships = [...this.#unreleased.entries()].map(([name, { term }]) => ({ name, term }));
@@ -890,22 +924,25 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     this.#stats.statements.resignations++;
     try {
       const { skipped } = await withDeadline(
-        resignMany(db, table, { leaderships, leaderId: id, channel }),
+        this.#notifying((ch) => resignMany(db, table, { leaderships, leaderId: id, channel: ch })),
         this.#statementDeadlineMs(),
         () => 'resignation did not answer in time',
       );
-      // Released, or not there any more (expired and taken, or never committed): nothing left to do.
-      // A row another session has locked is tried again, until its lease has expired anyway.
-      for (const { name, term } of leaderships) {
-        if (this.#unreleased.get(name)?.term === term && !skipped.includes(name)) this.#unreleased.delete(name);
-      }
-      this.#releaseRetryAt = now + Math.min(this.#options.renewInterval, 250);
+      this.#settleReleased(leaderships, skipped, now);
     } catch (error) {
       this.#stats.statements.failed++;
       this.#releaseRetryAt = now + this.#errorBackoff();
       this.#noteUnanswered(error);
       this.#options.logger.warn({ err: error }, 'drizzle-leader: could not release leases; they will expire on their own');
     }
+  }
+
+  /** After a resignation: released, or not there any more (expired and taken, or never committed), is done; a row another session has locked is tried again, until its lease has expired anyway. */
+  #settleReleased(leaderships: readonly NameTerm[], skipped: readonly string[], now: number): void {
+    for (const { name, term } of leaderships) {
+      if (this.#unreleased.get(name)?.term === term && !skipped.includes(name)) this.#unreleased.delete(name);
+    }
+    this.#releaseRetryAt = now + Math.min(this.#options.renewInterval, 250);
   }
 
   #dueNames(now: number): string[] {
@@ -919,11 +956,11 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   }
 
   async #elect(db: LeaderDatabase, names: string[]): Promise<unknown> {
-    const { table, id, ttl, channel, renewInterval } = this.#options;
+    const { table, id, ttl, renewInterval } = this.#options;
     const startedAt = this.#now();
     this.#stats.statements.elections++;
     let outcomes: Awaited<ReturnType<typeof electMany>>;
-    const work = electMany(db, table, { names, leaderId: id, ttlMs: ttl, channel });
+    const work = this.#notifying((ch) => electMany(db, table, { names, leaderId: id, ttlMs: ttl, channel: ch }));
     try {
       outcomes = await withDeadline(work, this.#statementDeadlineMs(), () => 'election did not answer in time');
     } catch (error) {
@@ -983,15 +1020,28 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     if (this.#unreleased.size > 0) await this.#release(db);
   }
 
-  /** Deletes this member's row with a NOTIFY (the others rebalance at once); tried once: a row left behind expires. */
+  /**
+   * Deletes this member's row with a NOTIFY and, in the same statement, resigns every term
+   * waiting to be released: the others reassign its names before they hear of any release.
+   * Tried once; a member row left behind expires, and names not released are retried by #release.
+   */
   async #leaveMembership(db: LeaderDatabase): Promise<void> {
-    const { table, id, channel } = this.#options;
+    const { table, id } = this.#options;
     this.#left = true;
-    await withDeadline(
-      leaveGroup(db, table, { memberName: this.#memberName, leaderId: id, channel }),
-      this.#statementDeadlineMs(),
-      () => 'leaving the group did not answer in time',
-    ).catch((error) => this.#options.logger.warn({ err: error }, 'drizzle-leader: could not leave the group; the member row will expire'));
+    const now = this.#now().monotonic;
+    for (const [name, held] of this.#unreleased) if (now >= held.until) this.#unreleased.delete(name);
+    const leaderships = [...this.#unreleased.entries()].map(([name, { term }]) => ({ name, term }));
+    if (leaderships.length > 0) this.#stats.statements.resignations++;
+    try {
+      const { skipped } = await withDeadline(
+        this.#notifying((ch) => leaveGroup(db, table, { memberName: this.#memberName, leaderId: id, channel: ch, leaderships })),
+        this.#statementDeadlineMs(),
+        () => 'leaving the group did not answer in time',
+      );
+      this.#settleReleased(leaderships, skipped, now);
+    } catch (error) {
+      this.#options.logger.warn({ err: error }, 'drizzle-leader: could not leave the group; the member row will expire');
+    }
   }
 
   /** When the loop is next due: the earliest of heartbeat, renewal, release and free names' elections. */
@@ -1014,6 +1064,16 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
 
   #sleep(ms: number): Promise<void> {
     return this.#running() ? this.#wakeup.sleep(ms) : Promise.resolve();
+  }
+
+  /** Runs a statement with its NOTIFY, or without it when the server's queue is full (lease/notify-fallback.ts). */
+  #notifying<T>(statement: (channel: string | null) => Promise<T>): Promise<T> {
+    return notifyingIfPossible(this.#options.channel, statement, (error) =>
+      this.#options.logger.warn(
+        { err: error, group: this.#group, channel: this.#options.channel },
+        "drizzle-leader: the server's NOTIFY queue is full (a LISTEN session stuck in a transaction?); the group's statement went without its notifications, so the others learn by polling",
+      ),
+    );
   }
 
   #statementDeadlineMs(): number {
@@ -1067,7 +1127,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
       // (Re)connected: anything sent meanwhile is lost, so look at the database now.
       listening: () => {
         ready.resolve();
-        this.#heartbeatDueAt = 0;
+        this.#askHeartbeat();
         this.#reschedule();
         this.#wakeSoon();
       },
@@ -1091,7 +1151,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
           if (this.#unsettled.delete(leaderId) && this.#unsettled.size === 0)
             this.#viewSince = Math.min(this.#viewSince, now - this.#options.renewInterval);
         }
-        this.#heartbeatDueAt = Math.min(this.#heartbeatDueAt, now);
+        this.#askHeartbeat();
         this.#wakeSoon();
       }
       return;
@@ -1099,7 +1159,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     if (!this.#names.includes(name) || leaderId === this.#options.id) return;
     if (action === 'request_resign') {
       if (this.#held.has(name)) {
-        this.#renewDueAt = now;
+        this.#askRenewal();
         this.#wakeSoon();
       }
       return;
@@ -1122,7 +1182,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
       // Its assigned owner goes first; if the resigner was that owner, it is probably leaving: look at the membership.
       // The owner answers a hint within milliseconds; a whole interval more before taking it
       // anyway keeps a slow owner from losing the name to a bystander (and a second handover).
-      if (owner !== undefined && owner === leaderId) this.#heartbeatDueAt = Math.min(this.#heartbeatDueAt, now);
+      if (owner !== undefined && owner === leaderId) this.#askHeartbeat();
       const fallback = now + this.#options.renewInterval + this.#graceMs();
       this.#due.set(name, Math.min(this.#due.get(name) ?? Number.POSITIVE_INFINITY, fallback));
       this.#wakeSoon();

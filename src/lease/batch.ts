@@ -128,7 +128,7 @@ function inInputOrder<T extends { name: string }>(names: readonly string[], rows
 export async function electMany(
   db: LeaderDatabase,
   table: LeaderTable,
-  input: { names: readonly string[]; leaderId: string; ttlMs: number; channel: string },
+  input: { names: readonly string[]; leaderId: string; ttlMs: number; channel: string | null },
 ): Promise<BatchElectOutcome[]> {
   if (input.names.length === 0) return [];
   const json = JSON.stringify(input.names.map((name) => ({ name })));
@@ -288,7 +288,7 @@ async function renewStatement(
     })
     .from(source)
     .leftJoin(renewed, sql`${renewed.name} = p.name and p.member_id is null`)
-    .execute({ channel: member?.channel ?? '' });
+    .execute({ channel: member?.channel ?? null });
   const members = membership
     ? rows
         .filter((row) => row.memberId !== null)
@@ -320,9 +320,25 @@ async function renewStatement(
 export async function resignMany(
   db: LeaderDatabase,
   table: LeaderTable,
-  input: { leaderships: readonly NameTerm[]; leaderId: string; channel: string },
+  input: { leaderships: readonly NameTerm[]; leaderId: string; channel: string | null },
 ): Promise<{ released: string[]; skipped: string[] }> {
   if (input.leaderships.length === 0) return { released: [], skipped: [] };
+  const resign = resignStatement(db, table, input);
+  const rows = await db
+    .with(resign.lockable, resign.deleted)
+    .select(resign.columns)
+    .from(resign.source)
+    .leftJoin(resign.deleted, resign.joined)
+    .execute({ channel: input.channel });
+  return resign.outcome(rows);
+}
+
+/**
+ * The parts of a batched resignation, so that leaving a group can resign in the same
+ * statement: lock the caller's exact (name, term) rows (SKIP LOCKED), delete them, NOTIFY
+ * `resigned` for each, and tell released from skipped (locked by another session).
+ */
+function resignStatement(db: LeaderDatabase, table: LeaderTable, input: { leaderships: readonly NameTerm[]; leaderId: string }) {
   const json = JSON.stringify(input.leaderships.map(({ name, term }) => ({ name, term })));
   const lockable = db.$with('lockable').as(
     db
@@ -343,24 +359,22 @@ export async function resignMany(
       )
       .returning(),
   );
-  const rows = await db
-    .with(lockable, deleted)
-    .select({
-      name: sql<string>`p.name`,
-      deleted: sql<boolean>`${deleted.term} is not null`,
-      skipped: sql<boolean>`(${deleted.term} is null and exists (select 1 from ${table} as t where t.name = p.name and t.term = p.term and t.leader_id = ${input.leaderId}) and p.name not in (select name from ${lockable}))`,
-      notified: sql<
-        string | null
-      >`case when ${deleted.term} is not null then ${notifyRowSql(sql.placeholder('channel'), 'resigned', deleted)}::text end`,
-    })
-    .from(pairsOf(json))
-    .leftJoin(deleted, sql`${deleted.name} = p.name`)
-    .execute({ channel: input.channel });
-  const ordered = inInputOrder(
-    input.leaderships.map((l) => l.name),
-    rows,
-  );
-  return { released: ordered.filter((r) => r.deleted).map((r) => r.name), skipped: ordered.filter((r) => r.skipped).map((r) => r.name) };
+  const columns = {
+    name: sql<string>`p.name`,
+    deleted: sql<boolean>`${deleted.term} is not null`,
+    skipped: sql<boolean>`(${deleted.term} is null and exists (select 1 from ${table} as t where t.name = p.name and t.term = p.term and t.leader_id = ${input.leaderId}) and p.name not in (select name from ${lockable}))`,
+    notified: sql<
+      string | null
+    >`case when ${deleted.term} is not null then ${notifyRowSql(sql.placeholder('channel'), 'resigned', deleted)}::text end`,
+  };
+  const outcome = (rows: { name: string; deleted: boolean; skipped: boolean }[]) => {
+    const ordered = inInputOrder(
+      input.leaderships.map((l) => l.name),
+      rows,
+    );
+    return { released: ordered.filter((r) => r.deleted).map((r) => r.name), skipped: ordered.filter((r) => r.skipped).map((r) => r.name) };
+  };
+  return { lockable, deleted, columns, source: pairsOf(json), joined: sql`${deleted.name} = p.name`, outcome };
 }
 
 /**
@@ -393,7 +407,7 @@ export async function heartbeat(
 export interface MemberInput {
   readonly memberName: string;
   readonly prefix: string;
-  readonly channel: string;
+  readonly channel: string | null;
 }
 
 /**
@@ -422,22 +436,45 @@ function memberUpsert(db: LeaderDatabase, table: LeaderTable, input: MemberInput
   return { mine, announced };
 }
 
-/** Deletes this member's row (term-free: the row is the member's alone) and NOTIFYs `resigned`, so the others rebalance at once. */
+/**
+ * Deletes this member's row (term-free: the row is the member's alone) and NOTIFYs `resigned`,
+ * so the others rebalance at once; and, in the same statement, resigns `leaderships` like
+ * `resignMany`. One commit: by the time any other member hears of a released name, this member
+ * is already gone from the membership it reads, so the name's new owner is decided at once.
+ */
 export async function leaveGroup(
   db: LeaderDatabase,
   table: LeaderTable,
-  input: { memberName: string; leaderId: string; channel: string },
-): Promise<boolean> {
+  input: { memberName: string; leaderId: string; channel: string | null; leaderships?: readonly NameTerm[] },
+): Promise<{ left: boolean; released: string[]; skipped: string[] }> {
   const gone = db.$with('gone').as(
     db
       .delete(table)
       .where(and(eq(table.name, input.memberName), eq(table.leaderId, input.leaderId)))
       .returning(),
   );
+  const goneNotified = db
+    .$with('gone_notified')
+    .as(
+      db.select({ notified: sql<string>`${notifyRowSql(sql.placeholder('channel'), 'resigned', gone)}::text`.as('notified') }).from(gone),
+    );
+  const leaderships = input.leaderships ?? [];
+  if (leaderships.length === 0) {
+    const rows = await db
+      .with(gone, goneNotified)
+      .select({ left: sql<number>`(select count(*) from ${goneNotified})`.mapWith(Number) })
+      .from(sql`(select 1) as one`)
+      .execute({ channel: input.channel });
+    return { left: (rows[0]?.left ?? 0) > 0, released: [], skipped: [] };
+  }
+  const resign = resignStatement(db, table, { leaderships, leaderId: input.leaderId });
   const rows = await db
-    .with(gone)
-    .select({ notified: sql<string>`${notifyRowSql(sql.placeholder('channel'), 'resigned', gone)}::text` })
-    .from(gone)
+    .with(gone, goneNotified, resign.lockable, resign.deleted)
+    // `left` first: the executor projects columns in order, so the member's NOTIFY is queued
+    // (and heard) before any name's, though all arrive with the one commit.
+    .select({ left: sql<number>`(select count(*) from ${goneNotified})`.mapWith(Number), ...resign.columns })
+    .from(resign.source)
+    .leftJoin(resign.deleted, resign.joined)
     .execute({ channel: input.channel });
-  return rows.length > 0;
+  return { left: (rows[0]?.left ?? 0) > 0, ...resign.outcome(rows) };
 }

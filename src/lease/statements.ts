@@ -24,7 +24,7 @@ export type ElectInput = {
   readonly name: string;
   readonly leaderId: string;
   readonly ttlMs: number;
-  readonly channel: string;
+  readonly channel: string | null;
 };
 
 /** One exact leadership: renew and resign touch this term of this leader and nothing else (safety rule 3). */
@@ -232,7 +232,11 @@ export async function renew(
   return row ? toLease(row) : null;
 }
 
-export async function resign(db: LeaderDatabase, table: LeaderTable, input: TermInput & { readonly channel: string }): Promise<boolean> {
+export async function resign(
+  db: LeaderDatabase,
+  table: LeaderTable,
+  input: TermInput & { readonly channel: string | null },
+): Promise<boolean> {
   const rows = await preparedStatements(db, table).resign.execute(input);
   return rows.length > 0;
 }
@@ -262,7 +266,7 @@ export async function readLeases(db: LeaderDatabase, table: LeaderTable, options
 export async function requestResign(
   db: LeaderDatabase,
   table: LeaderTable,
-  input: { name: string; term?: number; channel: string },
+  input: { name: string; term?: number; channel: string | null },
 ): Promise<{ term: number; leaderId: string } | null> {
   const asked = db.$with('asked').as(
     db

@@ -11,6 +11,7 @@
 import { DeadlineExceededError } from '../errors.js';
 import type { LeaderTable } from '../schema.js';
 import type { LeaderDatabase, LeaderInfo } from '../types.js';
+import { notifyingIfPossible } from './notify-fallback.js';
 import * as statements from './statements.js';
 
 export type { ElectResult, TermInput } from './statements.js';
@@ -55,13 +56,20 @@ export function createLeaseStore(
   db: LeaderDatabase | { readonly elect: LeaderDatabase; readonly lead: LeaderDatabase },
   table: LeaderTable,
   channel: string,
+  /** The server's NOTIFY queue was full: the statement went again without its notification. */
+  notifyDropped: (error: unknown) => void = () => {},
 ): LeaseStore {
   const { elect, lead } = 'elect' in db && 'lead' in db ? db : { elect: db as LeaderDatabase, lead: db as LeaderDatabase };
   return {
     elect: (input, deadlineMs = UNHURRIED_MS, onLate) =>
-      answeredWithin(statements.elect(elect, table, { ...input, channel }), deadlineMs, 'election', (result) => {
-        if (result.won) onLate?.(result.lease);
-      }),
+      answeredWithin(
+        notifyingIfPossible(channel, (ch) => statements.elect(elect, table, { ...input, channel: ch }), notifyDropped),
+        deadlineMs,
+        'election',
+        (result) => {
+          if (result.won) onLate?.(result.lease);
+        },
+      ),
     renew: (input, deadline, onLate) => {
       const remaining = deadline.remainingMs();
       if (remaining <= 0) return Promise.reject(new DeadlineExceededError('renewal not sent: its deadline had already passed'));
@@ -69,7 +77,7 @@ export function createLeaseStore(
         if (lease) onLate?.(lease);
       });
     },
-    resign: (input) => statements.resign(lead, table, { ...input, channel }),
+    resign: (input) => notifyingIfPossible(channel, (ch) => statements.resign(lead, table, { ...input, channel: ch }), notifyDropped),
   };
 }
 

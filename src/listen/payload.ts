@@ -30,13 +30,15 @@ const ACTIONS: ReadonlySet<string> = new Set<LeadershipAction>(['elected', 'resi
 /**
  * `pg_notify(channel, payload)` for a lease row inside a statement, so the notification is
  * sent by the same statement (and commits with it) that elected, deleted or flagged the row.
+ * A null channel sends nothing: the statement's retry when the server's NOTIFY queue is full
+ * (lease/notify-fallback.ts).
  */
 export function notifyRowSql(
   channel: Placeholder,
   action: LeadershipAction,
   row: { name: AnyPgColumn | SQL; leaderId: AnyPgColumn | SQL; term: AnyPgColumn | SQL },
 ): SQL {
-  return sql`pg_notify(${channel}, json_build_object('v', ${sql.raw(String(NOTIFICATION_VERSION))}, 'action', ${sql.raw(`'${action}'`)}, 'name', ${row.name}, 'leaderId', ${row.leaderId}, 'term', ${row.term})::text)`;
+  return sql`(case when ${channel}::text is null then null else pg_notify(${channel}, json_build_object('v', ${sql.raw(String(NOTIFICATION_VERSION))}, 'action', ${sql.raw(`'${action}'`)}, 'name', ${row.name}, 'leaderId', ${row.leaderId}, 'term', ${row.term})::text)::text end)`;
 }
 
 /**

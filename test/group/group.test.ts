@@ -141,7 +141,7 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     expect(aRow?.remainingMs).toBeGreaterThan(TIMING.ttl - 2 * TIMING.renewInterval - 200);
   });
 
-  it('stop(): the member row is deleted (and announced) before any of its names is released', async () => {
+  it('stop(): the member row goes with its names in one statement, and is heard first', async () => {
     const names = namesFor(8);
     const members = [member(names, { id: `${group}-a` }), member(names, { id: `${group}-b` })];
     await Promise.all(members.map((m) => m.start()));
@@ -159,6 +159,7 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
       await leaving.stop();
       await vi.waitFor(() => expect(heard).toHaveLength(led + 1), { timeout: 5_000, interval: 10 });
       // The others see it leave first, so each name's release finds its new owner already decided.
+      // (Before, the names were released first and the member left only when its loop ended.)
       expect(heard[0]).toBe('member');
       await balanced([members[0]!], names, 0);
     } finally {
