@@ -57,25 +57,15 @@
 
 import { randomUUID } from 'node:crypto';
 import type { SQL } from 'drizzle-orm';
-import { diagnose } from '../diagnose.js';
 import type { SessionBounds } from '../driver/types.js';
-import {
-  DatabaseUnusableError,
-  DeadlineExceededError,
-  DrizzleLeaderError,
-  ElectorStoppedError,
-  InvalidOptionError,
-  LeadershipLostError,
-  LeaseTableMissingError,
-  LeaseTableOutdatedError,
-} from '../errors.js';
+import { DeadlineExceededError, DrizzleLeaderError, ElectorStoppedError, InvalidOptionError, LeadershipLostError } from '../errors.js';
 import { acquireStatementDatabase, MAX_CONNECT_TIMEOUT_MS } from '../lease/connection.js';
 import { notify } from '../lease/statements.js';
 import { createLeaseStore, type LeaseStore } from '../lease/store.js';
 import { leaseHeldSql } from '../lease/transaction.js';
 import { subscribeChannel } from '../listen/notifier.js';
 import { nextInLinePayload, parseElectorHint } from '../listen/payload.js';
-import { type ElectorOptions, type ResolvedElectorOptions, resolveElectorOptions, tableLabel } from '../options.js';
+import { type ElectorOptions, type ResolvedElectorOptions, resolveElectorOptions } from '../options.js';
 import type {
   ElectorStats,
   LeaderDatabase,
@@ -88,11 +78,11 @@ import type {
   LossReason,
 } from '../types.js';
 import { type Backoff, backoffDelay } from '../util/backoff.js';
-import { errorCode } from '../util/cause.js';
 import { type Instant, readClock } from '../util/clock.js';
 import { settledWithin, withDeadline } from '../util/deadline.js';
 import { deferred } from '../util/deferred.js';
 import { Wakeup } from '../util/wakeup.js';
+import { classifyFailure, isFatal } from './failures.js';
 import { Instruments } from './instruments.js';
 import { type LeaseTransactionConfig, type LeaseTransactionFn, runLeaseTransaction } from './lease-transaction.js';
 import { endOverrunningTransaction, giveUpOverrun, LeaseKeyCheck, prepareLeaseTransaction } from './lease-work.js';
@@ -976,21 +966,11 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
     this.#consecutiveErrors++;
     this.#noteUnanswered(error);
     const { name, table, logger } = this.#options;
-    const code = errorCode(error);
-    const diagnosis = diagnose(error);
-    const fatal =
-      code === '42P01'
-        ? new LeaseTableMissingError(tableLabel(table), error)
-        : code === '42703'
-          ? new LeaseTableOutdatedError(tableLabel(table), error)
-          : diagnosis?.fatal
-            ? new DatabaseUnusableError(diagnosis.kind, diagnosis.message, error)
-            : null;
+    const { fatal, why } = classifyFailure(error, table);
     if (fatal) {
       logger.error({ err: fatal, name }, `drizzle-leader: ${operation} failed, and retrying cannot fix it`);
       return fatal;
     }
-    const why = diagnosis ? ` (${diagnosis.message})` : '';
     this.#instruments.handled(operation, error, `drizzle-leader: ${operation} failed; retrying${why}`);
     return error;
   }
@@ -1197,11 +1177,6 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
       if (this.#isRunning()) this.#wakeup.wake();
     }, wait);
   }
-}
-
-/** Errors that retrying cannot heal: start() rejects with them and the elector stops. */
-function isFatal(error: unknown): error is LeaseTableMissingError | LeaseTableOutdatedError | DatabaseUnusableError {
-  return error instanceof LeaseTableMissingError || error instanceof LeaseTableOutdatedError || error instanceof DatabaseUnusableError;
 }
 
 /** Creates an elector for one election name. Options are validated here; nothing touches the database until `start()`. */

@@ -53,8 +53,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { SQL } from 'drizzle-orm';
-import { diagnose } from '../diagnose.js';
 import type { SessionBounds } from '../driver/types.js';
+import { classifyFailure, isFatal } from '../elector/failures.js';
 import { type LeaseTransactionConfig, type LeaseTransactionFn, runLeaseTransaction } from '../elector/lease-transaction.js';
 import { endOverrunningTransaction, giveUpOverrun, LeaseKeyCheck, prepareLeaseTransaction } from '../elector/lease-work.js';
 import { Subscribers } from '../elector/subscribers.js';
@@ -62,14 +62,11 @@ import { TaskRuns } from '../elector/task-runs.js';
 import { sessionBounds, TrustWindow } from '../elector/trust.js';
 import { LeaderWork, type WorkItem } from '../elector/work.js';
 import {
-  DatabaseUnusableError,
   DeadlineExceededError,
   DrizzleLeaderError,
   ElectorStoppedError,
   InvalidOptionError,
   LeadershipLostError,
-  LeaseTableMissingError,
-  LeaseTableOutdatedError,
   ReservedNameError,
 } from '../errors.js';
 import { electMany, heartbeat, leaveGroup, type MemberRow, type NameTerm, renewManyWithHeartbeat, resignMany } from '../lease/batch.js';
@@ -79,10 +76,9 @@ import { isReservedName, RESERVED_PREFIX } from '../lease/reserved.js';
 import { leaseHeldSql } from '../lease/transaction.js';
 import { subscribeChannel } from '../listen/notifier.js';
 import { parseNotification } from '../listen/payload.js';
-import { checkLabel, type ElectorOptions, type ResolvedElectorOptions, resolveElectorOptions, tableLabel } from '../options.js';
+import { checkLabel, type ElectorOptions, type ResolvedElectorOptions, resolveElectorOptions } from '../options.js';
 import type { LeaderDatabase, LeaderInfo, Lease, LossReason } from '../types.js';
 import { type Backoff, backoffDelay } from '../util/backoff.js';
-import { errorCode } from '../util/cause.js';
 import { type Instant, readClock } from '../util/clock.js';
 import { settledWithin, withDeadline } from '../util/deadline.js';
 import { deferred } from '../util/deferred.js';
@@ -1096,21 +1092,12 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     this.#consecutiveErrors++;
     this.#noteUnanswered(error);
     const { table, logger } = this.#options;
-    const code = errorCode(error);
-    const diagnosis = diagnose(error);
-    const fatal =
-      code === '42P01'
-        ? new LeaseTableMissingError(tableLabel(table), error)
-        : code === '42703'
-          ? new LeaseTableOutdatedError(tableLabel(table), error)
-          : diagnosis?.fatal
-            ? new DatabaseUnusableError(diagnosis.kind, diagnosis.message, error)
-            : null;
+    const { fatal, why } = classifyFailure(error, table);
     if (fatal) {
       logger.error({ err: fatal, group: this.#group }, `drizzle-leader: group ${operation} failed, and retrying cannot fix it`);
       return fatal;
     }
-    logger.warn({ err: error, group: this.#group }, `drizzle-leader: group ${operation} failed; retrying`);
+    logger.warn({ err: error, group: this.#group }, `drizzle-leader: group ${operation} failed; retrying${why}`);
     return error;
   }
 
@@ -1226,10 +1213,6 @@ function checkNames(names: unknown): string[] {
   });
   if (duplicates.size > 0) throw new DuplicateNameError([...duplicates]);
   return [...(names as string[])];
-}
-
-function isFatal(error: unknown): error is LeaseTableMissingError | LeaseTableOutdatedError | DatabaseUnusableError {
-  return error instanceof LeaseTableMissingError || error instanceof LeaseTableOutdatedError || error instanceof DatabaseUnusableError;
 }
 
 /** How many names each live member should lead, by id (for status tools and tests). */
