@@ -62,7 +62,10 @@ describe.each(DRIVERS)('lease-checked writers under faults (%s)', { timeout: 90_
     await c.check();
   });
 
-  it('a leader frozen inside its transaction is replaced within the bound, and its transaction never commits', async () => {
+  it.each([
+    ['frozen (SIGSTOP)', 'frozen'],
+    ['cut off by a partition', 'partitioned'],
+  ] as const)('a leader %s inside its transaction is replaced within the bound, and its transaction never commits', async (_, fault) => {
     // Longer timings than the churn's: on a loaded CI machine a follower's election waiting on
     // the frozen leader's lock answered after its 1.5 s deadline twice running, and the
     // connection reset that follows crashed postgres.js followers (porsager/postgres#1208).
@@ -73,18 +76,28 @@ describe.each(DRIVERS)('lease-checked writers under faults (%s)', { timeout: 90_
     const oldTerm = c.leaderTerm(leader)!;
     await insideTransaction(c, leader, 5_000);
     const mark = c.transitions.length;
-    const frozenAt = c.pause(leader);
-    // node-postgres on PostgreSQL 17: transaction_timeout ends the frozen transaction; postgres.js:
+    // Frozen: the process stops mid-transaction. Partitioned: it runs on, but nothing it sends
+    // (the rest of its transaction, its COMMIT, its renewals) reaches the server, nor any answer it.
+    let cutAt: number;
+    if (fault === 'frozen') cutAt = c.pause(leader);
+    else {
+      cutAt = wallNow();
+      c.partition(leader);
+    }
+    // node-postgres on PostgreSQL 17: transaction_timeout ends the stuck transaction; postgres.js:
     // idle_in_transaction_session_timeout (2 × timeout). The lease itself lasts up to one ttl.
     const bound = ttl + (driver === 'node-postgres' ? timeout : 2 * timeout) + 1_000;
     const next = await c.waitForTransition((t) => t.event === 'gained' && t.pid !== leader.pid, bound + 5_000, mark);
-    const replacedAfter = next.at - frozenAt;
-    console.log(`${driver}: frozen inside a lease-checked transaction, replaced after ${replacedAfter.toFixed(0)} ms (bound ${bound} ms)`);
+    const replacedAfter = next.at - cutAt;
+    console.log(
+      `${driver}: ${fault} inside a lease-checked transaction, replaced after ${replacedAfter.toFixed(0)} ms (bound ${bound} ms)`,
+    );
     expect(replacedAfter).toBeLessThan(bound);
     expect(next.term).toBeGreaterThan(oldTerm);
     await sleep(500); // the successor writes
-    c.resume(leader);
-    await sleep(1_000); // the resumed leader would commit now, if anything let it
+    if (fault === 'frozen') c.resume(leader);
+    else c.heal(leader);
+    await sleep(1_000); // the old leader would commit now, if anything let it
     const ledger = await c.ledger();
     expect(ledger.some((r) => r.term === next.term)).toBe(true);
     const lastOld = Math.max(...ledger.filter((r) => r.term === oldTerm).map((r) => r.n));
