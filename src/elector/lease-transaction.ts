@@ -11,7 +11,9 @@
  *   ended from the elector's own connection, only if that same transaction is still open. With
  *   node-postgres its session is terminated; with postgres.js its running statement is
  *   cancelled, and so is every statement it sends next, because postgres.js 3.4 can crash the
- *   process when the server ends a session under a transaction (porsager/postgres#1208).
+ *   process when the server ends a session under a transaction (porsager/postgres#1208); when
+ *   the server did end it (idle timeout), the work's failure is not handed back to postgres.js,
+ *   whose answer would be a ROLLBACK written to the closed connection.
  * - by the server, without this process: `statement_timeout` = `timeout` (a statement is
  *   cancelled); `idle_in_transaction_session_timeout` = `timeout` (postgres.js: 2 × `timeout`,
  *   so that a live process always acts first); on PostgreSQL 17+ with node-postgres also
@@ -50,6 +52,9 @@ export type LeaseTransactionFn<TDb extends LeaderDatabase, T> = (tx: Transaction
 
 /** SQLSTATEs of the server ending a transaction for its own timeouts. */
 const SERVER_TIMEOUTS = new Set(['25P03', '25P04']);
+
+/** postgres.js's codes for a connection that is gone: nothing more may be written to it. */
+const CONNECTION_GONE = new Set(['CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED']);
 
 /** Serialization failures while taking the lock (REPEATABLE READ, SERIALIZABLE) are retried this often: the work has not run yet. */
 const LOCK_ATTEMPTS = 3;
@@ -128,7 +133,18 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
           void run.end(item).catch(() => {});
         };
         timer = setTimeout(() => item.stop?.(), timeoutMs);
-        const result = await run.fn(tx as TransactionOf<TDb>, lease, run.signal);
+        let result: T;
+        try {
+          result = await run.fn(tx as TransactionOf<TDb>, lease, run.signal);
+        } catch (error) {
+          // postgres.js answers a failed transaction function with a ROLLBACK on the same
+          // connection; written to one the server has closed, it crashes the process from a
+          // timer (porsager/postgres#1208). The transaction already rejected with the close
+          // (postgres.js races it against the function), so nothing waits for this one:
+          // leave it unsettled rather than send anything more on a dead connection.
+          if (!run.sessionEndSafe && CONNECTION_GONE.has(errorCode(error) ?? '')) return new Promise<T>(() => {});
+          throw error;
+        }
         // Past its timeout the transaction may not commit, even if the work finished meanwhile.
         if (timedOut) throw new LeadershipLostError(lease.name, lease.term, 'timed-out');
         return result;

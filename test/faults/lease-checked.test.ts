@@ -98,6 +98,9 @@ describe.each(DRIVERS)('lease-checked writers under faults (%s)', { timeout: 90_
     if (fault === 'frozen') c.resume(leader);
     else c.heal(leader);
     await sleep(1_000); // the old leader would commit now, if anything let it
+    // ... and it is still running: with postgres.js the server had closed its transaction's
+    // connection, and a ROLLBACK written to it would have crashed the process (porsager/postgres#1208).
+    expect(leader.alive).toBe(true);
     const ledger = await c.ledger();
     expect(ledger.some((r) => r.term === next.term)).toBe(true);
     const lastOld = Math.max(...ledger.filter((r) => r.term === oldTerm).map((r) => r.n));
