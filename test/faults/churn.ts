@@ -16,9 +16,40 @@ export interface ChurnOptions {
 
 const between = (min: number, max: number) => min + Math.random() * (max - min);
 
-export async function churn(c: Cluster, options: ChurnOptions): Promise<string> {
-  const pending = new Set<{ timer: NodeJS.Timeout; heal: () => Promise<unknown> | unknown }>();
-  const later = (ms: number, heal: () => Promise<unknown> | unknown) => {
+/** The faults both the churn and the fleet suite inject into one candidate, and the means to heal one later. */
+export interface FaultKit {
+  /** Runs `heal` after `ms`, or at once when the faults end. */
+  later(ms: number, heal: () => unknown): void;
+  /** SIGSTOP; SIGCONT after 0.2 to 2.5 s, if it still lives. */
+  pause(target: Candidate): void;
+  /** SIGKILL; a new candidate after `respawnMs`. */
+  kill(target: Candidate, respawnMs: number): void;
+  /** The backend of its pool's or its LISTEN connection terminated, one or the other at random. */
+  terminate(target: Candidate): Promise<unknown>;
+  /** Cut off at the proxy; healed after 0.3 to 2 s. */
+  partition(target: Candidate): void;
+}
+
+export interface FaultLoopOptions {
+  seconds: number;
+  /** A random while between these (ms) passes before each fault. */
+  gapMs: readonly [min: number, max: number];
+  /** The candidates that count as running: the target is picked among them, unfrozen and with a passing proxy. */
+  living: () => Candidate[];
+  /** Injects one fault: `target` a random usable candidate (if there is one), `roll` a random number in [0, 1). */
+  inject: (target: Candidate | undefined, roll: number, kit: FaultKit) => Promise<unknown> | unknown;
+  /** Progress lines, every 10 s or so. */
+  log?: (line: string) => void;
+}
+
+/**
+ * Random faults for `seconds`; then everything heals at once: the heals still pending run, the
+ * frozen candidates resume and every proxy passes again. A fault that fails is an error of the
+ * cluster's, not of the loop's.
+ */
+export async function injectFaults(c: Cluster, options: FaultLoopOptions): Promise<void> {
+  const pending = new Set<{ timer: NodeJS.Timeout; heal: () => unknown }>();
+  const later = (ms: number, heal: () => unknown) => {
     const entry = {
       timer: setTimeout(() => {
         pending.delete(entry);
@@ -28,32 +59,75 @@ export async function churn(c: Cluster, options: ChurnOptions): Promise<string> 
     };
     pending.add(entry);
   };
-  const living = () => [...c.candidates.values()].filter((x) => x.alive);
+  const kit: FaultKit = {
+    later,
+    pause: (target) => {
+      c.pause(target);
+      later(between(200, 2_500), () => target.alive && c.resume(target));
+    },
+    kill: (target, respawnMs) => {
+      c.kill(target);
+      later(respawnMs, () => c.spawn());
+    },
+    terminate: (target) => c.terminate(target, Math.random() < 0.5 ? 'pool' : 'listen'),
+    partition: (target) => {
+      c.partition(target);
+      later(between(300, 2_000), () => c.heal(target));
+    },
+  };
+  const { living } = options;
   const pick = (list: Candidate[]) => list[Math.floor(Math.random() * list.length)];
-  let lastRestart = wallNow();
   const started = wallNow();
   const end = started + options.seconds * 1_000;
   let lastLog = started;
 
   while (wallNow() < end) {
-    await sleep(between(150, 500));
+    await sleep(between(...options.gapMs));
     const target = pick(living().filter((x) => !x.frozen && x.proxy?.mode.kind === 'pass'));
     const roll = Math.random();
     try {
+      await options.inject(target, roll, kit);
+    } catch (error) {
+      // A fault that races with another (a candidate that just died) is not a finding.
+      c.errors.push(`inject: ${error}`);
+    }
+    if (options.log && wallNow() - lastLog > 10_000) {
+      lastLog = wallNow();
+      options.log(`${((wallNow() - started) / 1_000).toFixed(0)} s: ${c.faults.length} faults, ${c.actions.length} actions`);
+    }
+  }
+
+  for (const entry of [...pending]) {
+    clearTimeout(entry.timer);
+    pending.delete(entry);
+    await Promise.resolve(entry.heal()).catch(() => {});
+  }
+  for (const x of living()) {
+    if (x.frozen) c.resume(x);
+    c.heal(x);
+  }
+}
+
+export async function churn(c: Cluster, options: ChurnOptions): Promise<string> {
+  const living = () => [...c.candidates.values()].filter((x) => x.alive);
+  let lastRestart = wallNow();
+  await injectFaults(c, {
+    seconds: options.seconds,
+    gapMs: [150, 500],
+    living,
+    log: options.log,
+    inject: async (target, roll, kit) => {
       if (roll < 0.15 && target) {
-        c.pause(target);
-        later(between(200, 2_500), () => target.alive && c.resume(target));
+        kit.pause(target);
       } else if (roll < 0.27 && target && living().length > 4) {
-        c.kill(target);
-        later(500, () => c.spawn());
+        kit.kill(target, 500);
       } else if (roll < 0.42 && target) {
-        await c.terminate(target, Math.random() < 0.5 ? 'pool' : 'listen');
+        await kit.terminate(target);
       } else if (roll < 0.57 && target) {
-        c.partition(target);
-        later(between(300, 2_000), () => c.heal(target));
+        kit.partition(target);
       } else if (roll < 0.7 && target) {
         c.slow(target, Math.round(between(100, 1_500)));
-        later(between(500, 2_000), () => c.heal(target));
+        kit.later(between(500, 2_000), () => c.heal(target));
       } else if (roll < 0.8 && target) {
         c.cut(target);
       } else if (roll < 0.95) {
@@ -71,26 +145,10 @@ export async function churn(c: Cluster, options: ChurnOptions): Promise<string> 
         lastRestart = wallNow();
         await c.restartServer(Math.random() < 0.5 ? 'fast' : 'immediate');
       }
-    } catch (error) {
-      // A fault that races with another (a candidate that just died) is not a finding.
-      c.errors.push(`inject: ${error}`);
-    }
-    if (options.log && wallNow() - lastLog > 10_000) {
-      lastLog = wallNow();
-      options.log(`${((wallNow() - started) / 1_000).toFixed(0)} s: ${c.faults.length} faults, ${c.actions.length} actions`);
-    }
-  }
+    },
+  });
 
-  // Heal everything at once, then demand exactly one leader within the bound.
-  for (const entry of [...pending]) {
-    clearTimeout(entry.timer);
-    pending.delete(entry);
-    await Promise.resolve(entry.heal()).catch(() => {});
-  }
-  for (const x of living()) {
-    if (x.frozen) c.resume(x);
-    c.heal(x);
-  }
+  // Everything healed at once: demand exactly one leader within the bound.
   while (living().length < 3) await c.spawn();
   const healedAt = wallNow();
   await c.waitForSingleLeader(options.liveness);

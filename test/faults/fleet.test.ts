@@ -15,6 +15,7 @@
 import { resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MEMBER_PREFIX } from '../../src/index.js';
+import { injectFaults } from './churn.js';
 import { type Candidate, Cluster, sleep } from './cluster.js';
 import { checkLedger, type LedgerRecord } from './history.js';
 
@@ -30,8 +31,6 @@ const FAULT_SECONDS = Number(process.env.FLEET_FAULT_SECONDS ?? 15);
 /** Scheduling slack on two shared cores, on top of the structural ttl + renew interval. */
 const SLACK = 3_000;
 const LED_AGAIN_MS = TTL + RENEW + SLACK;
-
-const between = (min: number, max: number) => min + Math.random() * (max - min);
 
 let cluster: Cluster | null = null;
 afterEach(async () => {
@@ -64,40 +63,23 @@ async function tableView(c: Cluster, names: readonly string[]) {
 }
 
 async function faults(c: Cluster, seconds: number): Promise<void> {
-  const pending = new Set<{ timer: NodeJS.Timeout; heal: () => unknown }>();
-  const later = (ms: number, heal: () => unknown) => {
-    const entry = {
-      timer: setTimeout(() => {
-        pending.delete(entry);
-        void Promise.resolve(heal()).catch((e) => c.errors.push(`heal: ${e}`));
-      }, ms),
-      heal,
-    };
-    pending.add(entry);
-  };
   // A member asked to leave still runs until its drain is over; it no longer counts as one of the fleet.
   const leaving = new Set<Candidate>();
   const leaves: Promise<unknown>[] = [];
   const living = () => [...c.candidates.values()].filter((x) => x.alive && !leaving.has(x));
-  const usable = () => living().filter((x) => !x.frozen && x.proxy?.mode.kind === 'pass');
-  const pick = (list: Candidate[]) => list[Math.floor(Math.random() * list.length)];
-  const end = performance.now() + seconds * 1_000;
-  while (performance.now() < end) {
-    await sleep(between(200, 600));
-    const target = pick(usable());
-    const roll = Math.random();
-    try {
+  await injectFaults(c, {
+    seconds,
+    gapMs: [200, 600],
+    living,
+    inject: async (target, roll, kit) => {
       if (roll < 0.18 && target) {
-        c.pause(target);
-        later(between(200, 2_500), () => target.alive && c.resume(target));
+        kit.pause(target);
       } else if (roll < 0.34 && target && living().length > 3) {
-        c.kill(target);
-        later(300, () => c.spawn());
+        kit.kill(target, 300);
       } else if (roll < 0.52 && target) {
-        await c.terminate(target, Math.random() < 0.5 ? 'pool' : 'listen');
+        await kit.terminate(target);
       } else if (roll < 0.7 && target) {
-        c.partition(target);
-        later(between(300, 2_000), () => c.heal(target));
+        kit.partition(target);
       } else if (roll < 0.85 && living().length < 8) {
         c.faults.push(`join`);
         void c.spawn().catch((e) => c.errors.push(`join: ${e}`));
@@ -106,20 +88,8 @@ async function faults(c: Cluster, seconds: number): Promise<void> {
         leaving.add(target);
         leaves.push(c.stop(target).catch((e) => c.errors.push(`leave: ${e}`)));
       }
-    } catch (error) {
-      // A fault racing another (a member that just died) is not a finding.
-      c.errors.push(`inject: ${error}`);
-    }
-  }
-  for (const entry of [...pending]) {
-    clearTimeout(entry.timer);
-    pending.delete(entry);
-    await Promise.resolve(entry.heal()).catch(() => {});
-  }
-  for (const x of living()) {
-    if (x.frozen) c.resume(x);
-    c.heal(x);
-  }
+    },
+  });
   // A leave that has not finished by now (its drain stuck on a cut connection) ends as a crash would.
   await Promise.race([Promise.all(leaves), sleep(5 * TTL)]);
   for (const x of leaving) if (x.alive) c.kill(x);
