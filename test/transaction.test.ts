@@ -7,38 +7,14 @@ import { sql } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { leaseStore } from '../src/dev/testing.js';
 import { type Elector, InvalidOptionError, LeadershipLostError, LeaseTableOutdatedError, leaseHeld, SILENT_LOGGER } from '../src/index.js';
-import { type Connection, connect, createTestDatabase, DRIVERS } from './support/db.js';
+import { type Connection, connect, DRIVERS } from './support/db.js';
 import { ElectorPool, sleep } from './support/elector.js';
+import { createWorkLogDatabase, expireLease as expireLeaseOf, gate, loggedWork, pendingAfter } from './support/lease-checked.js';
 
 let url: string;
 beforeAll(async () => {
-  url = await createTestDatabase();
-  const admin = connect('postgres.js', url);
-  await admin.query('create table work_log (id serial primary key, name text not null, term bigint not null, note text)');
-  await admin.close();
+  url = await createWorkLogDatabase();
 });
-
-/** A promise and the function that settles it, for holding work open until the test says so. */
-function gate() {
-  let open!: () => void;
-  const opened = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { opened, open };
-}
-
-/** Whether `promise` is still pending after `ms`. */
-async function pendingAfter(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  const marker = Symbol('pending');
-  const outcome = await Promise.race([
-    promise.then(
-      () => 'settled',
-      () => 'settled',
-    ),
-    sleep(ms).then(() => marker),
-  ]);
-  return outcome === marker;
-}
 
 describe.each(DRIVERS)('lease-checked transactions (%s)', (driver) => {
   let conn: Connection;
@@ -63,11 +39,8 @@ describe.each(DRIVERS)('lease-checked transactions (%s)', (driver) => {
     await pool.stopAll();
   });
 
-  const logged = async () =>
-    (await admin.query<{ term: string; note: string | null }>('select term, note from work_log where name = $1 order by id', [name])).map(
-      (r) => ({ term: Number(r.term), note: r.note }),
-    );
-  const expireLease = () => admin.query(`update river_leader set expires_at = now() - interval '1 second' where name = $1`, [name]);
+  const logged = () => loggedWork(admin, name);
+  const expireLease = () => expireLeaseOf(admin, name);
   const leader = async (options = {}): Promise<Elector> => {
     const elector = pool.create({ name, logger: SILENT_LOGGER, ...options });
     await elector.start();

@@ -21,39 +21,16 @@ import {
   requestResign,
   SILENT_LOGGER,
 } from '../../src/index.js';
-import { type Connection, connect, createTestDatabase, DRIVERS } from '../support/db.js';
+import { type Connection, connect, DRIVERS } from '../support/db.js';
 import { sleep } from '../support/elector.js';
+import { createWorkLogDatabase, expireLease as expireLeaseOf, gate, loggedWork, pendingAfter } from '../support/lease-checked.js';
 
 let url: string;
 beforeAll(async () => {
-  url = await createTestDatabase();
-  const admin = connect('postgres.js', url);
-  await admin.query('create table work_log (id serial primary key, name text not null, term bigint not null, note text)');
-  await admin.close();
+  url = await createWorkLogDatabase();
 });
 
 const TIMING = { ttl: 3_000, renewInterval: 300, safetyMargin: 500 } as const;
-
-function gate() {
-  let open!: () => void;
-  const opened = new Promise<void>((resolve) => {
-    open = resolve;
-  });
-  return { opened, open };
-}
-
-/** Whether `promise` is still pending after `ms`. */
-async function pendingAfter(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  const marker = Symbol('pending');
-  const outcome = await Promise.race([
-    promise.then(
-      () => 'settled',
-      () => 'settled',
-    ),
-    sleep(ms).then(() => marker),
-  ]);
-  return outcome === marker;
-}
 
 /** A logger that keeps the warnings, for the drainTimeout log line. */
 function recordingLogger(): Logger & { warnings: { fields: Record<string, unknown>; message: string }[] } {
@@ -108,13 +85,9 @@ describe.each(DRIVERS)('group lease-checked transactions and ordered drain (%s)'
     await g.start();
     await vi.waitFor(() => expect([...g.leaderships().keys()].sort()).toEqual([...names].sort()), { timeout: 5_000, interval: 10 });
   };
-  const logged = async (name: string) =>
-    (await admin.query<{ term: string; note: string | null }>('select term, note from work_log where name = $1 order by id', [name])).map(
-      (r) => ({ term: Number(r.term), note: r.note }),
-    );
+  const logged = (name: string) => loggedWork(admin, name);
   const stored = async (name: string) => (await listLeases(admin.db)).find((r) => r.name === name) ?? null;
-  const expireLease = (name: string) =>
-    admin.query(`update river_leader set expires_at = now() - interval '1 second' where name = $1`, [name]);
+  const expireLease = (name: string) => expireLeaseOf(admin, name);
 
   it('commits the work of the term that leads the name, and leaseHeld(name) lets a single write through', async () => {
     const names = namesFor(2);
