@@ -276,66 +276,61 @@ describe.each(DRIVERS)('lease-checked transactions (%s)', (driver) => {
   });
 });
 
+/**
+ * A copy of the lease table in `schema` without its (name, term) key constraint, `alter`ed
+ * further, and a started elector for `name` on it, for `check`.
+ */
+async function onLeaseTableWithoutKey(schema: string, alter: string[], name: string, check: (elector: Elector) => Promise<void>) {
+  const conn = connect('postgres.js', url);
+  try {
+    await conn.query(`create schema ${schema}`);
+    await conn.query(`create table ${schema}.river_leader (like public.river_leader including all)`);
+    await conn.query(`alter table ${schema}.river_leader drop constraint river_leader_name_term_key`);
+    for (const statement of alter) await conn.query(statement);
+    const { createLeaderTable } = await import('../src/index.js');
+    const { table } = createLeaderTable({ schema });
+    const pool = new ElectorPool(conn);
+    const elector = pool.create({ name, table, logger: SILENT_LOGGER });
+    await elector.start();
+    await check(elector);
+    await pool.stopAll();
+  } finally {
+    await conn.close();
+  }
+}
+
 describe('lease-checked transactions on a table whose lease key is deferrable', () => {
   it('refuse too: only an immediate, non-partial unique key on plain columns is relied on', async () => {
-    const conn = connect('postgres.js', url);
-    try {
-      await conn.query('create schema deferred_key');
-      await conn.query(`create table deferred_key.river_leader (like public.river_leader including all)`);
-      await conn.query('alter table deferred_key.river_leader drop constraint river_leader_name_term_key');
-      await conn.query('alter table deferred_key.river_leader add constraint river_leader_name_term_key unique (name, term) deferrable');
-      const { createLeaderTable } = await import('../src/index.js');
-      const { table } = createLeaderTable({ schema: 'deferred_key' });
-      const pool = new ElectorPool(conn);
-      const elector = pool.create({ name: 'deferred', table, logger: SILENT_LOGGER });
-      await elector.start();
-      expect(elector.isLeader).toBe(true);
-      await expect(elector.transaction(async () => 1)).rejects.toBeInstanceOf(LeaseTableOutdatedError);
-      await pool.stopAll();
-    } finally {
-      await conn.close();
-    }
+    await onLeaseTableWithoutKey(
+      'deferred_key',
+      ['alter table deferred_key.river_leader add constraint river_leader_name_term_key unique (name, term) deferrable'],
+      'deferred',
+      async (elector) => {
+        expect(elector.isLeader).toBe(true);
+        await expect(elector.transaction(async () => 1)).rejects.toBeInstanceOf(LeaseTableOutdatedError);
+      },
+    );
   });
 });
 
 describe('lease-checked transactions on a table whose lease key is a bare unique index', () => {
   it('run: a CREATE UNIQUE INDEX makes term a key column just as the constraint does', async () => {
-    const conn = connect('postgres.js', url);
-    try {
-      await conn.query('create schema index_key');
-      await conn.query(`create table index_key.river_leader (like public.river_leader including all)`);
-      await conn.query('alter table index_key.river_leader drop constraint river_leader_name_term_key');
-      await conn.query('create unique index river_leader_term_idx on index_key.river_leader (name, term)');
-      const { createLeaderTable } = await import('../src/index.js');
-      const { table } = createLeaderTable({ schema: 'index_key' });
-      const pool = new ElectorPool(conn);
-      const elector = pool.create({ name: 'indexed', table, logger: SILENT_LOGGER });
-      await elector.start();
-      expect(await elector.transaction(async (_tx, lease) => lease.term)).toBe(elector.lease?.term);
-      await pool.stopAll();
-    } finally {
-      await conn.close();
-    }
+    await onLeaseTableWithoutKey(
+      'index_key',
+      ['create unique index river_leader_term_idx on index_key.river_leader (name, term)'],
+      'indexed',
+      async (elector) => {
+        expect(await elector.transaction(async (_tx, lease) => lease.term)).toBe(elector.lease?.term);
+      },
+    );
   });
 });
 
 describe('lease-checked transactions on a table without the lease key', () => {
   it('refuse with LeaseTableOutdatedError instead of giving a guarantee they cannot keep', async () => {
-    const conn = connect('postgres.js', url);
-    try {
-      await conn.query('create schema old_shape');
-      await conn.query(`create table old_shape.river_leader (like public.river_leader including all)`);
-      await conn.query('alter table old_shape.river_leader drop constraint river_leader_name_term_key');
-      const { createLeaderTable } = await import('../src/index.js');
-      const { table } = createLeaderTable({ schema: 'old_shape' });
-      const pool = new ElectorPool(conn);
-      const elector = pool.create({ name: 'old', table, logger: SILENT_LOGGER });
-      await elector.start();
+    await onLeaseTableWithoutKey('old_shape', [], 'old', async (elector) => {
       expect(elector.isLeader).toBe(true);
       await expect(elector.transaction(async () => 1)).rejects.toBeInstanceOf(LeaseTableOutdatedError);
-      await pool.stopAll();
-    } finally {
-      await conn.close();
-    }
+    });
   });
 });
