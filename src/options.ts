@@ -85,7 +85,8 @@ export interface ResolvedElectorOptions {
 /** The default drain wait, before it is capped by the trust window. */
 const DEFAULT_DRAIN_TIMEOUT_MS = 5_000;
 
-const KNOWN_OPTIONS = new Set([
+/** Every option `createElector` takes (the group takes these but `name` and `hooks`, plus its own). */
+export const ELECTOR_OPTION_NAMES: ReadonlySet<string> = new Set([
   'name',
   'id',
   'ttl',
@@ -119,8 +120,8 @@ export function resolveElectorOptions(options: ElectorOptions = {}): ResolvedEle
     throw new InvalidOptionError('options', options, 'an object');
   }
   for (const key of Object.keys(options)) {
-    if (!KNOWN_OPTIONS.has(key)) {
-      throw new InvalidOptionError(key, (options as Record<string, unknown>)[key], `one of ${[...KNOWN_OPTIONS].join(', ')}`);
+    if (!ELECTOR_OPTION_NAMES.has(key)) {
+      throw new InvalidOptionError(key, (options as Record<string, unknown>)[key], `one of ${[...ELECTOR_OPTION_NAMES].join(', ')}`);
     }
   }
   const resolved: ResolvedElectorOptions = Object.freeze({

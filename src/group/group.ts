@@ -61,22 +61,22 @@ import { Subscribers } from '../elector/subscribers.js';
 import { TaskRuns } from '../elector/task-runs.js';
 import { sessionBounds, TrustWindow } from '../elector/trust.js';
 import { LeaderWork, type WorkItem } from '../elector/work.js';
-import {
-  DeadlineExceededError,
-  DrizzleLeaderError,
-  ElectorStoppedError,
-  InvalidOptionError,
-  LeadershipLostError,
-  ReservedNameError,
-} from '../errors.js';
+import { DeadlineExceededError, DrizzleLeaderError, ElectorStoppedError, InvalidOptionError, LeadershipLostError } from '../errors.js';
 import { electMany, heartbeat, leaveGroup, type MemberRow, type NameTerm, renewManyWithHeartbeat, resignMany } from '../lease/batch.js';
 import { acquireStatementDatabase, MAX_CONNECT_TIMEOUT_MS } from '../lease/connection.js';
 import { notifyingIfPossible } from '../lease/notify-fallback.js';
-import { isReservedName, RESERVED_PREFIX } from '../lease/reserved.js';
+import { RESERVED_PREFIX } from '../lease/reserved.js';
 import { leaseHeldSql } from '../lease/transaction.js';
 import { subscribeChannel } from '../listen/notifier.js';
 import { parseNotification } from '../listen/payload.js';
-import { checkLabel, type ElectorOptions, type ResolvedElectorOptions, resolveElectorOptions } from '../options.js';
+import {
+  checkElectionName,
+  checkLabel,
+  ELECTOR_OPTION_NAMES,
+  type ElectorOptions,
+  type ResolvedElectorOptions,
+  resolveElectorOptions,
+} from '../options.js';
 import type { LeaderDatabase, LeaderInfo, Lease, LossReason } from '../types.js';
 import { type Backoff, backoffDelay } from '../util/backoff.js';
 import { type Instant, readClock } from '../util/clock.js';
@@ -88,6 +88,15 @@ import { DuplicateNameError } from './errors.js';
 
 /** Every member row of every group starts with this (inside the reserved namespace election names may not use). */
 export const MEMBER_PREFIX = `${RESERVED_PREFIX}group:`;
+
+/** The options a group takes, for the message that refuses an unknown one. */
+const GROUP_OPTION_NAMES = [
+  'names',
+  'group',
+  'eligible',
+  'weight',
+  ...[...ELECTOR_OPTION_NAMES].filter((o) => o !== 'name' && o !== 'hooks'),
+];
 
 /** Why one name's leadership ended: the single elector's reasons, plus a group's own. */
 export type GroupLossReason =
@@ -249,6 +258,10 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
       throw new InvalidOptionError('name', (single as { name: unknown }).name, 'names: [...] (a group campaigns for many)');
     if ('hooks' in single)
       throw new InvalidOptionError('hooks', (single as { hooks: unknown }).hooks, 'not supported by groups (use subscribe and stats)');
+    for (const key of Object.keys(single)) {
+      if (!ELECTOR_OPTION_NAMES.has(key))
+        throw new InvalidOptionError(key, (single as Record<string, unknown>)[key], `one of ${GROUP_OPTION_NAMES.join(', ')}`);
+    }
     this.#options = resolveElectorOptions(single);
     if (db === null || typeof db !== 'object' || typeof (db as { select?: unknown }).select !== 'function') {
       throw new InvalidOptionError('db', db, 'a Drizzle PostgreSQL database (drizzle(client))');
@@ -473,6 +486,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
 
   /** Adds one name; false if it was already in the set. */
   addName(name: string): boolean {
+    checkElectionName('name', name);
     if (this.#names.includes(name)) return false;
     this.setNames([...this.#names, name]);
     return true;
@@ -1194,11 +1208,15 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   }
 }
 
-/** A member row's name → the member (weight and id hash are in the name; the id is the row's leader_id). */
+/**
+ * A member row's name → the member (weight and id hash are in the name; the id is the row's
+ * leader_id). Exactly `<prefix><weight>:<16 hex>`: a group may contain ':', so group `jobs:2`'s
+ * rows (`...jobs:2:1:<hash>`) also start with group `jobs`'s prefix and must not count there.
+ */
 function memberOf(name: string, leaderId: string, prefix: string): Member[] {
-  const rest = name.slice(prefix.length);
-  const weight = Number(rest.slice(0, rest.indexOf(':')));
-  return Number.isInteger(weight) && weight >= 1 ? [{ id: leaderId, weight }] : [];
+  const match = /^([1-9]\d{0,3}):[0-9a-f]{16}$/.exec(name.slice(prefix.length));
+  const weight = Number(match?.[1]);
+  return match && weight <= 1000 ? [{ id: leaderId, weight }] : [];
 }
 
 function checkNames(names: unknown): string[] {
@@ -1206,8 +1224,7 @@ function checkNames(names: unknown): string[] {
   const seen = new Set<string>();
   const duplicates = new Set<string>();
   names.forEach((name, i) => {
-    checkLabel(`names[${i}]`, name);
-    if (isReservedName(name as string)) throw new ReservedNameError(`names[${i}]`, name as string, RESERVED_PREFIX);
+    checkElectionName(`names[${i}]`, name);
     if (seen.has(name as string)) duplicates.add(name as string);
     seen.add(name as string);
   });

@@ -268,7 +268,7 @@ async function renewStatement(
            select t.name, t.leader_id, ${remainingMsOf(sql`t.expires_at`)} from ${table} as t
            where starts_with(t.name, ${member!.prefix}) and t.expires_at > now()) as p`
     : sql`(select p.name, null::text as member_id, null::float8 as member_remaining_ms from ${pairsOf(json)}) as p`;
-  const ctes = membership ? [lockable, renewed, membership.mine, membership.announced] : [lockable, renewed];
+  const ctes = membership ? [lockable, renewed, membership.memberLockable, membership.mine, membership.announced] : [lockable, renewed];
   const rows = await db
     .with(...ctes)
     .select({
@@ -388,9 +388,9 @@ export async function heartbeat(
   table: LeaderTable,
   input: MemberInput & { leaderId: string; ttlMs: number },
 ): Promise<MemberRow[]> {
-  const { mine, announced } = memberUpsert(db, table, input);
+  const { memberLockable, mine, announced } = memberUpsert(db, table, input);
   const rows = await db
-    .with(mine, announced)
+    .with(memberLockable, mine, announced)
     .select({
       name: table.name,
       leaderId: table.leaderId,
@@ -413,12 +413,22 @@ export interface MemberInput {
 /**
  * The membership part of a heartbeat, as CTEs: upsert this member's own row (only ever its own:
  * the stored `leader_id` must be the caller's) and, on the INSERT path only, NOTIFY `elected`.
+ * Like the names, the member row is locked with SKIP LOCKED first: a session holding it locked
+ * costs the membership its renewal this time, never the statement (and with it every name
+ * renewed beside it) a wait.
  */
 function memberUpsert(db: LeaderDatabase, table: LeaderTable, input: MemberInput & { leaderId: string; ttlMs: number }) {
+  const memberLockable = db
+    .$with('member_lockable')
+    .as(db.select({ name: table.name }).from(table).where(eq(table.name, input.memberName)).for('no key update', { skipLocked: true }));
   const mine = db.$with('mine').as(
     db
-      .insert(table)
-      .values({ name: input.memberName, leaderId: input.leaderId, electedAt: sql`now()`, expiresAt: leaseEnd(input.ttlMs) })
+      .insert(insertable(table))
+      .select(
+        sql`select ${input.memberName}::text, ${input.leaderId}::text, now(), ${leaseEnd(input.ttlMs)}, null::timestamptz
+            where ${input.memberName}::text in (select name from ${memberLockable})
+               or not exists (select 1 from ${table} as t where t.name = ${input.memberName}::text)`,
+      )
       .onConflictDoUpdate({
         target: table.name,
         set: { expiresAt: sql`excluded.expires_at` },
@@ -433,7 +443,7 @@ function memberUpsert(db: LeaderDatabase, table: LeaderTable, input: MemberInput
       .from(mine)
       .where(sql`${mine.electedAt} = now()`),
   );
-  return { mine, announced };
+  return { memberLockable, mine, announced };
 }
 
 /**

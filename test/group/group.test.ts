@@ -312,6 +312,28 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     for (const name of names.slice(1)) expect(g.lease(name)!.term).toBe(terms.get(name));
   });
 
+  it("groups whose names extend each other with ':' do not see each other's members", async () => {
+    const base = `${driver}-colon-${++counter}`;
+    const outer = Array.from({ length: 6 }, (_, i) => `${base}-a-${i}`);
+    const inner = Array.from({ length: 4 }, (_, i) => `${base}-b-${i}`);
+    const a = [1, 2].map((n) =>
+      createElectorGroup(conn.db, { names: outer, group: base, id: `${base}-a${n}`, logger: SILENT_LOGGER, ...TIMING }),
+    );
+    // Group `<base>:2` with weight 1: its member rows start with `<base>:2:1:`, i.e. with group `<base>`'s prefix.
+    const b = createElectorGroup(conn.db, { names: inner, group: `${base}:2`, id: `${base}-b1`, logger: SILENT_LOGGER, ...TIMING });
+    groups.push(...a, b);
+    await Promise.all([...a, b].map((g) => g.start()));
+    await balanced(a, outer, 0);
+    // Before: b was a phantom member of weight 2 in group `<base>`, and names kept moving.
+    for (const g of a) expect(g.members.map((m) => m.id).sort()).toEqual(a.map((x) => x.id).sort());
+    expect(b.members.map((m) => m.id)).toEqual([b.id]);
+    const lost: GroupEvent[] = [];
+    for (const g of a) g.subscribe((e) => void (e.type === 'lost' && lost.push(e)));
+    await new Promise((r) => setTimeout(r, TIMING.renewInterval * 5));
+    expect(lost).toEqual([]);
+    expect(counts(a)).toEqual([3, 3]);
+  });
+
   it('refuses bad input with typed errors', () => {
     const db = conn.db;
     expect(() => createElectorGroup(db, { names: ['a', 'b', 'a'] })).toThrow(DuplicateNameError);
@@ -319,6 +341,9 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     // The whole namespace is the library's (member rows, cron claims), for single electors too.
     expect(() => createElectorGroup(db, { names: ['ok', 'drizzle-leader:cron:x'] })).toThrow(/names\[1\].*drizzle-leader:/);
     expect(() => createElector(db, { name: 'drizzle-leader:anything' })).toThrow(ReservedNameError);
+    // An unknown option is answered with what a group takes (names, not name).
+    expect(() => createElectorGroup(db, { names: ['a'], bogus: 1 } as never)).toThrow(/"bogus".*one of names, group, eligible, weight, id/);
+    expect(() => createElectorGroup(db, { names: ['a'] }).addName('drizzle-leader:x')).toThrow(/Invalid option "name"/);
     expect(() => createElectorGroup(db, { names: ['ok', ''] })).toThrow(InvalidOptionError);
     expect(() => createElectorGroup(db, { names: ['x'.repeat(128)] })).toThrow(/names\[0\]/);
     expect(() => createElectorGroup(db, { names: 'a' as never })).toThrow(InvalidOptionError);

@@ -100,6 +100,31 @@ describe.each(DRIVERS)('batched lease statements (%s)', (driver) => {
     expect(stale.outcomes).toEqual([{ name: list[1], kind: 'denied' }]);
   });
 
+  it('a member row locked by another session is skipped: the names beside it renew without waiting', async () => {
+    const list = names(3);
+    const won = await elect(list, 'a');
+    const leaderships = won.map((o) => ({ name: o.name, term: o.won ? o.lease.term : -1 }));
+    const memberPrefix = `drizzle-leader:group:${prefix}:`;
+    const member = { memberName: `${memberPrefix}1:a`, prefix: memberPrefix, channel };
+    await renewManyWithHeartbeat(conn.db, riverLeader, { leaderships, leaderId: 'a', ttlMs, member });
+    const expiry = async () =>
+      (await admin.query<{ e: string }>('select expires_at::text as e from river_leader where name = $1', [member.memberName]))[0]!.e;
+    const before = await expiry();
+    // Before: the membership upsert waited for the lock (here: forever, no lock_timeout), and
+    // with it the renewal of every name in the statement.
+    const result = await lockWhile(url, [`select 1 from river_leader where name = '${member.memberName}' for update`], () =>
+      Promise.race([
+        renewManyWithHeartbeat(conn.db, riverLeader, { leaderships, leaderId: 'a', ttlMs, member }),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the renewal waited on the member row lock')), 3_000)),
+      ]),
+    );
+    expect(result.outcomes.map((o) => o.kind)).toEqual(['renewed', 'renewed', 'renewed']);
+    expect(await expiry()).toBe(before);
+    // The lock gone, the membership renews again.
+    await renewManyWithHeartbeat(conn.db, riverLeader, { leaderships, leaderId: 'a', ttlMs, member });
+    expect(await expiry()).not.toBe(before);
+  });
+
   it('a stale term in the batch cannot renew the name’s newer term; the current terms renew', async () => {
     const list = names(3);
     const won = await elect(list, 'a');
