@@ -2,13 +2,8 @@
  * `drizzle-leader demo --fleet` against the embedded server, as on a fresh machine: every step
  * passes and the summary shows what it narrates; Ctrl-C leaves no server and no directory behind.
  */
-import { execFile, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { expect, it, vi } from 'vitest';
-
-const root = resolve(import.meta.dirname, '..');
+import { pgrep, runCli, withInterruptibleDemo, withoutDatabaseUrl } from './support/demo.js';
 
 /** The part of the fleet demo's `--json` summary this test reads. */
 interface FleetDemoSummary {
@@ -23,16 +18,7 @@ interface FleetDemoSummary {
 it('the fleet demo passes every step: balanced start, a killed member replaced, a join and a drain rebalanced', {
   timeout: 180_000,
 }, async () => {
-  const { DATABASE_URL: _unset, ...env } = process.env;
-  const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>((done, fail) =>
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', 'demo', '--fleet', '--json'],
-      { cwd: root, env, timeout: 170_000 },
-      (error, stdout, stderr) =>
-        error ? fail(Object.assign(error, { message: `${error.message}\n${stderr}\n${stdout}` })) : done({ stdout, stderr }),
-    ),
-  );
+  const { stdout, stderr } = await runCli(['demo', '--fleet', '--json'], { env: withoutDatabaseUrl(), timeout: 170_000 });
   const summary = JSON.parse(stdout) as FleetDemoSummary;
   expect(summary.ok, stderr).toBe(true);
   expect(summary.server).toBe('embedded');
@@ -61,45 +47,17 @@ it('the fleet demo passes every step: balanced start, a killed member replaced, 
 it('Ctrl-C during the fleet demo leaves nothing behind: no temporary directory, no server or member process', {
   timeout: 180_000,
 }, async () => {
-  const { DATABASE_URL: _unset, ...env } = process.env;
-  const tmp = mkdtempSync(join(tmpdir(), 'demo-fleet-interrupt-'));
-  chmodSync(tmp, 0o755); // as root, the embedded server runs as the postgres user, which must reach it
-  try {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'demo', '--fleet'], {
-      cwd: root,
-      env: { ...env, TMPDIR: tmp, CI: '1' },
-      detached: true, // its own process group, as a terminal's Ctrl-C would reach
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      out += chunk;
-    });
-    const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
-    await vi.waitFor(() => expect(out).toMatch(/ok {3}balanced start/), { timeout: 120_000, interval: 50 });
-    const servers = () => readdirSync(tmp).filter((f) => f.startsWith('drizzle-leader-pg-'));
-    expect(servers()).toHaveLength(1);
-    const members = await new Promise<string>((done) => execFile('pgrep', ['-f', 'fleet-member'], (_e, stdout) => done(stdout.trim())));
-    expect(members).not.toBe('');
-    process.kill(-child.pid!, 'SIGINT');
-    await exited;
-    await vi.waitFor(() => expect(servers()).toEqual([]), { timeout: 10_000, interval: 100 });
-    const leftovers = await new Promise<string>((done) => execFile('pgrep', ['-f', tmp], (_e, stdout) => done(stdout.trim())));
-    expect(leftovers).toBe('');
+  await withInterruptibleDemo(['demo', '--fleet'], 'demo-fleet-interrupt-', async (demo) => {
+    await vi.waitFor(() => expect(demo.output()).toMatch(/ok {3}balanced start/), { timeout: 120_000, interval: 50 });
+    expect(demo.servers()).toHaveLength(1);
+    expect(await pgrep(['-f', 'fleet-member'])).not.toBe('');
+    await demo.interrupt();
+    await vi.waitFor(() => expect(demo.servers()).toEqual([]), { timeout: 10_000, interval: 100 });
+    expect(await pgrep(['-f', demo.tmp])).toBe('');
     // The members are this demo's children: none outlives it.
-    await vi.waitFor(
-      async () => {
-        const alive = await new Promise<string>((done) =>
-          execFile('pgrep', ['-g', String(child.pid), '-f', 'fleet-member'], (_e, stdout) => done(stdout.trim())),
-        );
-        expect(alive).toBe('');
-      },
-      { timeout: 10_000, interval: 100 },
-    );
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
-  }
+    await vi.waitFor(async () => expect(await pgrep(['-g', String(demo.child.pid), '-f', 'fleet-member'])).toBe(''), {
+      timeout: 10_000,
+      interval: 100,
+    });
+  });
 });

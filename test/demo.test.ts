@@ -2,15 +2,10 @@
  * `npm start` (the demo) in CI, against the embedded server as on a fresh machine: it must pass
  * every step, and its JSON summary must show the safety properties it narrates.
  */
-import { execFile, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { expect, it, vi } from 'vitest';
 import { staleTermCommits } from '../src/dev/ledger.js';
 import { connect, createTestDatabase } from './support/db.js';
-
-const root = resolve(import.meta.dirname, '..');
+import { pgrep, runCli, withInterruptibleDemo, withoutDatabaseUrl } from './support/demo.js';
 
 /** The part of the demo's `--json` summary this test reads. */
 interface DemoSummary {
@@ -29,16 +24,7 @@ interface DemoSummary {
 it('the failover demo passes every step: handoffs, increasing terms, a deposed write refused, no stale-term commit', {
   timeout: 120_000,
 }, async () => {
-  const { DATABASE_URL: _unset, ...env } = process.env;
-  const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>((done, fail) =>
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', 'demo', '--json'],
-      { cwd: root, env, timeout: 90_000 },
-      (error, stdout, stderr) =>
-        error ? fail(Object.assign(error, { message: `${error.message}\n${stderr}\n${stdout}` })) : done({ stdout, stderr }),
-    ),
-  );
+  const { stdout, stderr } = await runCli(['demo', '--json'], { env: withoutDatabaseUrl(), timeout: 90_000 });
   const summary = JSON.parse(stdout) as DemoSummary;
   expect(summary.ok, stderr).toBe(true);
   expect(summary.server).toBe('embedded');
@@ -70,49 +56,18 @@ it("the demo's ledger audit counts a deposed leader's commit, in either form", (
 });
 
 it('Ctrl-C during the demo leaves nothing behind: no temporary directory, no server process', { timeout: 120_000 }, async () => {
-  const { DATABASE_URL: _unset, ...env } = process.env;
-  // A temporary directory of this test's own, so nothing else's files are counted.
-  const tmp = mkdtempSync(join(tmpdir(), 'demo-interrupt-'));
-  chmodSync(tmp, 0o755); // as root, the embedded server runs as the postgres user, which must reach it
-  try {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'demo'], {
-      cwd: root,
-      env: { ...env, TMPDIR: tmp, CI: '1' },
-      detached: true, // its own process group, as a terminal's Ctrl-C would reach
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-    });
-    child.stderr.on('data', (chunk) => {
-      out += chunk;
-    });
-    const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
-    await vi.waitFor(() => expect(out).toMatch(/became leader/), { timeout: 60_000, interval: 50 });
-    const servers = () => readdirSync(tmp).filter((f) => f.startsWith('drizzle-leader-pg-')); // (tsx keeps a cache there too)
-    expect(servers()).toHaveLength(1); // the server's directory is there while it runs
-    process.kill(-child.pid!, 'SIGINT');
-    await exited;
-    await vi.waitFor(() => expect(servers()).toEqual([]), { timeout: 10_000, interval: 100 });
-    const leftovers = await new Promise<string>((done) => execFile('pgrep', ['-f', tmp], (_e, stdout) => done(stdout.trim())));
-    expect(leftovers).toBe('');
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
-  }
+  await withInterruptibleDemo(['demo'], 'demo-interrupt-', async (demo) => {
+    await vi.waitFor(() => expect(demo.output()).toMatch(/became leader/), { timeout: 60_000, interval: 50 });
+    expect(demo.servers()).toHaveLength(1); // the server's directory is there while it runs
+    await demo.interrupt();
+    await vi.waitFor(() => expect(demo.servers()).toEqual([]), { timeout: 10_000, interval: 100 });
+    expect(await pgrep(['-f', demo.tmp])).toBe('');
+  });
 });
 
 it('against a URL, the demo leaves the database as it found it', { timeout: 120_000 }, async () => {
   const url = await createTestDatabase({ migrated: false });
-  const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>((done, fail) =>
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', 'demo', '--json', '--url', url],
-      { cwd: root, timeout: 90_000 },
-      (error, stdout, stderr) =>
-        error ? fail(Object.assign(error, { message: `${error.message}\n${stderr}\n${stdout}` })) : done({ stdout, stderr }),
-    ),
-  );
+  const { stdout, stderr } = await runCli(['demo', '--json', '--url', url], { timeout: 90_000 });
   expect(JSON.parse(stdout).ok, stderr).toBe(true);
   const check = connect('postgres.js', url);
   try {
