@@ -227,16 +227,16 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   #unsettled = new Set<string>();
   /** Names a `resigned` hint arrived for, by when (monotonic ms): an election answered from an older snapshot must not bury it. */
   readonly #freed = new Map<string, number>();
+  /** Names this member handed over for the balance (rebalanced), and to whom. */
+  readonly #shedTo = new Map<string, string>();
   /**
-   * Names this member took although the balance gives them to another member, because that
-   * member left them free for a grace period while it had been a member for two intervals: it
-   * does not campaign for them (its list of names differs: a rolling deploy, a setNames not yet
-   * everywhere). They are not shed back to it until the membership or the names change, or a
+   * Names this member handed to their owner by the balance, and had to take back because the
+   * owner left them free for a whole grace period after hearing of it: that member does not
+   * campaign for them (its list of names differs: a rolling deploy, a setNames not yet
+   * everywhere). They are not shed to it again until the membership or the names change, or a
    * name would move back and forth for as long as the lists differ.
    */
   readonly #declined = new Map<string, string>();
-  /** When each live member was first seen in the view (monotonic ms). */
-  readonly #memberSince = new Map<string, number>();
   #assignment: Map<string, string> | null = null;
   #heartbeatDueAt = 0;
   /** When a hint last asked for a heartbeat / a renewal (monotonic ms): one asked for while the statement was in flight still gets it. */
@@ -491,6 +491,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     this.#names = next;
     this.#assignment = null;
     this.#declined.clear();
+    this.#shedTo.clear();
     if (this.#running()) this.#reschedule();
     this.#wakeup.wake();
   }
@@ -806,10 +807,9 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     this.#members = members;
     this.#viewKey = key;
     this.#viewSince = announced ? now - this.#options.renewInterval : now;
-    for (const id of [...this.#memberSince.keys()]) if (!after.has(id)) this.#memberSince.delete(id);
-    for (const id of after) if (!this.#memberSince.has(id)) this.#memberSince.set(id, now);
     this.#assignment = null;
     this.#declined.clear();
+    this.#shedTo.clear();
     this.#reschedule();
   }
 
@@ -935,7 +935,9 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     for (const name of [...this.#held.keys()]) {
       const owner = assignment.get(name);
       if (owner === undefined || owner === this.#options.id || !this.#isLiveMember(owner)) continue;
-      if (this.#declined.get(name) !== owner) this.#stepDown(name, 'rebalanced');
+      if (this.#declined.get(name) === owner) continue;
+      this.#shedTo.set(name, owner);
+      this.#stepDown(name, 'rebalanced');
     }
   }
 
@@ -1006,15 +1008,15 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     const assignment = this.#assigned();
     for (const outcome of outcomes) {
       if (outcome.won) {
+        // Handed to its owner, and still free after the grace: the owner does not want it.
         const owner = assignment.get(outcome.name);
-        const since = owner === undefined ? undefined : this.#memberSince.get(owner);
-        // Free for its grace period although its owner has been a member for two intervals: the owner does not want it.
-        if (owner !== undefined && owner !== id && since !== undefined && startedAt.monotonic - since >= 2 * renewInterval)
-          this.#declined.set(outcome.name, owner);
+        if (owner !== undefined && owner !== id && this.#shedTo.get(outcome.name) === owner) this.#declined.set(outcome.name, owner);
+        this.#shedTo.delete(outcome.name);
         this.#becomeLeader(outcome.lease, startedAt);
         continue;
       }
       const holder = outcome.holder;
+      if (holder) this.#shedTo.delete(outcome.name); // taken: whoever has it wanted it
       const mine = assignment.get(outcome.name) === id;
       if (!holder) {
         // Locked or changing under a concurrent election: look again shortly.
@@ -1187,6 +1189,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     }
     if (this.#held.has(name)) return;
     if (action === 'elected' && leaderId) {
+      this.#shedTo.delete(name);
       this.#known.set(name, { leaderId, expiresAt: now + this.#options.ttl });
       if (this.#assigned().get(name) !== this.#options.id && this.#isLiveMember(leaderId)) this.#due.set(name, now + 3 * this.#options.ttl);
       return;
