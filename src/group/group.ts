@@ -79,6 +79,7 @@ import {
 } from '../options.js';
 import type { LeaderDatabase, LeaderInfo, Lease, LossReason } from '../types.js';
 import { type Backoff, backoffDelay } from '../util/backoff.js';
+import { errorCode } from '../util/cause.js';
 import { type Instant, readClock } from '../util/clock.js';
 import { settledWithin, withDeadline } from '../util/deadline.js';
 import { deferred } from '../util/deferred.js';
@@ -175,6 +176,12 @@ type Phase = 'idle' | 'running' | 'stopping' | 'stopped';
 /** Back-off after a failed statement: 100 ms doubling up to 2 s. */
 const ERROR_BACKOFF: Backoff = Object.freeze({ initialMs: 100, maxMs: 2_000 });
 
+/** A batch election that waited out its lock timeout is split into this many parts; a part that waits again is split again. */
+const ISOLATE_PARTS = 4;
+
+/** Isolated groups elected per turn at most (each is one statement, and may wait out the lock timeout). */
+const MAX_ISOLATED_PER_TURN = 8;
+
 /** Notification wakes are honoured at most this often (ms): a flood of them cannot become a flood of elections. */
 const MIN_NOTIFIED_GAP_MS = 50;
 
@@ -237,6 +244,8 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
    * name would move back and forth for as long as the lists differ.
    */
   readonly #declined = new Map<string, string>();
+  /** Groups of names elected apart from the batch, after a statement with them waited out its lock timeout. */
+  #isolated: string[][] = [];
   #assignment: Map<string, string> | null = null;
   #heartbeatDueAt = 0;
   /** When a hint last asked for a heartbeat / a renewal (monotonic ms): one asked for while the statement was in flight still gets it. */
@@ -727,7 +736,18 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     if (this.#unreleased.size > 0 && this.#releaseRetryAt <= now()) await this.#release(leadDb);
     if (!this.#running()) return failure;
     const due = this.#dueNames(now());
-    if (due.length > 0) failure ??= await this.#elect(electDb, due);
+    if (due.length === 0) return failure;
+    // Names of a batch that waited out its lock timeout go in smaller statements of their own,
+    // a few per turn, until the one that blocks is alone; the rest go in one batch as always.
+    const set = new Set(due);
+    const isolated = this.#isolated.map((g) => g.filter((n) => set.has(n))).filter((g) => g.length > 0);
+    const apart = new Set(this.#isolated.flat());
+    const batch = due.filter((n) => !apart.has(n));
+    if (batch.length > 0) failure ??= await this.#elect(electDb, batch);
+    for (const group of isolated.slice(0, MAX_ISOLATED_PER_TURN)) {
+      if (!this.#running()) break;
+      failure ??= await this.#elect(electDb, group);
+    }
     return failure;
   }
 
@@ -964,6 +984,17 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     }
   }
 
+  /** The names of a statement that waited out its lock timeout: split into up to ISOLATE_PARTS groups (a name alone stays alone). */
+  #isolate(names: readonly string[]): void {
+    const failed = new Set(names);
+    this.#isolated = this.#isolated.map((g) => g.filter((n) => !failed.has(n))).filter((g) => g.length > 0);
+    const parts = Math.min(ISOLATE_PARTS, names.length);
+    for (let i = 0; i < parts; i++) {
+      const part = names.filter((_, j) => j % parts === i);
+      if (part.length > 0) this.#isolated.push(part);
+    }
+  }
+
   /** After a resignation: released, or not there any more (expired and taken, or never committed), is done; a row another session has locked is tried again, until its lease has expired anyway. */
   #settleReleased(leaderships: readonly NameTerm[], skipped: readonly string[], now: number): void {
     for (const { name, term } of leaderships) {
@@ -1001,9 +1032,14 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
         .catch(() => {});
       const backoff = this.#errorBackoff();
       for (const name of names) this.#due.set(name, startedAt.monotonic + backoff);
+      // A row of the batch is being written by another session's open transaction (an
+      // uncommitted INSERT cannot be skipped the way a locked row is): isolate it.
+      if (errorCode(error) === '55P03') this.#isolate(names);
       return this.#failed(error, 'election');
     }
     this.#consecutiveErrors = 0;
+    if (this.#isolated.length > 0)
+      this.#isolated = this.#isolated.map((g) => g.filter((n) => !names.includes(n))).filter((g) => g.length > 0);
     const now = this.#now().monotonic;
     const assignment = this.#assigned();
     for (const outcome of outcomes) {

@@ -359,6 +359,29 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     expect(counts(a)).toEqual([3, 3]);
   });
 
+  it("another session's uncommitted INSERT of one name costs only that name's election, not the others'", async () => {
+    const names = namesFor(6);
+    const blocked = names[2]!;
+    const session = postgres(url, { max: 1, onnotice: () => {} });
+    const reserved = await session.reserve();
+    try {
+      await reserved`begin`;
+      await reserved`insert into river_leader (name, leader_id, elected_at, expires_at) values (${blocked}, 'someone', now(), now() + interval '1 hour')`;
+      const m = member(names, { id: `${group}-a` });
+      await m.start();
+      // Before: every batch with the blocked name waited out its lock timeout and failed whole,
+      // so no name was ever led while the INSERT stayed open.
+      const others = names.filter((n) => n !== blocked);
+      await vi.waitFor(() => expect(others.filter((n) => m.leads(n))).toEqual(others), { timeout: 10_000, interval: 50 });
+      expect(m.leads(blocked)).toBe(false);
+      await reserved`rollback`;
+      await vi.waitFor(() => expect(m.leads(blocked)).toBe(true), { timeout: 10_000, interval: 50 });
+    } finally {
+      reserved.release();
+      await session.end({ timeout: 5 });
+    }
+  });
+
   it('refuses bad input with typed errors', () => {
     const db = conn.db;
     expect(() => createElectorGroup(db, { names: ['a', 'b', 'a'] })).toThrow(DuplicateNameError);
