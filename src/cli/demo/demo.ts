@@ -294,7 +294,8 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
       // Its write's `at` predates the freeze: what counts is that the answer came after the wake.
       const staleWrite = (accepted: boolean) => (e: Event) =>
         e.type === 'action' && e.pid === frozen.pid && e.term === leader.term && e.accepted === accepted && e.receivedAt >= resumedAt;
-      const refused = await nextEvent((e): e is Event => staleWrite(false)(e), 3_000, mark);
+      // A process just woken from SIGSTOP on a busy machine can take seconds to run again.
+      const refused = await nextEvent((e): e is Event => staleWrite(false)(e), 10_000, mark);
       await sleep(500);
       summary.frozenLeaderActionsAfterResume = events.filter(staleWrite(true)).length;
       summary.deposedWritesRefused = events.filter(staleWrite(false)).length;
