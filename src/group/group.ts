@@ -234,18 +234,11 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   #unsettled = new Set<string>();
   /** Names a `resigned` hint arrived for, by when (monotonic ms): an election answered from an older snapshot must not bury it. */
   readonly #freed = new Map<string, number>();
-  /** Names this member handed over for the balance (rebalanced), and to whom. */
-  readonly #shedTo = new Map<string, string>();
-  /**
-   * Names this member handed to their owner by the balance, and had to take back because the
-   * owner left them free for a whole grace period after hearing of it: that member does not
-   * campaign for them (its list of names differs: a rolling deploy, a setNames not yet
-   * everywhere). They are not shed to it again until the membership or the names change, or a
-   * name would move back and forth for as long as the lists differ.
-   */
-  readonly #declined = new Map<string, string>();
-  /** Groups of names elected apart from the batch, after a statement with them waited out its lock timeout. */
+  /** Groups of names elected apart from the batch, after a statement with them waited out its lock timeout; until `#isolatedUntil`. */
   #isolated: string[][] = [];
+  #isolatedUntil = 0;
+  /** This member's offset on the backstop grid, so that members do not all look at the same instant. */
+  readonly #backstopPhase = Math.random() * 1_000;
   #assignment: Map<string, string> | null = null;
   #heartbeatDueAt = 0;
   /** When a hint last asked for a heartbeat / a renewal (monotonic ms): one asked for while the statement was in flight still gets it. */
@@ -499,8 +492,6 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     }
     this.#names = next;
     this.#assignment = null;
-    this.#declined.clear();
-    this.#shedTo.clear();
     if (this.#running()) this.#reschedule();
     this.#wakeup.wake();
   }
@@ -739,6 +730,8 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     if (due.length === 0) return failure;
     // Names of a batch that waited out its lock timeout go in smaller statements of their own,
     // a few per turn, until the one that blocks is alone; the rest go in one batch as always.
+    // The split lasts one ttl: then the names go back to the batch (a blocking INSERT still open splits it again).
+    if (this.#isolated.length > 0 && now() >= this.#isolatedUntil) this.#isolated = [];
     const set = new Set(due);
     const isolated = this.#isolated.map((g) => g.filter((n) => set.has(n))).filter((g) => g.length > 0);
     const apart = new Set(this.#isolated.flat());
@@ -828,8 +821,6 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     this.#viewKey = key;
     this.#viewSince = announced ? now - this.#options.renewInterval : now;
     this.#assignment = null;
-    this.#declined.clear();
-    this.#shedTo.clear();
     this.#reschedule();
   }
 
@@ -859,6 +850,17 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
         this.#due.set(name, now + this.#options.renewInterval + this.#graceMs());
       }
     }
+  }
+
+  /**
+   * When to look again at a name another live member leads (a backstop: a change of membership
+   * reschedules it anyway). On a grid of slots 2 ttl apart, 1 to 3 ttl away, shared by every
+   * such name: the looks go out as one batch per slot, not one statement per name at its own
+   * moment (which cost a member of 250 names several statements per renew interval).
+   */
+  #backstopDue(now: number): number {
+    const slot = 2 * this.#options.ttl;
+    return Math.ceil((now + this.#options.ttl - this.#backstopPhase) / slot) * slot + this.#backstopPhase;
   }
 
   /** How long a name assigned to someone else must stay free before this member takes it anyway. */
@@ -954,10 +956,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     const assignment = this.#assigned();
     for (const name of [...this.#held.keys()]) {
       const owner = assignment.get(name);
-      if (owner === undefined || owner === this.#options.id || !this.#isLiveMember(owner)) continue;
-      if (this.#declined.get(name) === owner) continue;
-      this.#shedTo.set(name, owner);
-      this.#stepDown(name, 'rebalanced');
+      if (owner !== undefined && owner !== this.#options.id && this.#isLiveMember(owner)) this.#stepDown(name, 'rebalanced');
     }
   }
 
@@ -988,6 +987,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   #isolate(names: readonly string[]): void {
     const failed = new Set(names);
     this.#isolated = this.#isolated.map((g) => g.filter((n) => !failed.has(n))).filter((g) => g.length > 0);
+    this.#isolatedUntil = this.#now().monotonic + this.#options.ttl;
     const parts = Math.min(ISOLATE_PARTS, names.length);
     for (let i = 0; i < parts; i++) {
       const part = names.filter((_, j) => j % parts === i);
@@ -1044,15 +1044,10 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     const assignment = this.#assigned();
     for (const outcome of outcomes) {
       if (outcome.won) {
-        // Handed to its owner, and still free after the grace: the owner does not want it.
-        const owner = assignment.get(outcome.name);
-        if (owner !== undefined && owner !== id && this.#shedTo.get(outcome.name) === owner) this.#declined.set(outcome.name, owner);
-        this.#shedTo.delete(outcome.name);
         this.#becomeLeader(outcome.lease, startedAt);
         continue;
       }
       const holder = outcome.holder;
-      if (holder) this.#shedTo.delete(outcome.name); // taken: whoever has it wanted it
       const mine = assignment.get(outcome.name) === id;
       if (!holder) {
         // Locked or changing under a concurrent election: look again shortly.
@@ -1073,7 +1068,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
         this.#due.set(outcome.name, Math.min(expiresAt + jitter, now + renewInterval));
       } else if (this.#isLiveMember(holder.leaderId)) {
         // A live member renews it; a change of membership reschedules it. The cap is a backstop only.
-        this.#due.set(outcome.name, now + 3 * ttl);
+        this.#due.set(outcome.name, this.#backstopDue(now));
       } else {
         this.#due.set(outcome.name, expiresAt + jitter + this.#graceMs());
       }
@@ -1225,9 +1220,8 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     }
     if (this.#held.has(name)) return;
     if (action === 'elected' && leaderId) {
-      this.#shedTo.delete(name);
       this.#known.set(name, { leaderId, expiresAt: now + this.#options.ttl });
-      if (this.#assigned().get(name) !== this.#options.id && this.#isLiveMember(leaderId)) this.#due.set(name, now + 3 * this.#options.ttl);
+      if (this.#assigned().get(name) !== this.#options.id && this.#isLiveMember(leaderId)) this.#due.set(name, this.#backstopDue(now));
       return;
     }
     if (action !== 'resigned') return;
