@@ -237,8 +237,6 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   /** Groups of names elected apart from the batch, after a statement with them waited out its lock timeout; until `#isolatedUntil`. */
   #isolated: string[][] = [];
   #isolatedUntil = 0;
-  /** This member's offset on the backstop grid, so that members do not all look at the same instant. */
-  readonly #backstopPhase = Math.random() * 1_000;
   #assignment: Map<string, string> | null = null;
   #heartbeatDueAt = 0;
   /** When a hint last asked for a heartbeat / a renewal (monotonic ms): one asked for while the statement was in flight still gets it. */
@@ -852,17 +850,6 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     }
   }
 
-  /**
-   * When to look again at a name another live member leads (a backstop: a change of membership
-   * reschedules it anyway). On a grid of slots 2 ttl apart, 1 to 3 ttl away, shared by every
-   * such name: the looks go out as one batch per slot, not one statement per name at its own
-   * moment (which cost a member of 250 names several statements per renew interval).
-   */
-  #backstopDue(now: number): number {
-    const slot = 2 * this.#options.ttl;
-    return Math.ceil((now + this.#options.ttl - this.#backstopPhase) / slot) * slot + this.#backstopPhase;
-  }
-
   /** How long a name assigned to someone else must stay free before this member takes it anyway. */
   #graceMs(): number {
     return Math.min(this.#options.renewInterval, 1_000) * (0.5 + Math.random() * 0.5);
@@ -1068,7 +1055,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
         this.#due.set(outcome.name, Math.min(expiresAt + jitter, now + renewInterval));
       } else if (this.#isLiveMember(holder.leaderId)) {
         // A live member renews it; a change of membership reschedules it. The cap is a backstop only.
-        this.#due.set(outcome.name, this.#backstopDue(now));
+        this.#due.set(outcome.name, now + 3 * ttl);
       } else {
         this.#due.set(outcome.name, expiresAt + jitter + this.#graceMs());
       }
@@ -1221,7 +1208,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     if (this.#held.has(name)) return;
     if (action === 'elected' && leaderId) {
       this.#known.set(name, { leaderId, expiresAt: now + this.#options.ttl });
-      if (this.#assigned().get(name) !== this.#options.id && this.#isLiveMember(leaderId)) this.#due.set(name, this.#backstopDue(now));
+      if (this.#assigned().get(name) !== this.#options.id && this.#isLiveMember(leaderId)) this.#due.set(name, now + 3 * this.#options.ttl);
       return;
     }
     if (action !== 'resigned') return;
