@@ -50,9 +50,11 @@
  * 3x the two-commit floor, 2 took 1.9x). So once a term is known, one follower volunteers as
  * next in line (a `next_in_line` NOTIFY; the latest heard wins, and all listeners hear them in
  * the same commit order); on `resigned` it elects at once and the others wait a short,
- * bounded stagger, skipping their attempt if its `elected` arrives meanwhile. The volunteer
- * is a hint like any other: forged, stale, dead or unheard, it costs the others the stagger
- * and nothing else; without one for the resigning term everyone elects at once, as before.
+ * bounded stagger, skipping their attempt if its `elected` arrives meanwhile, and look at the
+ * database once a little later (an `elected` is a hint too). The volunteer is a hint like any
+ * other: forged, stale, dead or unheard, it costs the others the stagger, or with a forged
+ * `elected` in its name that later look; without one for the resigning term everyone elects
+ * at once, as before.
  */
 
 import { randomUUID } from 'node:crypto';
@@ -456,6 +458,7 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
       work: this.#work,
       end: (item) => this.#endTransaction(item),
       sessionEndSafe: prepared.driver.sessionEndSafe,
+      connectionGone: prepared.driver.connectionGone,
       config: prepared.config,
       fn,
     });
@@ -1148,12 +1151,6 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
     this.#volunteer = null;
   }
 
-  /**
-   * Wakes the loop at once for the first notification after a quiet spell; in a flood, at most
-   * once per gap (the rest coalesce into one deferred wake), the gap doubling from 50 ms to 1 s
-   * while notified elections keep being denied. Regular polls do not count
-   * against the gap, so a real resignation right after a poll is still acted on immediately.
-   */
   /** A lease statement went without its NOTIFY (the server's queue was full): followers fall back to polling. */
   #notifyDropped(error: unknown): void {
     this.#options.logger.warn(
@@ -1162,6 +1159,12 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
     );
   }
 
+  /**
+   * Wakes the loop at once for the first notification after a quiet spell; in a flood, at most
+   * once per gap (the rest coalesce into one deferred wake), the gap doubling from 50 ms to 1 s
+   * while notified elections keep being denied. Regular polls do not count
+   * against the gap, so a real resignation right after a poll is still acted on immediately.
+   */
   #wakeForNotification(): void {
     const now = this.#now().monotonic;
     if (this.#deferredWake) return;
