@@ -97,6 +97,7 @@ export function bunSqlCapabilities(client: BunSqlClient): DriverCapabilities {
     guardTransaction: null,
     // Not tried against Bun's client: statements are only cancelled from outside, as for postgres.js.
     sessionEndSafe: false,
+    connectionGone: null,
     session: bunSqlSession(client),
     // Statements go through `db`: Bun's pool takes no per-connection startup settings here.
     ownPool: null,

@@ -18,6 +18,7 @@ const NONE: DriverCapabilities = Object.freeze({
   transactions: false,
   guardTransaction: null,
   sessionEndSafe: false,
+  connectionGone: null,
   session: null,
   ownPool: null,
 });

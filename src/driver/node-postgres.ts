@@ -233,6 +233,7 @@ export function nodePostgresCapabilities(client: NodePostgresClient): DriverCapa
     transactions: true,
     guardTransaction: transactionGuard(client),
     sessionEndSafe: true,
+    connectionGone: null,
     session: (fn) => withOneConnection(client, fn),
     ownPool: (options) => openOwnPool(client, options),
   };

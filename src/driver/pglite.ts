@@ -106,6 +106,7 @@ export function pgliteCapabilities(pg: PGliteClient): DriverCapabilities {
     // One in-process session: nothing to end from outside, and the server ignores the timeouts
     // anyway. A lease-checked transaction holds up the elector's own statements meanwhile.
     sessionEndSafe: false,
+    connectionGone: null,
     session: pgliteSession(pg),
     // No pool to open: statements go through `db`, i.e. this very instance.
     ownPool: null,

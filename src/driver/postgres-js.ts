@@ -1,9 +1,13 @@
 /** The postgres.js adapter: a dedicated LISTEN connection and a dedicated session, both made from the client's own options. */
 import type { Options, PostgresType, Sql } from 'postgres';
 import type { LeaderDatabase } from '../types.js';
+import { errorCode } from '../util/cause.js';
 import { SocketTracker } from './sockets.js';
 import { sqlListenSession } from './sql-listen.js';
 import type { DriverCapabilities, ListenDriver, ListenSession, OwnPool, SessionBounds } from './types.js';
+
+/** postgres.js's codes for a connection that is gone: nothing more may be written to it. */
+const POSTGRES_JS_CONNECTION_GONE = new Set(['CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED']);
 
 /** True for a postgres.js `Sql` instance (what `drizzle-orm/postgres-js` keeps as `db.$client`). */
 export function isPostgresJsClient(client: unknown): client is Sql {
@@ -127,6 +131,7 @@ export function postgresJsCapabilities(client: Sql): DriverCapabilities {
     // Seen with transaction_timeout and pg_terminate_backend; a server end between queries
     // (idle_in_transaction_session_timeout) and a cancelled statement are handled cleanly.
     sessionEndSafe: false,
+    connectionGone: (error) => POSTGRES_JS_CONNECTION_GONE.has(errorCode(error) ?? ''),
     session: (fn) => withDedicatedConnection(client, fn),
     ownPool: (options) => openOwnPool(client, options),
   };

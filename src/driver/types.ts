@@ -98,6 +98,13 @@ export interface DriverCapabilities {
    * server's idle timeout, which only fires between queries.
    */
   readonly sessionEndSafe: boolean;
+  /**
+   * Whether a failure inside a transaction means its connection is gone, and the driver must not
+   * be handed the failure (it would answer with a ROLLBACK on that connection), or null. Only
+   * postgres.js needs it: its ROLLBACK written to a closed connection throws from a timer
+   * (porsager/postgres#1208), while its transaction has already rejected with the close.
+   */
+  readonly connectionGone: ((error: unknown) => boolean) | null;
   /** A dedicated session for session-level advisory locks (migrations), or null. */
   readonly session: WithSession | null;
   /** The library's own pool for election statements, or null: statements then go through `db` itself (HTTP drivers). */

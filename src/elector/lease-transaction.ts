@@ -53,9 +53,6 @@ export type LeaseTransactionFn<TDb extends LeaderDatabase, T> = (tx: Transaction
 /** SQLSTATEs of the server ending a transaction for its own timeouts. */
 const SERVER_TIMEOUTS = new Set(['25P03', '25P04']);
 
-/** postgres.js's codes for a connection that is gone: nothing more may be written to it. */
-const CONNECTION_GONE = new Set(['CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED']);
-
 /** Serialization failures while taking the lock (REPEATABLE READ, SERIALIZABLE) are retried this often: the work has not run yet. */
 const LOCK_ATTEMPTS = 3;
 
@@ -74,6 +71,8 @@ export interface LeaseTransactionRun<TDb extends LeaderDatabase, T> {
   readonly end: (item: WorkItem) => Promise<void>;
   /** Whether the server may end the whole session (`transaction_timeout`): see DriverCapabilities.sessionEndSafe. */
   readonly sessionEndSafe: boolean;
+  /** The driver's test for a failure that means the transaction's connection is gone (DriverCapabilities.connectionGone). */
+  readonly connectionGone: ((error: unknown) => boolean) | null;
   readonly config: PgTransactionConfig | undefined;
   readonly fn: LeaseTransactionFn<TDb, T>;
 }
@@ -142,7 +141,7 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
           // timer (porsager/postgres#1208). The transaction already rejected with the close
           // (postgres.js races it against the function), so nothing waits for this one:
           // leave it unsettled rather than send anything more on a dead connection.
-          if (!run.sessionEndSafe && CONNECTION_GONE.has(errorCode(error) ?? '')) return new Promise<T>(() => {});
+          if (run.connectionGone?.(error)) return new Promise<T>(() => {});
           throw error;
         }
         // Past its timeout the transaction may not commit, even if the work finished meanwhile.

@@ -461,6 +461,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
       work: this.#work,
       end: (item) => this.#endTransaction(name, item),
       sessionEndSafe: prepared.driver.sessionEndSafe,
+      connectionGone: prepared.driver.connectionGone,
       config: prepared.config,
       fn,
     });
