@@ -707,9 +707,6 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   async #turn(electDb: LeaderDatabase, leadDb: LeaderDatabase): Promise<unknown> {
     let failure: unknown;
     const now = () => this.#now().monotonic;
-    // A stopping member leaves the membership first, before it releases a single name: the
-    // others then already assign its names among themselves when each name's release arrives.
-    if (this.#stopRequested && !this.#left) await this.#leaveMembership(leadDb);
     for (const name of [...this.#held.keys()]) this.#trusted(name);
     for (const [name, draining] of [...this.#draining]) if (!draining.trust.trusted(this.#now())) this.#endDrain(name, true);
     const leading = this.#held.size + this.#draining.size > 0;
@@ -722,6 +719,9 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     if (renewDue) failure ??= await this.#renew(leadDb);
     else if (heartbeatDue) failure ??= await this.#heartbeat(leadDb);
     this.#shedSurplus();
+    // A stopping member leaves the membership in the same statement that releases its names
+    // (even if stop() came while this turn was under way): the others then already assign its
+    // names among themselves when each name's release arrives.
     if (this.#stopRequested && !this.#left) await this.#leaveMembership(leadDb);
     if (this.#unreleased.size > 0 && this.#releaseRetryAt <= now()) await this.#release(leadDb);
     if (!this.#running()) return failure;
@@ -971,10 +971,14 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     }
   }
 
+  #unisolate(names: ReadonlySet<string>): void {
+    this.#isolated = this.#isolated.map((g) => g.filter((n) => !names.has(n))).filter((g) => g.length > 0);
+  }
+
   /** The names of a statement that waited out its lock timeout: split into up to ISOLATE_PARTS groups (a name alone stays alone). */
   #isolate(names: readonly string[]): void {
     const failed = new Set(names);
-    this.#isolated = this.#isolated.map((g) => g.filter((n) => !failed.has(n))).filter((g) => g.length > 0);
+    this.#unisolate(failed);
     this.#isolatedUntil = this.#now().monotonic + this.#options.ttl;
     const parts = Math.min(ISOLATE_PARTS, names.length);
     for (let i = 0; i < parts; i++) {
@@ -1026,8 +1030,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
       return this.#failed(error, 'election');
     }
     this.#consecutiveErrors = 0;
-    if (this.#isolated.length > 0)
-      this.#isolated = this.#isolated.map((g) => g.filter((n) => !names.includes(n))).filter((g) => g.length > 0);
+    if (this.#isolated.length > 0) this.#unisolate(new Set(names));
     const now = this.#now().monotonic;
     const assignment = this.#assigned();
     for (const outcome of outcomes) {

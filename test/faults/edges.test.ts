@@ -14,11 +14,13 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createElectorWithStore, leaseStore } from '../../src/dev/testing.js';
 import {
   createElector,
+  createElectorGroup,
   type Elector,
   type ElectorError,
   InvalidOptionError,
   type LeaderDatabase,
   type LeaderInfo,
+  SILENT_LOGGER,
 } from '../../src/index.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from '../support/db.js';
 import { recorded } from '../support/elector.js';
@@ -260,6 +262,28 @@ describe.each(DRIVERS)('issue 11.3 and 11.7: LISTEN under partition (%s)', (driv
     await a.stop();
     expect(performance.now() - started).toBeLessThan(TIMING.ttl + 200);
     expect(a.state).toBe('stopped');
+  });
+
+  it("a group's stop() during a drain, with every connection partitioned, resolves within drainTimeout + one ttl", async () => {
+    const names = [0, 1, 2].map((i) => `group-partition-${driver}-${i}`);
+    const { proxy, url: through } = await proxied();
+    const conn = connect(driver, through);
+    const drainTimeout = 300;
+    const g = createElectorGroup(conn.db, { names, id: `g-${driver}`, ...TIMING, drainTimeout, logger: SILENT_LOGGER });
+    try {
+      await g.start();
+      await vi.waitFor(() => expect(g.leaderships().size).toBe(names.length), { timeout: 5_000, interval: 20 });
+      // A task that never returns: the drain deadline applies, while nothing reaches the server.
+      g.runWhileLeader(() => new Promise<void>(() => {}));
+      proxy.set({ kind: 'blackhole' });
+      const started = performance.now();
+      await g.stop();
+      expect(performance.now() - started).toBeLessThan(drainTimeout + TIMING.ttl + 300);
+      expect(g.leaderships().size).toBe(0);
+    } finally {
+      proxy.set({ kind: 'pass' });
+      await conn.close().catch(() => {});
+    }
   });
 
   it('a silent LISTEN connection is noticed within two heartbeats, said once, and replaced', async () => {
