@@ -10,7 +10,7 @@
  */
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createElector, createElectorGroup, listLeases, migrate, SILENT_LOGGER } from '../src/index.js';
+import { createElector, createElectorGroup, listLeases, migrate, requestResign, SILENT_LOGGER } from '../src/index.js';
 import { type Connection, connect, DRIVERS } from './support/db.js';
 import { type EmbeddedServer, startEmbeddedServer } from './support/server.js';
 
@@ -79,6 +79,27 @@ describe.each(DRIVERS)('a full NOTIFY queue (%s)', (driver) => {
       await a.stop();
       expect((await listLeases(conn.db)).filter((l) => l.name === name)).toEqual([]);
       await b.waitForLeadership({ signal: AbortSignal.timeout(10_000) });
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+      await release();
+    }
+  });
+
+  it("a requested handover still hands over: the resigned leader holds off past the followers' poll", async () => {
+    const name = `queue-handover-${driver}`;
+    const timing = { ttl: 2_000, renewInterval: 300, safetyMargin: 400, logger: SILENT_LOGGER };
+    const a = createElector(conn.db, { ...timing, name, id: 'a' });
+    const b = createElector(conn.db, { ...timing, name, id: 'b' });
+    await a.start();
+    await b.start();
+    const release = await fillNotifyQueue();
+    try {
+      const term = a.lease!.term;
+      expect(await requestResign(conn.db, { name, term })).toMatchObject({ term, leaderId: 'a' });
+      // Before: b never heard the resignation and a won the name back after its 300 ms hold-off (5 of 5 runs).
+      await b.waitForLeadership({ signal: AbortSignal.timeout(10_000) });
+      expect(a.isLeader).toBe(false);
+      expect(b.lease!.term).toBeGreaterThan(term);
     } finally {
       await Promise.all([a.stop(), b.stop()]);
       await release();

@@ -1151,8 +1151,15 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
     this.#volunteer = null;
   }
 
-  /** A lease statement went without its NOTIFY (the server's queue was full): followers fall back to polling. */
+  /**
+   * A lease statement went without its NOTIFY (the server's queue was full): followers fall back
+   * to polling. If it was this leader's resignation, nobody heard it: hold off past the
+   * followers' longest poll (one ttl), or a requested handover would only hand the lease back to
+   * this process after its short hold-off.
+   */
   #notifyDropped(error: unknown): void {
+    const now = this.#now().monotonic;
+    if (this.#holdOffUntil > now) this.#holdOffUntil = Math.max(this.#holdOffUntil, now + this.#options.ttl + this.#resignHoldOffMs());
     this.#options.logger.warn(
       { err: error, name: this.#options.name, channel: this.#options.channel },
       "drizzle-leader: the server's NOTIFY queue is full (a LISTEN session stuck in a transaction?); the lease statement went without its notification, so others learn of it by polling",
