@@ -11,7 +11,8 @@
  * - `unchecked`: the same write in a plain transaction after an `isLeader` check: what the
  *   lease-checked transaction is there to replace (the fault suite shows it going wrong).
  *
- * `DEMO_TX_HOLD_MS` keeps each ledger transaction open that long before its counter update
+ * A `freeze` message makes the next ledger transaction stop the process (SIGSTOP) right after
+ * its lease check. `DEMO_TX_HOLD_MS` keeps each ledger transaction open that long before its counter update
  * (after the lease check), so a pause or a partition can land inside it. `DEMO_DRIVER=node-postgres` uses pg instead of
  * postgres.js.
  */
@@ -75,7 +76,12 @@ async function main() {
   );
 
   let stopping = false;
+  let freezeAsked = false;
   process.on('message', async (message: ParentMessage) => {
+    if (message.type === 'freeze') {
+      freezeAsked = true;
+      return;
+    }
     if (message.type === 'stats') {
       send({ type: 'stats', pid: process.pid, stats: elector.stats });
       return;
@@ -99,6 +105,19 @@ async function main() {
   const ledger = sql.identifier(schema);
   /** The ledger write: the counter orders commits; the row says which term of which process committed. */
   const appendToLedger = async (tx: Pick<LeaderDatabase, 'execute'>, term: number) => {
+    if (freezeAsked) {
+      freezeAsked = false;
+      // The callback runs once the message is written, so the parent hears of the freeze.
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.kill(process.pid, 'SIGSTOP');
+          resolve();
+        };
+        if (process.connected && process.send)
+          process.send({ type: 'freezing', pid: process.pid, term, at: wallNow() } satisfies CandidateMessage, stop);
+        else stop();
+      });
+    }
     // The gap between deciding to write and writing, where a real job computes what to write.
     if (holdMs > 0) await new Promise((resolve) => setTimeout(resolve, holdMs));
     await tx.execute(sql`update ${ledger}.counter set n = n + 1 where id = 1`);

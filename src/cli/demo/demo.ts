@@ -255,11 +255,19 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
       // ---- 4. SIGSTOP inside a lease-checked transaction, past the lease, then SIGCONT ------
       leader = currentLeader()!;
       const frozen = candidates.get(leader.pid)!;
-      const inside = await insideTransaction(client, frozen.id);
       const leaseAtFreeze = await getLeader(db, { name, table });
       mark = events.length;
-      const frozenAt = wallNow();
-      frozen.process.kill('SIGSTOP');
+      // The leader stops itself inside its next lease-checked transaction, right after the
+      // lease check (a SIGSTOP sent from here lands there only when the timing is kind).
+      frozen.process.send({ type: 'freeze' } satisfies ParentMessage);
+      const freezing = await nextEvent(
+        (e): e is Event & { type: 'freezing' } => e.type === 'freezing' && e.pid === frozen.pid,
+        5_000,
+        mark,
+      );
+      const inside = freezing !== null;
+      if (!inside) frozen.process.kill('SIGSTOP');
+      const frozenAt = freezing?.at ?? wallNow();
       view.log(
         `froze leader pid ${frozen.pid} with SIGSTOP (term ${leader.term}, ${inside ? 'inside a lease-checked transaction' : 'between two writes'})`,
       );
@@ -369,19 +377,6 @@ async function audit(client: Sql, schema: string, events: Event[], summary: Demo
  * Waits (bounded) until the candidate's connection sits inside its ledger transaction with most
  * of the hold still ahead, so a SIGSTOP now lands between the lease check and the commit.
  */
-async function insideTransaction(client: Sql, applicationName: string): Promise<boolean> {
-  for (const until = wallNow() + 5_000; wallNow() < until; ) {
-    const rows = await client.unsafe(
-      `select 1 from pg_stat_activity where application_name = $1 and state = 'idle in transaction'
-       and now() - xact_start < make_interval(secs => $2)`,
-      [applicationName, HOLD_MS / 2 / 1_000],
-    );
-    if (rows.length > 0) return true;
-    await sleep(2);
-  }
-  return false;
-}
-
 function report(summary: DemoSummary): DemoReport {
   return {
     tables: (out) => {
