@@ -71,7 +71,9 @@ export async function runFleetDemo(options: DemoOptions): Promise<boolean> {
     const c = counts();
     return c.length ? Math.max(...c) - Math.min(...c) : 0;
   };
-  const balanced = () => holder.size === NAMES && spread() <= 1;
+  // Members report in batches (fleet-member.ts, FLUSH_MS), so a member's gain can arrive before the
+  // report of the loss it followed: balanced only once the reports agree on one holder per name.
+  const balanced = () => holder.size === NAMES && counts().reduce((a, b) => a + b, 0) === NAMES && spread() <= 1;
   const shown = () =>
     live()
       .map((m) => `${m.id}=${m.held.size}`)
