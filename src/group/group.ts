@@ -224,6 +224,13 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   readonly #unreleased = new Map<string, Unreleased>();
   /** Monotonic ms at which each name this member does not lead is next worth an election. */
   readonly #due = new Map<string, number>();
+  /**
+   * Names a live other member holds, by when (monotonic ms) this member should make sure that is
+   * still so: a resignation whose NOTIFY was lost leaves a name free with nobody told. The look
+   * rides on the next heartbeat or renewal (a read, `MemberInput.peek`), not on an election of
+   * its own: those looks, each name at its own moment, were most of a fleet's statements.
+   */
+  readonly #peekAt = new Map<string, number>();
   readonly #known = new Map<string, Known>();
   #members: Member[] = [];
   #viewKey = '';
@@ -487,6 +494,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
       if (keep.has(name)) continue;
       this.#stepDown(name, 'removed');
       this.#due.delete(name);
+      this.#peekAt.delete(name);
       this.#known.delete(name);
     }
     this.#names = next;
@@ -564,6 +572,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     this.#unreleased.delete(record.name);
     this.#held.set(record.name, { lease, trust, controller: new AbortController() });
     this.#due.delete(record.name);
+    this.#peekAt.delete(record.name);
     this.#known.delete(record.name);
     this.#stats.gained++;
     // A new leadership is renewed with the others at the next renewal turn, at the latest one interval away.
@@ -748,14 +757,16 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     const startedAt = this.#now().monotonic;
     this.#stats.statements.heartbeats++;
     try {
-      const rows = await withDeadline(
-        this.#notifying((channel) => heartbeat(db, table, { ...this.#memberInput(), channel, leaderId: id, ttlMs: ttl })),
+      const input = this.#memberInput();
+      const view = await withDeadline(
+        this.#notifying((channel) => heartbeat(db, table, { ...input, channel, leaderId: id, ttlMs: ttl })),
         this.#statementDeadlineMs(),
         () => 'membership heartbeat did not answer in time',
       );
       this.#heartbeatDone(startedAt, renewInterval);
       this.#consecutiveErrors = 0;
-      this.#adoptMembers(rows);
+      this.#adoptMembers(view.members);
+      this.#peeked(input.peek, view.free, this.#now().monotonic);
       return undefined;
     } catch (error) {
       this.#stats.statements.failed++;
@@ -765,7 +776,40 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   }
 
   #memberInput() {
-    return { memberName: this.#memberName, prefix: this.#memberPrefix, channel: this.#options.channel };
+    return { memberName: this.#memberName, prefix: this.#memberPrefix, channel: this.#options.channel, peek: this.#peeksDue() };
+  }
+
+  /** A name held by a live other member is next looked at in passing, after 3 ttl (no election until then). */
+  #peekLater(name: string, now: number): void {
+    this.#due.delete(name);
+    this.#peekAt.set(name, now + 3 * this.#options.ttl);
+  }
+
+  /** The peeks the next heartbeat or renewal carries: those due by then. */
+  #peeksDue(): string[] {
+    if (this.#stopRequested) return [];
+    const by = this.#now().monotonic + this.#options.renewInterval / 2;
+    const due: string[] = [];
+    for (const [name, at] of this.#peekAt) if (at <= by && !this.#held.has(name) && !this.#draining.has(name)) due.push(name);
+    return due;
+  }
+
+  /** What the peeks found: names still held are looked at again later; a free one is due for an election. */
+  #peeked(asked: readonly string[], free: readonly string[], now: number): void {
+    const freed = new Set(free);
+    const assignment = this.#assigned();
+    for (const name of asked) {
+      if (!this.#peekAt.has(name) || !this.#names.includes(name)) continue;
+      if (!freed.has(name)) {
+        this.#peekAt.set(name, now + 3 * this.#options.ttl);
+        continue;
+      }
+      // Free with nobody told: its owner by the balance goes first, like after a `resigned` hint.
+      this.#peekAt.delete(name);
+      this.#known.delete(name);
+      const at = assignment.get(name) === this.#options.id ? now : now + this.#graceMs();
+      this.#due.set(name, Math.min(this.#due.get(name) ?? Number.POSITIVE_INFINITY, at));
+    }
   }
 
   /** What a heartbeat read: the live member rows. A member that has left no longer counts itself. */
@@ -844,9 +888,10 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
         if (!known || !this.#isLiveMember(known.leaderId)) this.#due.set(name, Math.min(current, now));
       } else if (known && !this.#isLiveMember(known.leaderId)) {
         this.#due.set(name, Math.min(current, Math.max(now, known.expiresAt) + this.#graceMs()));
-      } else if (!known && current === Number.POSITIVE_INFINITY) {
-        // Never looked at: its assigned owner goes first; this member looks one interval later, for liveness.
-        this.#due.set(name, now + this.#options.renewInterval + this.#graceMs());
+      } else if (!known && current === Number.POSITIVE_INFINITY && !this.#peekAt.has(name)) {
+        // Never looked at: its assigned owner goes first; this member's next heartbeat or renewal
+        // (within one interval) looks in passing, and only a name found free is elected.
+        this.#peekAt.set(name, now);
       }
     }
   }
@@ -884,6 +929,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
       if (member) {
         this.#heartbeatDone(startedAt.monotonic, renewInterval);
         this.#adoptMembers(result.members);
+        this.#peeked(member.peek, result.free, this.#now().monotonic);
       }
     } catch (error) {
       this.#stats.statements.failed++;
@@ -1058,8 +1104,8 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
         // Ours by the balance: its holder hands it over (NOTIFY wakes us); look each interval in case that hint is lost.
         this.#due.set(outcome.name, Math.min(expiresAt + jitter, now + renewInterval));
       } else if (this.#isLiveMember(holder.leaderId)) {
-        // A live member renews it; a change of membership reschedules it. The cap is a backstop only.
-        this.#due.set(outcome.name, now + 3 * ttl);
+        // A live member renews it; a change of membership reschedules it.
+        this.#peekLater(outcome.name, now);
       } else {
         this.#due.set(outcome.name, expiresAt + jitter + this.#graceMs());
       }
@@ -1212,7 +1258,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     if (this.#held.has(name)) return;
     if (action === 'elected' && leaderId) {
       this.#known.set(name, { leaderId, expiresAt: now + this.#options.ttl });
-      if (this.#assigned().get(name) !== this.#options.id && this.#isLiveMember(leaderId)) this.#due.set(name, now + 3 * this.#options.ttl);
+      if (this.#assigned().get(name) !== this.#options.id && this.#isLiveMember(leaderId)) this.#peekLater(name, now);
       return;
     }
     if (action !== 'resigned') return;

@@ -215,10 +215,10 @@ export async function renewManyWithHeartbeat(
   db: LeaderDatabase,
   table: LeaderTable,
   input: { leaderships: readonly NameTerm[]; leaderId: string; ttlMs: number; member: MemberInput | null },
-): Promise<{ outcomes: BatchRenewOutcome[]; members: MemberRow[] }> {
+): Promise<{ outcomes: BatchRenewOutcome[] } & MembershipView> {
   if (input.leaderships.length === 0 && input.member) throw new RangeError('renewManyWithHeartbeat needs at least one leadership');
-  const { outcomes, members } = await renewStatement(db, table, input, input.member);
-  return { outcomes, members: members ?? [] };
+  const { outcomes, membership } = await renewStatement(db, table, input, input.member);
+  return { outcomes, members: membership?.members ?? [], free: membership?.free ?? [] };
 }
 
 async function renewStatement(
@@ -226,8 +226,8 @@ async function renewStatement(
   table: LeaderTable,
   input: { leaderships: readonly NameTerm[]; leaderId: string; ttlMs: number },
   member: MemberInput | null,
-): Promise<{ outcomes: BatchRenewOutcome[]; members: MemberRow[] | null }> {
-  if (input.leaderships.length === 0) return { outcomes: [], members: member ? [] : null };
+): Promise<{ outcomes: BatchRenewOutcome[]; membership: MembershipView | null }> {
+  if (input.leaderships.length === 0) return { outcomes: [], membership: member ? { members: [], free: [] } : null };
   const json = JSON.stringify(input.leaderships.map(({ name, term }) => ({ name, term })));
   // FOR NO KEY UPDATE: the same lock the DO UPDATE below takes, since it sets no key column;
   // it does not conflict with FOR KEY SHARE, so only a foreign writer's lock makes a row skipped.
@@ -260,14 +260,13 @@ async function renewStatement(
       .returning(),
   );
   const membership = member ? memberUpsert(db, table, { ...member, leaderId: input.leaderId, ttlMs: input.ttlMs }) : null;
-  // The member rows come back as extra rows of the same result (p.member_id not null), so a
-  // renewal of N names returns N + M rows, not N copies of the membership.
+  // The member rows (and the peeked names found free) come back as extra rows of the same
+  // result, so a renewal of N names returns N + M (+ F) rows, not N copies of the membership.
   const source = membership
-    ? sql`(select p.name, null::text as member_id, null::float8 as member_remaining_ms from ${pairsOf(json)}
+    ? sql`(select p.name, null::text as member_id, null::float8 as member_remaining_ms, false as free from ${pairsOf(json)}
            union all
-           select t.name, t.leader_id, ${remainingMsOf(sql`t.expires_at`)} from ${table} as t
-           where starts_with(t.name, ${member!.prefix}) and t.expires_at > now()) as p`
-    : sql`(select p.name, null::text as member_id, null::float8 as member_remaining_ms from ${pairsOf(json)}) as p`;
+           ${membershipRows(table, member!)}) as p`
+    : sql`(select p.name, null::text as member_id, null::float8 as member_remaining_ms, false as free from ${pairsOf(json)}) as p`;
   const ctes = membership ? [lockable, renewed, membership.memberLockable, membership.mine, membership.announced] : [lockable, renewed];
   const rows = await db
     .with(...ctes)
@@ -275,6 +274,7 @@ async function renewStatement(
       name: sql<string>`p.name`,
       memberId: sql<string | null>`p.member_id`,
       memberRemainingMs: sql<number | null>`p.member_remaining_ms`,
+      free: sql<boolean>`p.free`,
       term: renewed.term,
       leaderId: renewed.leaderId,
       electedAt: renewed.electedAt,
@@ -289,14 +289,10 @@ async function renewStatement(
     .from(source)
     .leftJoin(renewed, sql`${renewed.name} = p.name and p.member_id is null`)
     .execute({ channel: member?.channel ?? null });
-  const members = membership
-    ? rows
-        .filter((row) => row.memberId !== null)
-        .map((row) => ({ name: row.name, leaderId: row.memberId!, remainingMs: Number(row.memberRemainingMs) }))
-    : null;
+  const view = membership ? membershipOf(rows.map((row) => ({ ...row, remainingMs: row.memberRemainingMs }))) : null;
   const outcomes = inInputOrder(
     input.leaderships.map((l) => l.name),
-    rows.filter((row) => row.memberId === null),
+    rows.filter((row) => row.memberId === null && !row.free),
   ).map((row): BatchRenewOutcome => {
     if (row.term != null) {
       return {
@@ -309,7 +305,7 @@ async function renewStatement(
     if (row.existed && !row.locked) return { name: row.name, kind: 'skipped' };
     return { name: row.name, kind: 'denied' };
   });
-  return { outcomes, members };
+  return { outcomes, membership: view };
 }
 
 /**
@@ -387,20 +383,30 @@ export async function heartbeat(
   db: LeaderDatabase,
   table: LeaderTable,
   input: MemberInput & { leaderId: string; ttlMs: number },
-): Promise<MemberRow[]> {
+): Promise<MembershipView> {
   const { memberLockable, mine, announced } = memberUpsert(db, table, input);
   const rows = await db
     .with(memberLockable, mine, announced)
     .select({
-      name: table.name,
-      leaderId: table.leaderId,
-      remainingMs: remainingMsOf(table.expiresAt),
+      name: sql<string>`m.name`,
+      memberId: sql<string | null>`m.member_id`,
+      remainingMs: sql<number | null>`m.member_remaining_ms`,
+      free: sql<boolean>`m.free`,
       announced: sql<number>`(select count(*) from ${announced})`.mapWith(Number),
     })
-    .from(table)
-    .where(and(sql`starts_with(${table.name}, ${input.prefix})`, sql`${table.expiresAt} > now()`))
+    .from(sql`(${membershipRows(table, input)}) as m`)
     .execute({ channel: input.channel });
-  return rows.map(({ name, leaderId, remainingMs }) => ({ name, leaderId, remainingMs }));
+  return membershipOf(rows);
+}
+
+function membershipOf(rows: { name: string; memberId: string | null; remainingMs: number | null; free: boolean }[]): MembershipView {
+  const members: MemberRow[] = [];
+  const free: string[] = [];
+  for (const row of rows) {
+    if (row.free) free.push(row.name);
+    else if (row.memberId !== null) members.push({ name: row.name, leaderId: row.memberId, remainingMs: Number(row.remainingMs) });
+  }
+  return { members, free };
 }
 
 /** Which member row a heartbeat keeps alive, and where the group's member rows are. */
@@ -408,6 +414,28 @@ export interface MemberInput {
   readonly memberName: string;
   readonly prefix: string;
   readonly channel: string | null;
+  /**
+   * Names held by other members, to be looked at in passing: the statement also returns those
+   * of them that have no live lease now (`free`). A read only, without locks, so it costs no
+   * statement of its own and holds up no renewal.
+   */
+  readonly peek?: readonly string[];
+}
+
+/** The members' rows, and the peeked names found free, as one statement returns them. */
+export interface MembershipView {
+  readonly members: MemberRow[];
+  readonly free: string[];
+}
+
+/** Live member rows (member_id set) and peeked names without a live lease (free), as extra rows of a result. */
+function membershipRows(table: LeaderTable, input: MemberInput): SQL {
+  const peek = JSON.stringify((input.peek ?? []).map((name) => ({ name })));
+  return sql`select t.name, t.leader_id as member_id, ${remainingMsOf(sql`t.expires_at`)} as member_remaining_ms, false as free
+             from ${table} as t where starts_with(t.name, ${input.prefix}) and t.expires_at > now()
+             union all
+             select p.name, null::text, null::float8, true from ${namesOf(peek)}
+             where not exists (select 1 from ${table} as t where t.name = p.name and t.expires_at > now())`;
 }
 
 /**

@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseNotification } from '../../src/dev/testing.js';
+import { assign } from '../../src/group/balance.js';
 import {
   createElector,
   createElectorGroup,
@@ -256,6 +257,42 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     await vi.waitFor(() => expect(g.leads(names[3]!)).toBe(true), { timeout: 5_000, interval: 10 });
     await vi.waitFor(async () => expect((await storedLeaders([names[0]!])).size).toBe(0), { timeout: 5_000, interval: 20 });
     expect(lostEvents).toEqual([{ type: 'lost', name: names[0], term: removedTerm, reason: 'removed' }]);
+  });
+
+  it('names a live member holds cost no election statement of their own; one freed without a NOTIFY is found by the look in passing', async () => {
+    const names = namesFor(12);
+    const timing = { ttl: 1_000, renewInterval: 200, safetyMargin: 300 };
+    const id = `${group}-a`;
+    // Another member that exists only as rows: it holds its share for a minute and hears nothing.
+    const ghost = `${group}-ghost`;
+    const theirs = [
+      ...assign(names, [
+        { id, weight: 1 },
+        { id: ghost, weight: 1 },
+      ]),
+    ]
+      .filter(([, owner]) => owner === ghost)
+      .map(([n]) => n);
+    expect(theirs.length).toBeGreaterThan(0);
+    await conn.query(
+      `insert into river_leader (name, leader_id, elected_at, expires_at)
+       select n, $2, now(), now() + interval '1 minute' from unnest($1::text[]) n`,
+      [[`${MEMBER_PREFIX}${group}:1:${'0'.repeat(16)}`, ...theirs], ghost],
+    );
+    const a = member(names, { id, ...timing });
+    await a.start();
+    await vi.waitFor(() => expect(a.leaderships().size).toBe(names.length - theirs.length), { timeout: 5_000, interval: 10 });
+    // Longer than the 3 ttl after which each of the ghost's names is looked at again: those looks
+    // ride on a's renewals, so a sends no election at all.
+    const before = a.stats.statements;
+    await new Promise((r) => setTimeout(r, 4 * timing.ttl));
+    expect(a.stats.statements.elections - before.elections).toBe(0);
+    expect(a.stats.statements.renewals - before.renewals).toBeGreaterThan(10);
+    // A name freed with nobody told (its resignation's NOTIFY lost): a look finds it, and a elects it.
+    const freed = theirs[0]!;
+    await conn.query('delete from river_leader where name = $1', [freed]);
+    await vi.waitFor(() => expect(a.leads(freed)).toBe(true), { timeout: 3 * timing.ttl + 2_000, interval: 10 });
+    await conn.query('delete from river_leader where leader_id = $1', [ghost]);
   });
 
   it('eligible: false never leads and is not counted; weight 2 leads twice as many', async () => {

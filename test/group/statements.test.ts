@@ -5,7 +5,7 @@
  * elections that never lock a live lease, and term-scoped batched resignation.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { electMany, renewMany, renewManyWithHeartbeat, resignMany } from '../../src/dev/testing.js';
+import { electMany, heartbeat, renewMany, renewManyWithHeartbeat, resignMany } from '../../src/dev/testing.js';
 import { riverLeader } from '../../src/index.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from '../support/db.js';
 
@@ -98,6 +98,33 @@ describe.each(DRIVERS)('batched lease statements (%s)', (driver) => {
       member,
     });
     expect(stale.outcomes).toEqual([{ name: list[1], kind: 'denied' }]);
+  });
+
+  it('the heartbeat, alone or riding on a renewal, returns the peeked names that have no live lease', async () => {
+    const list = names(4);
+    const [live, expired, missing, own] = list as [string, string, string, string];
+    await admin.query(
+      `insert into river_leader (name, leader_id, elected_at, expires_at) values ($1, 'b', now(), now() + interval '5 seconds'), ($2, 'b', now(), now() - interval '1 second')`,
+      [live, expired],
+    );
+    const won = await elect([own], 'a');
+    const memberPrefix = `drizzle-leader:group:${prefix}:`;
+    const member = { memberName: `${memberPrefix}1:${'a'.repeat(16)}`, prefix: memberPrefix, channel, peek: [live, expired, missing] };
+    const alone = await heartbeat(conn.db, riverLeader, { ...member, leaderId: 'a', ttlMs });
+    expect(alone.free.sort()).toEqual([expired, missing].sort());
+    // Its own row, inserted by this first heartbeat, is not in the statement's snapshot yet.
+    expect(alone.members).toEqual([]);
+    const riding = await renewManyWithHeartbeat(conn.db, riverLeader, {
+      leaderships: [{ name: own, term: won[0]!.won ? won[0]!.lease.term : -1 }],
+      leaderId: 'a',
+      ttlMs,
+      member,
+    });
+    expect(riding.outcomes.map((o) => [o.name, o.kind])).toEqual([[own, 'renewed']]);
+    expect(riding.free.sort()).toEqual([expired, missing].sort());
+    expect(riding.members.map((m) => m.leaderId)).toEqual(['a']);
+    // A read only: the peeked rows are as they were.
+    expect([...(await termsOf([live, expired, missing])).keys()].sort()).toEqual([live, expired].sort());
   });
 
   it('a member row locked by another session is skipped: the names beside it renew without waiting', async () => {
