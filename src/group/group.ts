@@ -210,6 +210,8 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   readonly #wakeup = new Wakeup();
   #phase: Phase = 'idle';
   #names: string[];
+  /** The same names, for lookups: a fleet's member checks tens of thousands of hints and outcomes against them. */
+  #nameSet: Set<string>;
   readonly #held = new Map<string, Held>();
   readonly #draining = new Map<string, Draining>();
   /** Tasks and lease-checked transactions in flight, by term (terms are unique across names): what a handover drains. */
@@ -235,6 +237,8 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   #members: Member[] = [];
   #viewKey = '';
   #viewSince = 0;
+  /** The view was changed by a leave's NOTIFY and no heartbeat has confirmed it yet. */
+  #provisionalView = false;
   /** Members whose row another member just inserted or deleted (its NOTIFY), by id → when heard (monotonic ms). */
   readonly #announced = new Map<string, number>();
   /** Members added or removed by the last view change and not (yet) announced: the hysteresis waits for them. */
@@ -255,6 +259,8 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   #releaseRetryAt = 0;
   #consecutiveErrors = 0;
   #trustTimer: NodeJS.Timeout | null = null;
+  /** When (monotonic ms) the armed trust timer fires. */
+  #trustTimerAt = Number.POSITIVE_INFINITY;
   #deferredWake: NodeJS.Timeout | null = null;
   #lastNotifiedWakeAt = Number.NEGATIVE_INFINITY;
   #loop: Promise<void> | null = null;
@@ -296,6 +302,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
       throw new InvalidOptionError('weight', weight, 'an integer from 1 to 1000');
     this.#weight = w;
     this.#names = checkNames(names);
+    this.#nameSet = new Set(this.#names);
     this.#memberPrefix = `${MEMBER_PREFIX}${this.#group}:`;
     const idHash = createHash('sha256').update(this.#options.id).digest('hex').slice(0, 16);
     this.#memberName = `${this.#memberPrefix}${this.#weight}:${idHash}`;
@@ -498,6 +505,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
       this.#known.delete(name);
     }
     this.#names = next;
+    this.#nameSet = new Set(next);
     this.#assignment = null;
     if (this.#running()) this.#reschedule();
     this.#wakeup.wake();
@@ -506,14 +514,14 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   /** Adds one name; false if it was already in the set. */
   addName(name: string): boolean {
     checkElectionName('name', name);
-    if (this.#names.includes(name)) return false;
+    if (this.#nameSet.has(name)) return false;
     this.setNames([...this.#names, name]);
     return true;
   }
 
   /** Removes one name (resigning it if led); false if it was not in the set. */
   removeName(name: string): boolean {
-    if (!this.#names.includes(name)) return false;
+    if (!this.#nameSet.has(name)) return false;
     this.setNames(this.#names.filter((n) => n !== name));
     return true;
   }
@@ -568,7 +576,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     });
     // Until it is renewed or released, this term may be alive in the database.
     this.#unreleased.set(record.name, { term: record.term, until: this.#now().monotonic + this.#options.ttl });
-    if (!trust.trusted(this.#now()) || !this.#running() || this.#stopRequested || !this.#names.includes(record.name)) return;
+    if (!trust.trusted(this.#now()) || !this.#running() || this.#stopRequested || !this.#nameSet.has(record.name)) return;
     this.#unreleased.delete(record.name);
     this.#held.set(record.name, { lease, trust, controller: new AbortController() });
     this.#due.delete(record.name);
@@ -577,7 +585,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     this.#stats.gained++;
     // A new leadership is renewed with the others at the next renewal turn, at the latest one interval away.
     this.#renewDueAt = Math.min(this.#renewDueAt, startedAt.monotonic + this.#options.renewInterval);
-    this.#armTrustTimer();
+    this.#ensureTrustTimer(trust);
     this.#emit({ type: 'gained', name: record.name, term: record.term, lease });
   }
 
@@ -595,8 +603,8 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
       this.#unreleased.set(name, { term: held.lease.term, until: this.#now().monotonic + this.#options.ttl });
     }
     const holdOff = reason === 'resigned' || reason === 'rebalanced' ? Math.min(this.#options.renewInterval, 1_000) : 0;
-    if (this.#names.includes(name)) this.#due.set(name, this.#now().monotonic + holdOff);
-    this.#armTrustTimer();
+    if (this.#nameSet.has(name)) this.#due.set(name, this.#now().monotonic + holdOff);
+    // The trust timer is left armed: firing early for a name no longer held only re-arms it.
     this.#wakeup.wake();
   }
 
@@ -644,6 +652,16 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     });
   }
 
+  /**
+   * A leadership was just gained: the armed timer already fires in time unless this window ends
+   * first. Re-arming at every gain would cost a pass over every held name per name won.
+   */
+  #ensureTrustTimer(trust: TrustWindow): void {
+    const now = this.#now();
+    if (this.#trustTimer && this.#trustTimerAt <= now.monotonic + trust.remaining(now)) return;
+    this.#armTrustTimer();
+  }
+
   /** One timer for the earliest trust deadline: leaderships end on time even if nobody calls `leads()`. */
   #armTrustTimer(): void {
     this.#clearTrustTimer();
@@ -651,6 +669,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     const now = this.#now();
     let earliest = Number.POSITIVE_INFINITY;
     for (const held of this.#held.values()) earliest = Math.min(earliest, held.trust.remaining(now));
+    this.#trustTimerAt = now.monotonic + Math.max(0, earliest);
     this.#trustTimer = setTimeout(() => {
       this.#trustTimer = null;
       for (const name of [...this.#held.keys()]) this.#trusted(name);
@@ -725,6 +744,9 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     // mid-cycle (a member joined or left) is the heartbeat alone: lighter, so the names it
     // reassigns are elected sooner; the next renewal brings the two back in step.
     const renewDue = leading && (this.#renewDueAt <= now() || (heartbeatDue && this.#renewDueAt - now() < this.#options.renewInterval / 2));
+    // A leave heard but not yet confirmed: its names are elected first, the heartbeat that
+    // confirms the view comes right after (a renewal waits one statement; its trust window has room).
+    if (this.#provisionalView && this.#running()) failure ??= await this.#electDue(electDb);
     if (renewDue) failure ??= await this.#renew(leadDb);
     else if (heartbeatDue) failure ??= await this.#heartbeat(leadDb);
     this.#shedSurplus();
@@ -734,6 +756,14 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     if (this.#stopRequested && !this.#left) await this.#leaveMembership(leadDb);
     if (this.#unreleased.size > 0 && this.#releaseRetryAt <= now()) await this.#release(leadDb);
     if (!this.#running()) return failure;
+    failure ??= await this.#electDue(electDb);
+    return failure;
+  }
+
+  /** Elects the names due now: one batch, and the names kept apart after a lock timeout in statements of their own. */
+  async #electDue(electDb: LeaderDatabase): Promise<unknown> {
+    let failure: unknown;
+    const now = () => this.#now().monotonic;
     const due = this.#dueNames(now());
     if (due.length === 0) return failure;
     // Names of a batch that waited out its lock timeout go in smaller statements of their own,
@@ -799,7 +829,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     const freed = new Set(free);
     const assignment = this.#assigned();
     for (const name of asked) {
-      if (!this.#peekAt.has(name) || !this.#names.includes(name)) continue;
+      if (!this.#peekAt.has(name) || !this.#nameSet.has(name)) continue;
       if (!freed.has(name)) {
         this.#peekAt.set(name, now + 3 * this.#options.ttl);
         continue;
@@ -815,7 +845,13 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   /** What a heartbeat read: the live member rows. A member that has left no longer counts itself. */
   #adoptMembers(rows: readonly MemberRow[]): void {
     if (this.#left) return;
+    const confirming = this.#provisionalView;
+    const heard = this.#viewKey;
+    this.#provisionalView = false;
     this.#setView(rows.flatMap((row) => memberOf(row.name, row.leaderId, this.#memberPrefix)));
+    // The database agrees with the leave a hint announced: shed the surplus at once, as for any announced change.
+    if (confirming && this.#viewKey === heard)
+      this.#viewSince = Math.min(this.#viewSince, this.#now().monotonic - this.#options.renewInterval);
   }
 
   /** A hint asks to look at the membership now. */
@@ -1242,12 +1278,25 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
           if (this.#unsettled.delete(leaderId) && this.#unsettled.size === 0)
             this.#viewSince = Math.min(this.#viewSince, now - this.#options.renewInterval);
         }
-        this.#askHeartbeat();
+        if (action === 'resigned' && leaderId && this.#isLiveMember(leaderId) && memberOf(name, leaderId, this.#memberPrefix).length > 0) {
+          // A graceful leave (its member row deleted in the statement that released its names):
+          // drop the member from the view at once, so the names now assigned here are elected
+          // before the heartbeat's round trip, not after it. A hint like any other: the heartbeat
+          // right after the election confirms the view (then the surplus goes) or restores the
+          // member (a forged leave costs an election that finds the names held; no name moves).
+          this.#setView(this.#members.filter((m) => m.id !== leaderId));
+          // Provisional until the heartbeat that follows the election: nothing is shed on a hint.
+          this.#viewSince = now;
+          this.#provisionalView = true;
+          this.#askHeartbeat();
+        } else {
+          this.#askHeartbeat();
+        }
         this.#wakeSoon();
       }
       return;
     }
-    if (!this.#names.includes(name) || leaderId === this.#options.id) return;
+    if (!this.#nameSet.has(name) || leaderId === this.#options.id) return;
     if (action === 'request_resign') {
       if (this.#held.has(name)) {
         this.#askRenewal();

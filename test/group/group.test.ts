@@ -142,6 +142,64 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     expect(aRow?.remainingMs).toBeGreaterThan(TIMING.ttl - 2 * TIMING.renewInterval - 200);
   });
 
+  it('a graceful leave is applied from its NOTIFY: its names are elected with no heartbeat first; a forged leave moves nothing', async () => {
+    const names = namesFor(10);
+    // A long interval, so no periodic heartbeat or renewal falls between the leave and the takeover.
+    const slow = { ttl: 15_000, renewInterval: 5_000, safetyMargin: 1_000 };
+    const [a, b, c] = [
+      member(names, { id: `${group}-a`, ...slow }),
+      member(names, { id: `${group}-b`, ...slow }),
+      member(names, { id: `${group}-c`, ...slow }),
+    ];
+    await Promise.all([a, b, c].map((m) => m.start()));
+    await balanced([a, b, c], names);
+    // Forged: c "leaves" without leaving. a and b drop it from their view, find its names held,
+    // and the next heartbeat restores it; no name moves and no term changes.
+    const terms = () => new Map(names.map((n) => [n, [a, b, c].find((m) => m.leads(n))?.lease(n)?.term]));
+    const before = terms();
+    const memberRow = (await listLeases(conn.db, { internal: true })).find(
+      (r) => r.name.startsWith(`${MEMBER_PREFIX}${group}:`) && r.leaderId === c.id,
+    )!;
+    const forged = {
+      elections: a.stats.statements.elections + b.stats.statements.elections,
+      looks: new Map([a, b].map((m) => [m.id, m.stats.statements.heartbeats + m.stats.statements.renewals])),
+    };
+    await conn.query(`select pg_notify('river_leadership', $1)`, [
+      JSON.stringify({ v: 1, action: 'resigned', name: memberRow.name, leaderId: c.id, term: memberRow.term }),
+    ]);
+    // a and b act on it: c's names are elected (and found held), then a heartbeat restores c.
+    await vi.waitFor(
+      () => {
+        expect(a.stats.statements.elections + b.stats.statements.elections).toBeGreaterThan(forged.elections);
+        for (const m of [a, b]) {
+          expect(m.stats.statements.heartbeats + m.stats.statements.renewals).toBeGreaterThan(forged.looks.get(m.id)!);
+          expect(m.members.map((x) => x.id)).toContain(c.id);
+        }
+      },
+      { timeout: 2_000, interval: 5 },
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    expect(terms()).toEqual(before);
+    // Real: b stops. a and c elect b's names first; the heartbeat that confirms the leave comes after.
+    await balanced([a, b, c], names);
+    const quiet = [a, c].map((m) => ({ ...m.stats.statements }));
+    const atFirstGain = new Map<string, { heartbeats: number; renewals: number }>();
+    const bNames = new Set(b.leaderships().keys());
+    for (const m of [a, c])
+      m.subscribe((e) => {
+        if (e.type === 'gained' && bNames.has(e.name) && !atFirstGain.has(m.id)) atFirstGain.set(m.id, { ...m.stats.statements });
+      });
+    await b.stop();
+    await balanced([a, c], names, 1, 3_000);
+    expect(atFirstGain.size).toBeGreaterThan(0);
+    [a, c].forEach((m, i) => {
+      const at = atFirstGain.get(m.id);
+      if (!at) return; // b's names all went to the other one
+      expect(at.heartbeats - quiet[i]!.heartbeats, m.id).toBe(0);
+      expect(at.renewals - quiet[i]!.renewals, m.id).toBe(0);
+    });
+  });
+
   it('stop(): the member row goes with its names in one statement, and is heard first', async () => {
     const names = namesFor(8);
     const members = [member(names, { id: `${group}-a` }), member(names, { id: `${group}-b` })];
