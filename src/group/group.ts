@@ -39,7 +39,9 @@
  * the heartbeat that also reads every live member row: one statement per interval. From the
  * live members, `balance.ts` computes the same assignment on every member. A member elects the
  * names assigned to it at once; a name assigned elsewhere only when it has been free for a
- * grace period (its owner is slow or gone: liveness first, balance after). A member sheds
+ * grace period (its owner is slow or gone: liveness first, balance after). Names another live
+ * member holds cost no statement of their own: the heartbeat (or the renewal it rides on) also
+ * reads which of them have no live lease, each about every 3 ttl, and only those are elected. A member sheds
  * (resigns, with DELETE + NOTIFY, never steals) the names assigned to another live member: at
  * once when the change was announced (a join's or a graceful leave's own NOTIFY), otherwise only
  * once the membership it sees has been unchanged for one renew interval: a member that flaps
@@ -49,7 +51,10 @@
  *
  * Only hints: `resigned` makes a free name due (at once for its assigned owner, after a grace
  * for the others), `elected` records who holds it, a member row's notification makes the
- * heartbeat due. The database decides every leadership.
+ * heartbeat due. A member row's `resigned` (a graceful leave) also drops that member from the
+ * view at once, provisionally: its names are elected before the heartbeat that confirms the
+ * view, and nothing is shed until that heartbeat agrees, so a forged leave costs an election
+ * that finds the names held. The database decides every leadership.
  */
 import { createHash } from 'node:crypto';
 import type { SQL } from 'drizzle-orm';
