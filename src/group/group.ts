@@ -244,6 +244,8 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   #viewSince = 0;
   /** The view was changed by a leave's NOTIFY and no heartbeat has confirmed it yet. */
   #provisionalView = false;
+  /** The next turn elects before its heartbeat or renewal (once per leave heard). */
+  #electBeforeLook = false;
   /** Members whose row another member just inserted or deleted (its NOTIFY), by id → when heard (monotonic ms). */
   readonly #announced = new Map<string, number>();
   /** Members added or removed by the last view change and not (yet) announced: the hysteresis waits for them. */
@@ -750,10 +752,18 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     // reassigns are elected sooner; the next renewal brings the two back in step.
     const renewDue = leading && (this.#renewDueAt <= now() || (heartbeatDue && this.#renewDueAt - now() < this.#options.renewInterval / 2));
     // A leave heard but not yet confirmed: its names are elected first, the heartbeat that
-    // confirms the view comes right after (a renewal waits one statement; its trust window has room).
-    if (this.#provisionalView && this.#running()) failure ??= await this.#electDue(electDb);
+    // confirms the view comes right after. Not when a renewal is due by its own schedule: an
+    // election can wait out its lock timeout (a row another session is inserting), and the
+    // renewal never waits behind one.
+    // Once per leave heard: the election's failure must not cost the look its turn.
+    let early: unknown;
+    if (this.#electBeforeLook && !(leading && this.#renewDueAt <= now()) && this.#running()) {
+      this.#electBeforeLook = false;
+      early = await this.#electDue(electDb);
+    }
     if (renewDue) failure ??= await this.#renew(leadDb);
     else if (heartbeatDue) failure ??= await this.#heartbeat(leadDb);
+    failure ??= early;
     this.#shedSurplus();
     // A stopping member leaves the membership in the same statement that releases its names
     // (even if stop() came while this turn was under way): the others then already assign its
@@ -1026,7 +1036,8 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
 
   /** Names this member leads that the balance gives to another live member: resigned once the view has held still one interval. */
   #shedSurplus(): void {
-    if (!this.#running() || this.#stopRequested || this.#members.length < 2) return;
+    // A view only a hint has changed sheds nothing: the heartbeat that confirms it comes first.
+    if (!this.#running() || this.#stopRequested || this.#members.length < 2 || this.#provisionalView) return;
     if (this.#now().monotonic - this.#viewSince < this.#options.renewInterval) return;
     const assignment = this.#assigned();
     for (const name of [...this.#held.keys()]) {
@@ -1293,6 +1304,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
           // Provisional until the heartbeat that follows the election: nothing is shed on a hint.
           this.#viewSince = now;
           this.#provisionalView = true;
+          this.#electBeforeLook = true;
           this.#askHeartbeat();
         } else {
           this.#askHeartbeat();

@@ -44,9 +44,13 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
   afterAll(async () => {
     await conn.close();
   });
+  /** Clients of tests that give each member its own; closed after the groups stop. */
+  let clients: Connection[] = [];
   afterEach(async () => {
     await Promise.all(groups.map((g) => g.stop()));
     groups = [];
+    await Promise.all(clients.map((c) => c.close()));
+    clients = [];
   });
 
   const namesFor = (n: number) => {
@@ -447,6 +451,55 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
       await reserved`rollback`;
       await vi.waitFor(() => expect(m.leads(blocked)).toBe(true), { timeout: 10_000, interval: 50 });
     } finally {
+      reserved.release();
+      await session.end({ timeout: 5 });
+    }
+  });
+
+  it('a leave heard while one name is being inserted by another session costs no renewal: nothing held is lost', async () => {
+    const names = namesFor(12);
+    const blocked = `${group}-blocked`;
+    const listed = [...names, blocked];
+    const session = postgres(url, { max: 1, onnotice: () => {} });
+    const reserved = await session.reserve();
+    try {
+      await reserved`begin`;
+      await reserved`insert into river_leader (name, leader_id, elected_at, expires_at) values (${blocked}, 'someone', now(), now() + interval '1 hour')`;
+      // One client per member, as one member per process would have: members sharing a client
+      // share its election connection, and their blocked elections queue behind one another.
+      const own = ['a', 'b', 'c'].map(() => connect(driver, url, { max: 2 }));
+      clients.push(...own);
+      const ms = own.map((cl, i) => {
+        const g = createElectorGroup(cl.db, { names: listed, group, id: `${group}-${'abc'[i]}`, logger: SILENT_LOGGER, ...TIMING });
+        groups.push(g);
+        return g;
+      });
+      const lost: string[] = [];
+      for (const m of ms) m.subscribe((e) => void (e.type === 'lost' && lost.push(`${m.id}:${e.name}:${e.reason}`)));
+      await Promise.all(ms.map((m) => m.start()));
+      // The blocked name counts in one member's quota and cannot be led: a spread of 2.
+      await balanced(ms, names, 2);
+      const [a, b, c] = ms as [ElectorGroup, ElectorGroup, ElectorGroup];
+      const held = [a, b].map((m) => new Map([...m.leaderships()].map(([n, l]) => [n, l.term])));
+      const renewals = [a, b].map((m) => m.stats.statements.renewals);
+      // A forged leave of c: a and b elect c's names (the blocked one among them waits out its
+      // lock timeout) before their look. Before: that failed election made every turn skip its
+      // renewal, and the names a and b held expired.
+      const row = (await listLeases(conn.db, { internal: true })).find(
+        (r) => r.name.startsWith(`${MEMBER_PREFIX}${group}:`) && r.leaderId === c.id,
+      )!;
+      lost.length = 0;
+      await conn.query(`select pg_notify('river_leadership', $1)`, [
+        JSON.stringify({ v: 1, action: 'resigned', name: row.name, leaderId: c.id, term: row.term }),
+      ]);
+      await new Promise((r) => setTimeout(r, TIMING.ttl + TIMING.renewInterval));
+      expect(lost.filter((l) => !l.endsWith(':rebalanced'))).toEqual([]);
+      [a, b].forEach((m, i) => {
+        expect(m.stats.statements.renewals - renewals[i]!, m.id).toBeGreaterThan(3);
+        for (const [name, term] of held[i]!) expect(m.lease(name)?.term, name).toBe(term);
+      });
+    } finally {
+      await reserved`rollback`.catch(() => {});
       reserved.release();
       await session.end({ timeout: 5 });
     }
