@@ -8,8 +8,8 @@ import { resolve } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseNotification } from '../../src/dev/testing.js';
-import { assign } from '../../src/group/balance.js';
 import {
+  assignNames,
   createElector,
   createElectorGroup,
   DuplicateNameError,
@@ -328,7 +328,7 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     // Another member that exists only as rows: it holds its share for a minute and hears nothing.
     const ghost = `${group}-ghost`;
     const theirs = [
-      ...assign(names, [
+      ...assignNames(names, [
         { id, weight: 1 },
         { id: ghost, weight: 1 },
       ]),
