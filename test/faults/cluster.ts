@@ -45,6 +45,8 @@ export interface Candidate {
   readonly proxy: FaultProxy | null;
   alive: boolean;
   frozen: boolean;
+  /** How it ended, for a failure's description: an exit code or a signal. */
+  exit?: string;
 }
 
 export interface Transition {
@@ -138,8 +140,9 @@ export class Cluster {
     this.candidates.set(id, candidate);
     let ready!: () => void;
     const isReady = new Promise<void>((r) => (ready = r));
-    child.on('exit', () => {
+    child.on('exit', (code, signal) => {
       candidate.alive = false;
+      candidate.exit = signal ?? `code ${code}`;
       ready();
     });
     child.on('message', (message: CandidateMessage) => {
@@ -383,6 +386,11 @@ export class Cluster {
         .slice(-12)
         .map((t) => `  +${(t.at - t0).toFixed(0)} ms ${t.id} ${t.event} term ${t.term}${t.reason ? ` (${t.reason})` : ''}`),
       ...(this.errors.length ? ['errors:', ...this.errors.slice(-5).map((e) => `  ${e}`)] : []),
+      'candidates:',
+      ...[...this.candidates.values()].map(
+        (c) =>
+          `  ${c.id} ${c.alive ? 'alive' : `exited (${c.exit ?? '?'})`}${c.frozen ? ', frozen' : ''}${c.proxy ? `, proxy ${c.proxy.mode.kind}` : ''}`,
+      ),
     ].join('\n');
   }
 
