@@ -287,7 +287,6 @@ export class Cluster {
     await this.server.restart(mode);
   }
 
-  /** Sends notifications on the elections' channel, in batches, as fast as the server takes them. */
   /** A client logged in as a role that may connect and nothing else (no privilege on the lease table). */
   async #unprivileged(): Promise<Sql> {
     await this.admin.unsafe(`do $$ begin create role mallory login password 'mallory'; exception when duplicate_object then null; end $$`);

@@ -373,10 +373,6 @@ async function audit(client: Sql, schema: string, events: Event[], summary: Demo
   summary.actionsPerTerm = [...perTerm.values()].sort((x, y) => x.term - y.term);
 }
 
-/**
- * Waits (bounded) until the candidate's connection sits inside its ledger transaction with most
- * of the hold still ahead, so a SIGSTOP now lands between the lease check and the commit.
- */
 function report(summary: DemoSummary): DemoReport {
   return {
     tables: (out) => {
