@@ -751,11 +751,10 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     // mid-cycle (a member joined or left) is the heartbeat alone: lighter, so the names it
     // reassigns are elected sooner; the next renewal brings the two back in step.
     const renewDue = leading && (this.#renewDueAt <= now() || (heartbeatDue && this.#renewDueAt - now() < this.#options.renewInterval / 2));
-    // A leave heard but not yet confirmed: its names are elected first, the heartbeat that
-    // confirms the view comes right after. Not when a renewal is due by its own schedule: an
-    // election can wait out its lock timeout (a row another session is inserting), and the
-    // renewal never waits behind one.
-    // Once per leave heard: the election's failure must not cost the look its turn.
+    // A leave heard but not yet confirmed: its names are elected first (once per leave heard),
+    // the heartbeat that confirms the view right after, whatever the election's outcome. Not
+    // when a renewal is due by its own schedule: an election can wait out its lock timeout (a
+    // row another session is inserting), and a renewal never waits behind one.
     let early: unknown;
     if (this.#electBeforeLook && !(leading && this.#renewDueAt <= now()) && this.#running()) {
       this.#electBeforeLook = false;
@@ -1305,10 +1304,8 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
           this.#viewSince = now;
           this.#provisionalView = true;
           this.#electBeforeLook = true;
-          this.#askHeartbeat();
-        } else {
-          this.#askHeartbeat();
         }
+        this.#askHeartbeat();
         this.#wakeSoon();
       }
       return;

@@ -287,9 +287,9 @@ async function renewStatement(
       announced: membership ? sql<number>`(select count(*) from ${membership.announced})`.mapWith(Number) : sql<number>`0`,
     })
     .from(source)
-    .leftJoin(renewed, sql`${renewed.name} = p.name and p.member_id is null`)
+    .leftJoin(renewed, sql`${renewed.name} = p.name and p.member_id is null and not p.free`)
     .execute({ channel: member?.channel ?? null });
-  const view = membership ? membershipOf(rows.map((row) => ({ ...row, remainingMs: row.memberRemainingMs }))) : null;
+  const view = membership ? membershipOf(rows) : null;
   const outcomes = inInputOrder(
     input.leaderships.map((l) => l.name),
     rows.filter((row) => row.memberId === null && !row.free),
@@ -390,7 +390,7 @@ export async function heartbeat(
     .select({
       name: sql<string>`m.name`,
       memberId: sql<string | null>`m.member_id`,
-      remainingMs: sql<number | null>`m.member_remaining_ms`,
+      memberRemainingMs: sql<number | null>`m.member_remaining_ms`,
       free: sql<boolean>`m.free`,
       announced: sql<number>`(select count(*) from ${announced})`.mapWith(Number),
     })
@@ -399,12 +399,12 @@ export async function heartbeat(
   return membershipOf(rows);
 }
 
-function membershipOf(rows: { name: string; memberId: string | null; remainingMs: number | null; free: boolean }[]): MembershipView {
+function membershipOf(rows: { name: string; memberId: string | null; memberRemainingMs: number | null; free: boolean }[]): MembershipView {
   const members: MemberRow[] = [];
   const free: string[] = [];
   for (const row of rows) {
     if (row.free) free.push(row.name);
-    else if (row.memberId !== null) members.push({ name: row.name, leaderId: row.memberId, remainingMs: Number(row.remainingMs) });
+    else if (row.memberId !== null) members.push({ name: row.name, leaderId: row.memberId, remainingMs: Number(row.memberRemainingMs) });
   }
   return { members, free };
 }
