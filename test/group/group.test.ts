@@ -77,6 +77,19 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
       { timeout, interval: 20 },
     );
   };
+  /** Sends one notification as a role that may connect and nothing else: anyone can NOTIFY. */
+  const forge = async ([payload]: [string]) => {
+    await conn.query(`do $$ begin create role mallory login password 'mallory'; exception when duplicate_object then null; end $$`);
+    const as = new URL(url);
+    as.username = 'mallory';
+    as.password = 'mallory';
+    const mallory = postgres(as.toString(), { max: 1, onnotice: () => {} });
+    try {
+      await mallory`select pg_notify('river_leadership', ${payload})`;
+    } finally {
+      await mallory.end();
+    }
+  };
   const storedLeaders = async (names: readonly string[]) => {
     const rows = await listLeases(conn.db);
     return new Map(rows.filter((r) => names.includes(r.name) && r.remainingMs > 0).map((r) => [r.name, r]));
@@ -146,7 +159,7 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     expect(aRow?.remainingMs).toBeGreaterThan(TIMING.ttl - 2 * TIMING.renewInterval - 200);
   });
 
-  it('a graceful leave is applied from its NOTIFY: its names are elected with no heartbeat first; a forged leave moves nothing', async () => {
+  it('a graceful leave is applied from its NOTIFY: its names are elected with no heartbeat first; a leave forged by an unprivileged role moves nothing', async () => {
     const names = namesFor(10);
     // A long interval, so no periodic heartbeat or renewal falls between the leave and the takeover.
     const slow = { ttl: 15_000, renewInterval: 5_000, safetyMargin: 1_000 };
@@ -168,9 +181,7 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
       elections: a.stats.statements.elections + b.stats.statements.elections,
       looks: new Map([a, b].map((m) => [m.id, m.stats.statements.heartbeats + m.stats.statements.renewals])),
     };
-    await conn.query(`select pg_notify('river_leadership', $1)`, [
-      JSON.stringify({ v: 1, action: 'resigned', name: memberRow.name, leaderId: c.id, term: memberRow.term }),
-    ]);
+    await forge([JSON.stringify({ v: 1, action: 'resigned', name: memberRow.name, leaderId: c.id, term: memberRow.term })]);
     // a and b act on it: c's names are elected (and found held), then a heartbeat restores c.
     await vi.waitFor(
       () => {
@@ -500,9 +511,7 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
         (r) => r.name.startsWith(`${MEMBER_PREFIX}${group}:`) && r.leaderId === c.id,
       )!;
       lost.length = 0;
-      await conn.query(`select pg_notify('river_leadership', $1)`, [
-        JSON.stringify({ v: 1, action: 'resigned', name: row.name, leaderId: c.id, term: row.term }),
-      ]);
+      await forge([JSON.stringify({ v: 1, action: 'resigned', name: row.name, leaderId: c.id, term: row.term })]);
       await new Promise((r) => setTimeout(r, TIMING.ttl + TIMING.renewInterval));
       expect(lost).toEqual([]);
       [a, b].forEach((m, i) => {
