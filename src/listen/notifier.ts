@@ -10,6 +10,7 @@
 
 import { detectDriver, listenDriverForUrl } from '../driver/detect.js';
 import type { ListenDriver, ListenSession } from '../driver/types.js';
+import { DeadlineExceededError } from '../errors.js';
 import type { LeaderDatabase } from '../types.js';
 import { type Backoff, backoffDelay } from '../util/backoff.js';
 import { withDeadline } from '../util/deadline.js';
@@ -50,6 +51,8 @@ export class Notifier {
   #sessionEnd: Deferred<SessionEnd> | null = null;
   #supervisor: Promise<void> | null = null;
   readonly #backoff = new Wakeup();
+  /** When (performance.now()) the last notification arrived: a sign of life of the connection. */
+  #heardAt = Number.NEGATIVE_INFINITY;
   /** The tail of the current session's command queue. */
   #commands: Promise<void> = Promise.resolve();
 
@@ -115,9 +118,7 @@ export class Notifier {
    */
   #run(what: string, command: () => Promise<void>): Promise<void> {
     const bound = this.#heartbeatMs();
-    const run = this.#commands.then(() =>
-      withDeadline(command(), bound, () => `LISTEN connection did not answer ${what} within ${bound} ms`),
-    );
+    const run = this.#commands.then(() => this.#answered(command(), bound, what));
     this.#commands = run.catch(() => {});
     return run;
   }
@@ -214,7 +215,26 @@ export class Notifier {
     }
   }
 
+  /**
+   * A command's answer, within `bound` of the last sign of life. The answer comes after every
+   * notification already on the way: while they keep arriving (a flood, forged ones included)
+   * the connection is alive and the answer is only queued behind them, so each window in which
+   * one arrived earns another. A connection that delivers nothing and answers nothing ends.
+   */
+  async #answered(work: Promise<void>, bound: number, what: string): Promise<void> {
+    work.catch(() => {});
+    for (;;) {
+      const since = performance.now();
+      try {
+        return await withDeadline(work, bound, () => `LISTEN connection did not answer ${what} within ${bound} ms`);
+      } catch (error) {
+        if (!(error instanceof DeadlineExceededError) || this.#heardAt < since) throw error;
+      }
+    }
+  }
+
   #dispatch(channel: string, payload: string): void {
+    this.#heardAt = performance.now();
     for (const subscriber of this.#subscribers.get(channel) ?? []) safely(() => subscriber.notification(payload));
   }
 
