@@ -129,7 +129,8 @@ async function floor(url: string, admin: Sql): Promise<Distribution> {
   for (let i = 0; i < pick(300, 100, 5); i++) {
     const from = worker.reports.length;
     const sentAt = wallNow();
-    await admin`select pg_notify('bench_floor', ${String(sentAt)})`;
+    // A resignation's shape: DELETE and NOTIFY in one statement, the NOTIFY only if a row went.
+    await admin`with gone as (delete from bench_floor where k = 1 returning k) select pg_notify('bench_floor', ${String(sentAt)}) from gone`;
     const r = await worker.wait((x): x is Extract<WorkerReport, { type: 'floor' }> => x.type === 'floor', from);
     samples.push(r.at - sentAt);
     await sleep(5);
@@ -454,7 +455,7 @@ async function main() {
     const t0 = wallNow();
     const log = (line: string) => process.stderr.write(`[bench ${mode} +${((wallNow() - t0) / 1_000).toFixed(0)} s] ${line}\n`);
 
-    log('floor: NOTIFY delivery + one INSERT round trip');
+    log('floor: DELETE + NOTIFY committed, delivery, one INSERT committed');
     const floorResult = await floor(url, admin);
     const gracefulResults: GracefulResult[] = [];
     for (const candidates of [2, 10, 50]) {
@@ -605,7 +606,7 @@ async function main() {
     writeFileSync(
       join(dirname(args.out!), `${args.out!.replace(/^.*\//, '').replace(/\.json$/, '')}.svg`),
       await renderChart({
-        'floor: NOTIFY + INSERT': samplesFor.get('floor') ?? [],
+        'floor: DELETE+NOTIFY, INSERT': samplesFor.get('floor') ?? [],
         'drizzle-leader LISTEN': samplesFor.get('listen-10') ?? [],
         'advisory lock, 1 s poll': samplesFor.get('advisory-10') ?? [],
         'drizzle-leader poll-only': samplesFor.get('poll-10') ?? [],
@@ -646,7 +647,7 @@ function printReport(r: {
   console.log(
     table([
       ['handoff', 'n', 'p50', 'p95', 'p99', 'max'],
-      row('floor (NOTIFY + INSERT)', s.floor),
+      row('floor (DELETE+NOTIFY, INSERT)', s.floor),
       ...s.graceful.flatMap((g) => [
         ...(g.herd ? [row(`graceful ${g.mode} ${g.candidates} candidates, herd (before)`, g.herd)] : []),
         row(`graceful ${g.mode} ${g.candidates} candidates${g.herd ? ', next in line' : ''}`, g.handoff),
@@ -728,7 +729,7 @@ function printHandoffs(floor: Distribution, graceful: GracefulResult[]) {
   console.log(
     table([
       ['handoff', 'n', 'p50', 'p95', 'p99', 'max', '/ floor (p50 / p99)'],
-      row('floor (NOTIFY + INSERT)', floor),
+      row('floor (DELETE+NOTIFY, INSERT)', floor),
       ...graceful.flatMap((g) => [
         ...(g.herd ? [row(`${g.candidates} candidates, herd (before)`, g.herd, g.herdOverFloor)] : []),
         row(`${g.candidates} candidates, next in line`, g.handoff, g.overFloor),

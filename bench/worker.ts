@@ -82,10 +82,12 @@ process.on('message', async (command: WorkerCommand) => {
     init = command;
     const listener = newClient(command.url, 1, 'floor-listen');
     const writer = newClient(command.url, 1, 'floor-write');
+    // The row the parent's DELETE removes: each notification is answered by inserting it again,
+    // a real INSERT that commits a row (as an election does), not a conflict that writes nothing.
     await writer`create table if not exists bench_floor (k int primary key)`;
-    await writer`select 1 from bench_floor`; // warm the writer's connection and statement
+    await writer`insert into bench_floor values (1) on conflict do nothing`;
     await listener.listen(command.channel, async (payload) => {
-      await writer`insert into bench_floor values (1) on conflict do nothing`;
+      await writer`insert into bench_floor values (1)`;
       send({ type: 'floor', at: wallNow(), sentAt: Number(payload) });
     });
     send({ type: 'ready' });
