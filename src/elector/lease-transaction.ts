@@ -16,12 +16,15 @@
  *   whose answer would be a ROLLBACK written to the closed connection.
  * - by the server, without this process: `statement_timeout` = `timeout` (a statement is
  *   cancelled); `idle_in_transaction_session_timeout` = `timeout` (postgres.js: 2 × `timeout`,
- *   so that a live process always acts first); on PostgreSQL 17+ with node-postgres also
- *   `transaction_timeout` = `timeout`.
+ *   so that a live process always acts first); on PostgreSQL 17+ also `transaction_timeout`,
+ *   the same as the idle bound (the only one that ends a backend left between the halves of a
+ *   statement: lease/transaction.ts).
  *
  * So after the lock was taken, a successor is held back at most `timeout` (a live process, or
- * PostgreSQL 17+ with node-postgres), 2 × `timeout` (node-postgres, frozen, before 17) or
- * 3 × `timeout` (postgres.js, frozen mid-statement). A transaction ended that way rolls back:
+ * PostgreSQL 17+ with node-postgres), 2 × `timeout` (node-postgres, frozen, before 17;
+ * postgres.js, frozen, 17+) or 3 × `timeout` (postgres.js, frozen mid-statement, before 17).
+ * Before 17, a postgres.js process frozen or cut off between a statement's Describe and its
+ * Bind holds it back until its connection closes. A transaction ended that way rolls back:
  * nothing it wrote survives.
  */
 import type { PgTransactionConfig } from 'drizzle-orm/pg-core';
@@ -107,7 +110,7 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
             lockLease(tx as unknown as LeaderDatabase, table, term, {
               timeoutMs,
               idleTimeoutMs: run.sessionEndSafe ? timeoutMs : 2 * timeoutMs,
-              transactionTimeout: run.sessionEndSafe,
+              transactionTimeoutMs: run.sessionEndSafe ? timeoutMs : 2 * timeoutMs,
             }),
             run.lockDeadlineMs,
             () => `the lease check did not answer within ${run.lockDeadlineMs} ms`,

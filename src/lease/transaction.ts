@@ -53,8 +53,12 @@ function termHolds(table: LeaderTable, term: TermInput, at: SQL): SQL {
  *   inside the transaction is ended by the server, and its lock released, without any help
  *   from the process (a statement is cancelled, then the idle session ended; the idle bound
  *   is longer where the driver does not survive that, so a live process acts first);
- * - `transaction_timeout` (PostgreSQL 17 and later), when the driver survives the server ending
- *   the session mid-query: the whole transaction, however busy.
+ * - `transaction_timeout` (PostgreSQL 17 and later): the whole transaction, however busy, and
+ *   whatever state its backend is in. The two above count only from a Sync: a backend left
+ *   between the halves of a statement (postgres.js sends Parse + Describe, waits for the
+ *   answer, then Bind + Execute + Sync) waits for the client with neither armed, and only this
+ *   ends it. As long as the idle bound where the driver does not survive the server ending a
+ *   session mid-query, so a live process, which never sits there, always acts first.
  *
  * It must be the transaction's first statement: under REPEATABLE READ and SERIALIZABLE the
  * snapshot is taken by it, so the lease it checks is the lease the transaction sees.
@@ -64,13 +68,12 @@ export async function lockLease(
   tx: Queryable,
   table: LeaderTable,
   term: TermInput,
-  bounds: { readonly timeoutMs: number; readonly idleTimeoutMs: number; readonly transactionTimeout: boolean },
+  bounds: { readonly timeoutMs: number; readonly idleTimeoutMs: number; readonly transactionTimeoutMs: number },
 ): Promise<OpenTransaction | null> {
   const ms = String(Math.max(1, Math.ceil(bounds.timeoutMs)));
   const idleMs = String(Math.max(1, Math.ceil(bounds.idleTimeoutMs)));
-  const whole = bounds.transactionTimeout
-    ? sql`case when current_setting('server_version_num')::int >= 170000 then set_config('transaction_timeout', ${ms}, true) end`
-    : sql`null`;
+  const wholeMs = String(Math.max(1, Math.ceil(bounds.transactionTimeoutMs)));
+  const whole = sql`case when current_setting('server_version_num')::int >= 170000 then set_config('transaction_timeout', ${wholeMs}, true) end`;
   const rows = await tx
     .select({
       term: table.term,

@@ -265,6 +265,22 @@ export class Cluster {
     this.#proxy(c).set({ kind: 'blackhole' });
   }
 
+  /**
+   * Partitions `c` at the first chunk it sends that contains `pattern`: that chunk still reaches
+   * the server, nothing after it in either direction does. Resolves with the moment it happened.
+   */
+  async partitionAt(c: Candidate, pattern: string, withinMs: number): Promise<number> {
+    const proxy = this.#proxy(c);
+    proxy.set({ kind: 'blackhole-at', pattern: pattern.toLowerCase(), forward: true });
+    const until = wallNow() + withinMs;
+    while (proxy.mode.kind !== 'blackhole') {
+      if (wallNow() > until) throw new Error(`${c.id} sent nothing containing ${JSON.stringify(pattern)} within ${withinMs} ms`);
+      await sleep(1);
+    }
+    this.#fault(`blackhole ${c.id} after a chunk containing ${JSON.stringify(pattern)}`);
+    return wallNow();
+  }
+
   slow(c: Candidate, ms: number): void {
     this.#fault(`delay ${c.id} by ${ms} ms`);
     this.#proxy(c).set({ kind: 'delay', ms });

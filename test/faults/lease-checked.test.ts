@@ -85,7 +85,8 @@ describe.each(DRIVERS)('lease-checked writers under faults (%s)', { timeout: 90_
       c.partition(leader);
     }
     // node-postgres on PostgreSQL 17: transaction_timeout ends the stuck transaction; postgres.js:
-    // idle_in_transaction_session_timeout (2 × timeout). The lease itself lasts up to one ttl.
+    // idle_in_transaction_session_timeout or transaction_timeout (2 × timeout each). The lease
+    // itself lasts up to one ttl.
     const bound = ttl + (driver === 'node-postgres' ? timeout : 2 * timeout) + 1_000;
     const next = await c.waitForTransition((t) => t.event === 'gained' && t.pid !== leader.pid, bound + 5_000, mark);
     const replacedAfter = next.at - cutAt;
@@ -100,6 +101,51 @@ describe.each(DRIVERS)('lease-checked writers under faults (%s)', { timeout: 90_
     await sleep(1_000); // the old leader would commit now, if anything let it
     // ... and it is still running: with postgres.js the server had closed its transaction's
     // connection, and a ROLLBACK written to it would have crashed the process (porsager/postgres#1208).
+    expect(leader.alive).toBe(true);
+    const ledger = await c.ledger();
+    expect(ledger.some((r) => r.term === next.term)).toBe(true);
+    const lastOld = Math.max(...ledger.filter((r) => r.term === oldTerm).map((r) => r.n));
+    const firstNew = Math.min(...ledger.filter((r) => r.term === next.term).map((r) => r.n));
+    expect(lastOld).toBeLessThan(firstNew);
+    await c.check();
+  });
+
+  it.each([
+    ['cut off', 'partitioned'],
+    ['frozen', 'frozen'],
+  ] as const)('a leader %s between the halves of a statement inside its transaction is replaced within the bound', async (_, fault) => {
+    // postgres.js sends a statement with parameters it has not prepared on that connection (every
+    // Drizzle query it does not prepare) as Parse + Describe, waits for the answer, then sends
+    // Bind + Execute + Sync. A backend left between the two waits for the client with no timeout
+    // armed: statement_timeout and idle_in_transaction_session_timeout only count from a Sync.
+    // Cut there, the leader's lock held the lease row for good and no successor was ever elected.
+    // node-postgres sends the whole statement at once: there the cut falls after it.
+    const [ttl, renewInterval, safetyMargin] = [2_000, 500, 500];
+    const timeout = ttl - safetyMargin;
+    const c = await start({ candidates: 3, write: 'transaction', holdMs: 100, driver, ttl, renewInterval, safetyMargin });
+    const leader = await c.waitForSingleLeader(LIVENESS_MS * 2);
+    const oldTerm = c.leaderTerm(leader)!;
+    const mark = c.transitions.length;
+    // The ledger's INSERT (src/dev/candidate.ts) is the write's second statement, with parameters.
+    const cutAt = await c.partitionAt(leader, '.ledger (n, term, pid)', 10_000);
+    if (fault === 'frozen') {
+      // Frozen while waiting for the Describe's answer, which then reaches it (held in its socket,
+      // unread) along with whatever the server sends before it closes the connection.
+      c.pause(leader);
+      c.heal(leader);
+    }
+    const bound = ttl + 2 * timeout + 1_000;
+    const next = await c.waitForTransition((t) => t.event === 'gained' && t.pid !== leader.pid, bound + 5_000, mark);
+    const replacedAfter = next.at - cutAt;
+    console.log(
+      `${driver}: ${fault} mid-statement inside a lease-checked transaction, replaced after ${replacedAfter.toFixed(0)} ms (bound ${bound} ms)`,
+    );
+    expect(replacedAfter).toBeLessThan(bound);
+    expect(next.term).toBeGreaterThan(oldTerm);
+    await sleep(500); // the successor writes
+    if (fault === 'frozen') c.resume(leader);
+    else c.heal(leader);
+    await sleep(1_000); // the old leader would commit now, if anything let it
     expect(leader.alive).toBe(true);
     const ledger = await c.ledger();
     expect(ledger.some((r) => r.term === next.term)).toBe(true);
