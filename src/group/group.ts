@@ -45,7 +45,9 @@
  * (resigns, with DELETE + NOTIFY, never steals) the names assigned to another live member: at
  * once when the change was announced (a join's or a graceful leave's own NOTIFY), otherwise only
  * once the membership it sees has been unchanged for one renew interval: a member that flaps
- * (its row expiring and coming back) does not move names back and forth.
+ * (its row expiring and coming back) does not move names back and forth. A member whose row is
+ * overdue (it missed a heartbeat) is looked at again when its row expires, not up to an
+ * interval later: a crashed member's names are elected as soon as its leases allow.
  *
  * # Notifications (safety rule 5)
  *
@@ -186,6 +188,9 @@ const ISOLATE_PARTS = 4;
 
 /** Isolated groups elected per turn at most (each is one statement, and may wait out the lock timeout). */
 const MAX_ISOLATED_PER_TURN = 8;
+
+/** An overdue member's row is looked at this long after it expires by the heartbeat's count (timers and answers can run a little late). */
+const EXPIRY_LOOK_MS = 10;
 
 /** Notification wakes are honoured at most this often (ms): a flood of them cannot become a flood of elections. */
 const MIN_NOTIFIED_GAP_MS = 50;
@@ -866,6 +871,26 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     // The database agrees with the leave a hint announced: shed the surplus at once, as for any announced change.
     if (confirming && this.#viewKey === heard)
       this.#viewSince = Math.min(this.#viewSince, this.#now().monotonic - this.#options.renewInterval);
+    this.#lookAtExpiries(rows);
+  }
+
+  /**
+   * A member renews its row every interval, so a live one has about `ttl - interval` left or
+   * more (a quarter interval of slack for late statements). One with less has missed a heartbeat
+   * (crashed, frozen, cut off): if its row expires before this member's next heartbeat, that
+   * heartbeat comes when it expires instead, and the names it held are elected then, not up to
+   * an interval later. Costs nothing while every member is on time. The time left is the
+   * server's (counted from the statement, so by the local clock the look can only come late,
+   * never early); a look that still finds the row alive (a member merely late) costs one
+   * heartbeat.
+   */
+  #lookAtExpiries(rows: readonly MemberRow[]): void {
+    const { id, ttl, renewInterval } = this.#options;
+    const now = this.#now().monotonic;
+    for (const row of rows) {
+      if (row.leaderId === id || row.remainingMs >= ttl - 1.25 * renewInterval) continue;
+      this.#heartbeatDueAt = Math.min(this.#heartbeatDueAt, now + Math.max(0, row.remainingMs) + EXPIRY_LOOK_MS);
+    }
   }
 
   /** A hint asks to look at the membership now. */

@@ -274,6 +274,48 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     for (const { name, term } of orphaned) expect(survivors.find((m) => m.leads(name))!.lease(name)!.term).toBeGreaterThan(term);
   });
 
+  it('a member SIGKILLed: its names are led again as soon as its leases end, not up to a heartbeat later', async () => {
+    // A long renew interval against the ttl, so waiting for the next periodic heartbeat would
+    // show: the survivors used to find the dead member gone at their first heartbeat after its
+    // row expired, up to one interval (here 2.5 s) later; now they look when it expires.
+    const slow = { ttl: 6_000, renewInterval: 2_500, safetyMargin: 500 } as const;
+    const names = namesFor(12);
+    const survivors = [member(names, { id: `${group}-a`, ...slow }), member(names, { id: `${group}-b`, ...slow })];
+    await Promise.all(survivors.map((m) => m.start()));
+    await balanced(survivors, names, 0);
+    const child = fork(MEMBER_SCRIPT, [driver, url, JSON.stringify({ names, group, id: `${group}-killed`, ...slow })], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    let reported: { name: string; term: number }[] = [];
+    child.on('message', (m: { leads: { name: string; term: number }[] }) => {
+      reported = m.leads;
+    });
+    let killedAt: number;
+    try {
+      await vi.waitFor(
+        () => {
+          expect(reported).toHaveLength(4);
+          expect(counts(survivors)).toEqual([4, 4]);
+        },
+        { timeout: 20_000, interval: 20 },
+      );
+    } finally {
+      child.kill('SIGKILL');
+      killedAt = performance.now();
+    }
+    const orphaned = reported.map((r) => r.name);
+    // The lease time its rows have left, by the database's clock, from about the kill.
+    const left = Math.max(...[...(await storedLeaders(orphaned)).values()].map((r) => r.remainingMs));
+    await vi.waitFor(() => expect(orphaned.filter((n) => survivors.some((m) => m.leads(n)))).toHaveLength(4), {
+      timeout: 15_000,
+      interval: 5,
+    });
+    const afterExpiry = performance.now() - killedAt - left;
+    console.log(`${driver}: a killed member's names led again ${afterExpiry.toFixed(0)} ms after its leases ended`);
+    expect(afterExpiry).toBeLessThan(500);
+  });
+
   it('events and runWhileLeader carry the name; stop aborts every task and the handle drains', async () => {
     const names = namesFor(4);
     const g = member(names, { id: `${group}-solo` });
