@@ -45,8 +45,8 @@
  * (resigns, with DELETE + NOTIFY, never steals) the names assigned to another live member: at
  * once when the change was announced (a join's or a graceful leave's own NOTIFY), otherwise only
  * once the membership it sees has been unchanged for one renew interval: a member that flaps
- * (its row expiring and coming back) does not move names back and forth. A member whose row is
- * overdue (it missed a heartbeat) is looked at again when its row expires, not up to an
+ * (its row expiring and coming back) does not move names back and forth. A member whose row was
+ * not renewed between two heartbeats is looked at again when its row expires, not up to an
  * interval later: a crashed member's names are elected as soon as its leases allow.
  *
  * # Notifications (safety rule 5)
@@ -192,6 +192,13 @@ const MAX_ISOLATED_PER_TURN = 8;
 /** An overdue member's row is looked at this long after it expires by the heartbeat's count (timers and answers can run a little late). */
 const EXPIRY_LOOK_MS = 10;
 
+/**
+ * A member row whose expiry (by the local clock: read time + the server's time left) moved on by
+ * less than this between two reads was not renewed in between: what a statement's latency can
+ * shift the estimate by, and far less than any renew interval moves it.
+ */
+const RENEWED_BY_MS = 25;
+
 /** Notification wakes are honoured at most this often (ms): a flood of them cannot become a flood of elections. */
 const MIN_NOTIFIED_GAP_MS = 50;
 
@@ -262,6 +269,8 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   #isolatedUntil = 0;
   #assignment: Map<string, string> | null = null;
   #heartbeatDueAt = 0;
+  /** Each other member's row expiry as last read (local monotonic ms): a row whose expiry has not moved was not renewed. */
+  #memberExpiry = new Map<string, number>();
   /** When a hint last asked for a heartbeat / a renewal (monotonic ms): one asked for while the statement was in flight still gets it. */
   #heartbeatAskedAt = Number.NEGATIVE_INFINITY;
   #renewAskedAt = Number.NEGATIVE_INFINITY;
@@ -875,22 +884,29 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   }
 
   /**
-   * A member renews its row every interval, so a live one has about `ttl - interval` left or
-   * more (a quarter interval of slack for late statements). One with less has missed a heartbeat
-   * (crashed, frozen, cut off): if its row expires before this member's next heartbeat, that
-   * heartbeat comes when it expires instead, and the names it held are elected then, not up to
-   * an interval later. Costs nothing while every member is on time. The time left is the
-   * server's (counted from the statement, so by the local clock the look can only come late,
-   * never early); a look that still finds the row alive (a member merely late) costs one
-   * heartbeat.
+   * A member whose row has not been renewed since this member last read it (its expiry, by the
+   * local clock, has not moved) may have crashed, frozen or been cut off: if its row expires
+   * before this member's next heartbeat, that heartbeat comes when it expires instead, and the
+   * names it held are elected then, not up to an interval later. Members need not share timings,
+   * so "not renewed" is judged from the row itself, never from this member's own ttl and
+   * interval. A member on time renews its row long before it expires (every renew interval,
+   * well under its ttl): no look, no statement. The time left is the server's (counted from the
+   * statement, so by the local clock a look can only come late, never early); a look that still
+   * finds the row alive (a member merely late) costs one heartbeat.
    */
   #lookAtExpiries(rows: readonly MemberRow[]): void {
-    const { id, ttl, renewInterval } = this.#options;
     const now = this.#now().monotonic;
+    const seen = new Map<string, number>();
     for (const row of rows) {
-      if (row.leaderId === id || row.remainingMs >= ttl - 1.25 * renewInterval) continue;
-      this.#heartbeatDueAt = Math.min(this.#heartbeatDueAt, now + Math.max(0, row.remainingMs) + EXPIRY_LOOK_MS);
+      if (row.leaderId === this.#options.id) continue;
+      const expiresAt = now + Math.max(0, row.remainingMs);
+      seen.set(row.leaderId, expiresAt);
+      const before = this.#memberExpiry.get(row.leaderId);
+      if (before !== undefined && expiresAt <= before + RENEWED_BY_MS) {
+        this.#heartbeatDueAt = Math.min(this.#heartbeatDueAt, expiresAt + EXPIRY_LOOK_MS);
+      }
     }
+    this.#memberExpiry = seen;
   }
 
   /** A hint asks to look at the membership now. */

@@ -316,6 +316,25 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     expect(afterExpiry).toBeLessThan(500);
   });
 
+  it('members with different timings: one on time never makes another look at it early (no extra statement)', async () => {
+    // The slower member used to judge the faster one's row by its own ttl and interval: a row
+    // with at most 1.5 s left looked overdue to a member with a 6 s ttl, and it moved its
+    // heartbeat to that row's expiry every interval (one statement more per interval).
+    const names = namesFor(8);
+    const slow = member(names, { id: `${group}-slow`, ttl: 6_000, renewInterval: 2_000, safetyMargin: 500 });
+    const fast = member(names, { id: `${group}-fast`, ttl: 1_500, renewInterval: 500, safetyMargin: 200 });
+    await Promise.all([slow.start(), fast.start()]);
+    await balanced([slow, fast], names, 0);
+    await new Promise((r) => setTimeout(r, 2_500)); // past any shedding and the first full interval
+    const before = slow.stats.statements;
+    await new Promise((r) => setTimeout(r, 6_500));
+    const after = slow.stats.statements;
+    expect(after.heartbeats - before.heartbeats).toBe(0);
+    expect(after.elections - before.elections).toBe(0);
+    expect(after.renewals - before.renewals).toBeLessThanOrEqual(4);
+    expect(counts([slow, fast])).toEqual([4, 4]);
+  });
+
   it('events and runWhileLeader carry the name; stop aborts every task and the handle drains', async () => {
     const names = namesFor(4);
     const g = member(names, { id: `${group}-solo` });
