@@ -109,8 +109,8 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
           open = await withDeadline(
             lockLease(tx as unknown as LeaderDatabase, table, term, {
               timeoutMs,
-              idleTimeoutMs: run.sessionEndSafe ? timeoutMs : 2 * timeoutMs,
-              transactionTimeoutMs: run.sessionEndSafe ? timeoutMs : 2 * timeoutMs,
+              // The server's own bounds: longer where the driver does not survive them, so a live process acts first.
+              serverBoundMs: run.sessionEndSafe ? timeoutMs : 2 * timeoutMs,
             }),
             run.lockDeadlineMs,
             () => `the lease check did not answer within ${run.lockDeadlineMs} ms`,

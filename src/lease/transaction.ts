@@ -68,12 +68,12 @@ export async function lockLease(
   tx: Queryable,
   table: LeaderTable,
   term: TermInput,
-  bounds: { readonly timeoutMs: number; readonly idleTimeoutMs: number; readonly transactionTimeoutMs: number },
+  /** `serverBoundMs`: the idle and transaction timeouts (one value: both end the session). */
+  bounds: { readonly timeoutMs: number; readonly serverBoundMs: number },
 ): Promise<OpenTransaction | null> {
   const ms = String(Math.max(1, Math.ceil(bounds.timeoutMs)));
-  const idleMs = String(Math.max(1, Math.ceil(bounds.idleTimeoutMs)));
-  const wholeMs = String(Math.max(1, Math.ceil(bounds.transactionTimeoutMs)));
-  const whole = sql`case when current_setting('server_version_num')::int >= 170000 then set_config('transaction_timeout', ${wholeMs}, true) end`;
+  const sessionMs = String(Math.max(1, Math.ceil(bounds.serverBoundMs)));
+  const whole = sql`case when current_setting('server_version_num')::int >= 170000 then set_config('transaction_timeout', ${sessionMs}, true) end`;
   const rows = await tx
     .select({
       term: table.term,
@@ -81,7 +81,7 @@ export async function lockLease(
       startedAt: sql<string>`now()::text`,
       bounded: sql<string>`concat_ws(',',
         set_config('statement_timeout', ${ms}, true),
-        set_config('idle_in_transaction_session_timeout', ${idleMs}, true),
+        set_config('idle_in_transaction_session_timeout', ${sessionMs}, true),
         ${whole})`,
     })
     .from(table)

@@ -95,6 +95,34 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     return new Map(rows.filter((r) => names.includes(r.name) && r.remainingMs > 0).map((r) => [r.name, r]));
   };
 
+  /**
+   * Starts a third member of 12 names in a process of its own beside `survivors`, waits until
+   * it leads its 4, SIGKILLs it, and returns what it led and when it was killed.
+   */
+  const killedThird = async (survivors: ElectorGroup[], names: readonly string[], timing: Partial<ElectorGroupOptions>) => {
+    const child = fork(MEMBER_SCRIPT, [driver, url, JSON.stringify({ names, group, id: `${group}-killed`, ...timing })], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    });
+    let reported: { name: string; term: number }[] = [];
+    child.on('message', (m: { leads: { name: string; term: number }[] }) => {
+      reported = m.leads;
+    });
+    try {
+      // The member in the child takes its third once the survivors see it join.
+      await vi.waitFor(
+        () => {
+          expect(reported).toHaveLength(4);
+          expect(counts(survivors)).toEqual([4, 4]);
+        },
+        { timeout: 20_000, interval: 20 },
+      );
+    } finally {
+      child.kill('SIGKILL');
+    }
+    return { orphaned: reported, killedAt: performance.now() };
+  };
+
   it('3 members × 30 names: every name led once, 10 each, and the table agrees', async () => {
     const names = namesFor(30);
     const members = [member(names, { id: `${group}-a` }), member(names, { id: `${group}-b` }), member(names, { id: `${group}-c` })];
@@ -246,27 +274,7 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     const survivors = [member(names, { id: `${group}-a` }), member(names, { id: `${group}-b` })];
     await Promise.all(survivors.map((m) => m.start()));
     await balanced(survivors, names, 0);
-    const child = fork(MEMBER_SCRIPT, [driver, url, JSON.stringify({ names, group, id: `${group}-killed`, ...TIMING })], {
-      execArgv: ['--import', 'tsx'],
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    });
-    let reported: { name: string; term: number }[] = [];
-    child.on('message', (m: { leads: { name: string; term: number }[] }) => {
-      reported = m.leads;
-    });
-    try {
-      // The member in the child takes its third once the survivors see it join.
-      await vi.waitFor(
-        () => {
-          expect(reported).toHaveLength(4);
-          expect(counts(survivors)).toEqual([4, 4]);
-        },
-        { timeout: 15_000, interval: 20 },
-      );
-    } finally {
-      child.kill('SIGKILL');
-    }
-    const orphaned = reported;
+    const { orphaned } = await killedThird(survivors, names, TIMING);
     const stored = await storedLeaders(names);
     for (const { name, term } of orphaned) expect(stored.get(name)).toMatchObject({ leaderId: `${group}-killed`, term });
     // Nobody takes them while the dead member's leases live (the database refuses); then the survivors share all 12.
@@ -283,35 +291,15 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     const survivors = [member(names, { id: `${group}-a`, ...slow }), member(names, { id: `${group}-b`, ...slow })];
     await Promise.all(survivors.map((m) => m.start()));
     await balanced(survivors, names, 0);
-    const child = fork(MEMBER_SCRIPT, [driver, url, JSON.stringify({ names, group, id: `${group}-killed`, ...slow })], {
-      execArgv: ['--import', 'tsx'],
-      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-    });
-    let reported: { name: string; term: number }[] = [];
-    child.on('message', (m: { leads: { name: string; term: number }[] }) => {
-      reported = m.leads;
-    });
-    let killedAt: number;
-    try {
-      await vi.waitFor(
-        () => {
-          expect(reported).toHaveLength(4);
-          expect(counts(survivors)).toEqual([4, 4]);
-        },
-        { timeout: 20_000, interval: 20 },
-      );
-    } finally {
-      child.kill('SIGKILL');
-      killedAt = performance.now();
-    }
-    const orphaned = reported.map((r) => r.name);
+    const killed = await killedThird(survivors, names, slow);
+    const orphaned = killed.orphaned.map((r) => r.name);
     // The lease time its rows have left, by the database's clock, from about the kill.
     const left = Math.max(...[...(await storedLeaders(orphaned)).values()].map((r) => r.remainingMs));
     await vi.waitFor(() => expect(orphaned.filter((n) => survivors.some((m) => m.leads(n)))).toHaveLength(4), {
       timeout: 15_000,
       interval: 5,
     });
-    const afterExpiry = performance.now() - killedAt - left;
+    const afterExpiry = performance.now() - killed.killedAt - left;
     console.log(`${driver}: a killed member's names led again ${afterExpiry.toFixed(0)} ms after its leases ended`);
     expect(afterExpiry).toBeLessThan(500);
   });
