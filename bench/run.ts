@@ -62,6 +62,7 @@ class Worker {
     this.child.on('message', (r: WorkerReport) => {
       this.reports.push({ ...r, receivedAt: wallNow() });
       for (const w of [...this.#waiters]) w();
+      for (const w of [...anyReport]) w();
     });
     this.child.on('exit', () => {
       for (const w of [...this.#waiters]) w();
@@ -107,17 +108,33 @@ const isGained = (r: WorkerReport): r is Extract<WorkerReport, { type: 'gained' 
 const isStopped = (r: WorkerReport): r is Extract<WorkerReport, { type: 'stopped' }> => r.type === 'stopped';
 const isReplaced = (r: WorkerReport): r is WorkerReport => r.type === 'replaced';
 
-/** The first `gained` after `after` (wall ms) from any worker. */
-async function nextGained(workers: Worker[], after: number, timeoutMs: number): Promise<{ at: number; worker: Worker }> {
-  const deadline = wallNow() + timeoutMs;
-  while (wallNow() < deadline) {
-    for (const w of workers) {
-      const g = w.reports.find((r) => isGained(r) && r.at > after);
-      if (g && isGained(g)) return { at: g.at, worker: w };
-    }
-    await sleep(1);
-  }
-  throw new Error('no new leader in time');
+/** Called on every report of any worker: lets `nextGained` wait without polling. */
+const anyReport = new Set<() => void>();
+
+/**
+ * The first `gained` after `after` (wall ms) from any worker. Woken by the reports themselves,
+ * not a polling timer: a timer firing every millisecond would compete for the CPU with the very
+ * handoff it waits for.
+ */
+function nextGained(workers: Worker[], after: number, timeoutMs: number): Promise<{ at: number; worker: Worker }> {
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      for (const w of workers) {
+        const g = w.reports.find((r): r is Extract<WorkerReport, { type: 'gained' }> & { receivedAt: number } => isGained(r) && r.at > after);
+        if (g) {
+          anyReport.delete(check);
+          clearTimeout(timer);
+          return resolve({ at: g.at, worker: w });
+        }
+      }
+    };
+    const timer = setTimeout(() => {
+      anyReport.delete(check);
+      reject(new Error('no new leader in time'));
+    }, timeoutMs);
+    anyReport.add(check);
+    check();
+  });
 }
 
 // ---- scenarios -------------------------------------------------------------------------------
