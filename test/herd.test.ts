@@ -7,7 +7,7 @@
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { nextInLinePayload, parseElectorHint } from '../src/dev/testing.js';
-import { type Elector, parseNotification } from '../src/index.js';
+import { createElector, type Elector, parseNotification } from '../src/index.js';
 import { connect, createTestDatabase, DRIVERS } from './support/db.js';
 import { ElectorPool, sleep } from './support/elector.js';
 
@@ -155,6 +155,36 @@ describe.each(DRIVERS)('graceful handoff without the herd (%s)', (driver) => {
     await leader.stop();
     await nextLeader(followers, term);
     expect(electionsOf(followers) - before).toBe(1);
+  });
+
+  it('a stopping leader lets LISTEN go before it resigns: its own NOTIFY reaches neither it nor its LISTEN backend', async () => {
+    // Its own client, so its LISTEN connection is its alone (shared ones stay for the others).
+    const own = connect(driver, url, { max: 1 });
+    try {
+      const leader = createElector(own.db, { ...LONG_LEASE, name, id: 'alone' });
+      await leader.start();
+      expect(leader.isLeader).toBe(true);
+      const follower = pool.create({ ...LONG_LEASE, name, id: 'next' });
+      await follower.start();
+      const term = leader.lease!.term;
+      const heard = leader.stats.notifications.received;
+      await leader.stop();
+      expect(leader.stats.notifications.received).toBe(heard);
+      // The connection itself closes a moment later (CLOSE_DELAY_MS, 250 ms), but its backend
+      // must have stopped listening already: it was told before the resignation was sent.
+      await vi.waitFor(
+        async () => {
+          const unlistened = (await conn.query(
+            `select pid from pg_stat_activity where datname = current_database() and query ilike 'unlisten "${CHANNEL}"'`,
+          )) as { pid: number }[];
+          if (unlistened.length === 0) throw new Error('the stopped leader’s LISTEN backend still listens');
+        },
+        { timeout: 200, interval: 10 },
+      );
+      await nextLeader([follower], term);
+    } finally {
+      await own.close();
+    }
   });
 
   it.each([

@@ -361,14 +361,17 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
     if (this.#deferredWake) clearTimeout(this.#deferredWake);
     this.#cancelStagger();
     this.#cancelVolunteer();
+    // Nothing a notification says matters to a stopping elector. Let LISTEN go before the loop
+    // sends the resignation, so the NOTIFY it carries does not come back to wake this process
+    // (and its LISTEN backend) while the successor elects. Waits for nothing on the network.
+    this.#unlisten?.().catch(() => {});
+    this.#unlisten = null;
     this.#wakeup.wake();
     // Bounded in every state: the loop's statements carry server- and client-side bounds, but a
     // partition can still hold one; wait for it at most one ttl (the loop releases a late win
-    // itself when it returns). LISTEN is let go without waiting on the network.
+    // itself when it returns).
     const bound = settledWithin(this.#loop, this.#options.ttl);
     await bound;
-    this.#unlisten?.().catch(() => {});
-    this.#unlisten = null;
     this.#state = { kind: 'stopped' };
     // Let listeners hear `lost: stopped` before stop() resolves, but never wait on a stuck one.
     await settledWithin(this.#subscribers.drained(), 1_000);

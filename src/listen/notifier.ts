@@ -84,7 +84,9 @@ export class Notifier {
   /**
    * Waits for nothing on the network: an UNLISTEN, or closing the connection when the last
    * subscriber leaves, happens in the background (bounded), so `stop()` never waits on a
-   * partitioned or slow LISTEN connection.
+   * partitioned or slow LISTEN connection. A channel nobody here wants is UNLISTENed at once,
+   * even when the connection is about to close: until it does (a moment later, see
+   * CLOSE_DELAY_MS) every NOTIFY would still wake its backend and this process.
    */
   async #unsubscribe(channel: string, subscriber: ChannelSubscriber): Promise<void> {
     const set = this.#subscribers.get(channel);
@@ -92,7 +94,7 @@ export class Notifier {
     if (set && set.size === 0) {
       this.#subscribers.delete(channel);
       const session = this.#session;
-      if (session && this.#listening.delete(channel) && this.#subscribers.size > 0) {
+      if (session && this.#listening.delete(channel)) {
         this.#run(`UNLISTEN ${channel}`, () => session.unlisten(channel)).catch(() => {});
       }
     }
