@@ -45,7 +45,7 @@ async function pgModule(): Promise<{ Client: typeof Client; Pool: typeof Pool }>
  */
 async function openOwnPool(
   client: NodePostgresClient,
-  options: { session: SessionBounds | null; connectTimeoutMs: number },
+  options: { session: SessionBounds | null; genericPlans: boolean; connectTimeoutMs: number },
 ): Promise<OwnPool> {
   const bounds = options.session;
   const [{ Pool: PoolClass }, { drizzle }] = await Promise.all([pgModule(), import('drizzle-orm/node-postgres')]);
@@ -58,6 +58,10 @@ async function openOwnPool(
         statement_timeout: bounds.statementTimeoutMs,
         lock_timeout: bounds.lockTimeoutMs,
         idle_in_transaction_session_timeout: bounds.idleInTransactionTimeoutMs,
+        // node-postgres has no startup setting of its own for this one: a `-c` option, after the application's.
+        ...(options.genericPlans
+          ? { options: [(config as { options?: string }).options, '-c plan_cache_mode=force_generic_plan'].filter(Boolean).join(' ') }
+          : {}),
       }
     : {};
   const own = new PoolClass({

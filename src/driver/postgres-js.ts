@@ -84,7 +84,10 @@ async function withDedicatedConnection<T>(client: Sql, fn: (run: (text: string) 
  * The library's own small pool, from the client's options plus session bounds sent at
  * connect. Idle connections stay open long enough to serve the next renewal.
  */
-async function openOwnPool(client: Sql, options: { session: SessionBounds | null; connectTimeoutMs: number }): Promise<OwnPool> {
+async function openOwnPool(
+  client: Sql,
+  options: { session: SessionBounds | null; genericPlans: boolean; connectTimeoutMs: number },
+): Promise<OwnPool> {
   const bounds = options.session;
   const [{ default: postgres }, { drizzle }] = await Promise.all([import('postgres'), import('drizzle-orm/postgres-js')]);
   const base = client.options as unknown as Options<Record<string, PostgresType>> & { connection?: Record<string, unknown> };
@@ -94,6 +97,7 @@ async function openOwnPool(client: Sql, options: { session: SessionBounds | null
         statement_timeout: bounds.statementTimeoutMs,
         lock_timeout: bounds.lockTimeoutMs,
         idle_in_transaction_session_timeout: bounds.idleInTransactionTimeoutMs,
+        ...(options.genericPlans ? { plan_cache_mode: 'force_generic_plan' } : {}),
       }
     : base.connection;
   const connect_timeout = Math.min(base.connect_timeout ?? 30, Math.max(1, Math.ceil(options.connectTimeoutMs / 1000)));

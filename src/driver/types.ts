@@ -66,9 +66,14 @@ export interface OwnPool {
 
 /**
  * Opens an own pool: `session` null opens it without session settings (for poolers that refuse
- * them); `connectTimeoutMs` bounds each connection attempt on the client.
+ * them); `genericPlans` adds `plan_cache_mode = force_generic_plan` to them (see
+ * lease/connection.ts); `connectTimeoutMs` bounds each connection attempt on the client.
  */
-export type OpenOwnPool = (options: { readonly session: SessionBounds | null; readonly connectTimeoutMs: number }) => Promise<OwnPool>;
+export type OpenOwnPool = (options: {
+  readonly session: SessionBounds | null;
+  readonly genericPlans: boolean;
+  readonly connectTimeoutMs: number;
+}) => Promise<OwnPool>;
 
 /**
  * What a database object can do, found once per object by `detectDriver`. A capability is

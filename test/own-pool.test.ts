@@ -1,0 +1,69 @@
+/**
+ * The library's own connections (lease/connection.ts), against a real server and both drivers:
+ * the session settings they carry from their first statement on.
+ */
+import { sql } from 'drizzle-orm';
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sessionBounds } from '../src/elector/trust.js';
+import type { LeaderDatabase } from '../src/index.js';
+import { acquireStatementDatabase } from '../src/lease/connection.js';
+import { SILENT_LOGGER } from '../src/logging.js';
+import { type Connection, connect, createTestDatabase, DRIVERS } from './support/db.js';
+
+const bounds = sessionBounds({ ttl: 6_000, safetyMargin: 1_000 });
+
+/** One row of `text` run on `db`, whatever the driver's result shape. */
+async function one(db: LeaderDatabase, text: ReturnType<typeof sql>): Promise<Record<string, string>> {
+  const result = (await db.execute(text)) as unknown as Record<string, string>[] | { rows: Record<string, string>[] };
+  return (Array.isArray(result) ? result : result.rows)[0]!;
+}
+
+const settings = sql`select current_setting('plan_cache_mode') as plan_cache_mode, current_setting('statement_timeout') as statement_timeout, current_setting('application_name') as application_name`;
+
+let url: string;
+beforeAll(async () => {
+  url = await createTestDatabase();
+});
+
+describe.each(DRIVERS)('own connections (%s)', (driver) => {
+  let conn: Connection;
+  beforeAll(() => {
+    conn = connect(driver, url);
+  });
+  afterAll(() => conn.close());
+
+  it.each(['elect', 'lead'] as const)(
+    'plan every statement once (%s): generic plans, beside the server-side bounds',
+    async (role) => {
+      const held = await acquireStatementDatabase(conn.db, bounds, SILENT_LOGGER, role);
+      try {
+        expect(held.error).toBeNull();
+        const row = await one(held.db, settings);
+        // Custom plans (the default for a statement's first five runs) would be planned again at
+        // each handoff, on both ends: see lease/connection.ts.
+        expect(row.plan_cache_mode).toBe('force_generic_plan');
+        expect(row.statement_timeout).toBe('5s'); // ttl − safetyMargin
+      } finally {
+        await held.release();
+      }
+    },
+  );
+});
+
+it("node-postgres: the application's own startup options are kept beside the library's", async () => {
+  const pool = new pg.Pool({ connectionString: url, max: 1, options: '-c application_name=app-own-option' });
+  try {
+    const held = await acquireStatementDatabase(drizzlePg(pool) as unknown as LeaderDatabase, bounds, SILENT_LOGGER, 'elect');
+    try {
+      const row = await one(held.db, settings);
+      expect(row.application_name).toBe('app-own-option');
+      expect(row.plan_cache_mode).toBe('force_generic_plan');
+    } finally {
+      await held.release();
+    }
+  } finally {
+    await pool.end();
+  }
+});
