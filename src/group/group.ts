@@ -410,6 +410,11 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
 
   async #stop(): Promise<void> {
     this.#stopRequested = true;
+    // A leaving member acts on no notification. Let LISTEN go before anything is resigned, so
+    // its own resignations (one NOTIFY per name) do not come back to wake this process while
+    // the others elect. Waits for nothing on the network.
+    this.#unlisten?.().catch(() => {});
+    this.#unlisten = null;
     for (const name of [...this.#held.keys()]) this.#stepDown(name, 'stopped');
     // Leave the membership now, even while leading nothing, so the others rebalance at once.
     this.#wakeup.wake();
@@ -420,8 +425,6 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     if (this.#deferredWake) clearTimeout(this.#deferredWake);
     this.#wakeup.wake();
     await settledWithin(this.#loop, this.#options.ttl);
-    this.#unlisten?.().catch(() => {});
-    this.#unlisten = null;
     this.#clearTrustTimer();
     this.#phase = 'stopped';
     await settledWithin(this.#subscribers.drained(), 1_000);

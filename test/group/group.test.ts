@@ -5,6 +5,9 @@
  */
 import { fork } from 'node:child_process';
 import { resolve } from 'node:path';
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
+import { drizzle as drizzlePostgresJs } from 'drizzle-orm/postgres-js';
+import pg from 'pg';
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseNotification } from '../../src/dev/testing.js';
@@ -17,6 +20,7 @@ import {
   type ElectorGroupOptions,
   type GroupEvent,
   InvalidOptionError,
+  type LeaderDatabase,
   listLeases,
   MEMBER_PREFIX,
   ReservedNameError,
@@ -267,6 +271,41 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     } finally {
       await listener.end();
     }
+  });
+
+  it('stop(): the member lets LISTEN go before it resigns anything, so its own NOTIFYs do not come back to it', async () => {
+    const names = namesFor(4);
+    // Its own client, named, so its connections (LISTEN and its own pools) can be told apart.
+    const app = `${group}-leaving`;
+    const own: Connection =
+      driver === 'postgres.js'
+        ? (() => {
+            const c = postgres(url, { max: 1, onnotice: () => {}, connection: { application_name: app } });
+            return { db: drizzlePostgresJs(c) as unknown as LeaderDatabase, query: async () => [], close: () => c.end({ timeout: 5 }) };
+          })()
+        : (() => {
+            const p = new pg.Pool({ connectionString: url, max: 1, application_name: app });
+            return { db: drizzlePg(p) as unknown as LeaderDatabase, query: async () => [], close: () => p.end() };
+          })();
+    clients.push(own);
+    const g = createElectorGroup(own.db, { names, group, id: app, logger: SILENT_LOGGER, ...TIMING });
+    groups.push(g);
+    // Each task takes 150 ms to return once aborted: the resignations wait for the drain.
+    g.runWhileLeader((_, signal) => new Promise<void>((resolve) => signal.addEventListener('abort', () => setTimeout(resolve, 150))));
+    await g.start();
+    await vi.waitFor(() => expect(g.leaderships().size).toBe(4), { timeout: 5_000, interval: 10 });
+    await g.stop();
+    // Its connections close a moment after stop() (250 ms): read what each ran last before that.
+    const rows = (await conn.query(
+      `select query, extract(epoch from query_start) * 1000 as at from pg_stat_activity where application_name = $1`,
+      [app],
+    )) as { query: string; at: number }[];
+    const unlisten = rows.find((r) => /^unlisten /i.test(r.query));
+    const resign = rows.find((r) => /delete from/i.test(r.query));
+    expect(unlisten, JSON.stringify(rows)).toBeDefined();
+    expect(resign, JSON.stringify(rows)).toBeDefined();
+    // Before: the UNLISTEN went only after the loop had ended, every resignation heard first.
+    expect(Number(unlisten!.at)).toBeLessThan(Number(resign!.at));
   });
 
   it('a member SIGKILLed: its names are led again once its leases expire, with new terms, never twice at once', async () => {
