@@ -17,6 +17,7 @@ import { wallNow } from '../src/dev/candidate-protocol.js';
 import type { EmbeddedServer } from '../src/dev/embedded-server.js';
 import { startEmbeddedServer } from '../src/dev/embedded-server.js';
 import { formatDuration, formatTable as table } from '../src/dev/format.js';
+import { leaseStore } from '../src/dev/testing.js';
 import { createElector, type LeaderDatabase, migrate } from '../src/index.js';
 import { renderChart } from './chart.js';
 import { fleetScenarios, printFleet } from './fleet.js';
@@ -167,6 +168,49 @@ async function floor(url: string, admin: Sql): Promise<Distribution> {
   await worker.shutdown();
   samplesFor.set('floor', samples);
   return distribution(samples);
+}
+
+/**
+ * The library's own statements without the elector: this process resigns a term (the DELETE +
+ * NOTIFY the elector sends), a listener process answers the `resigned` with the election
+ * statement, both through the lease store on connections set up like the library's own. One
+ * floor sample before each, at the same pace as the handoffs (30 ms apart). Between the floor
+ * and a handoff, this row shows what the SQL costs, and the rest is the elector's own work.
+ */
+async function scriptedStatements(url: string, admin: Sql, count: number) {
+  const channel = 'bench_statements';
+  const name = 'bench-statements';
+  const floorListener = await floorWorker(url);
+  const follower = new Worker();
+  await follower.init({ type: 'statements', url, channel });
+  const writer = postgres(url, { max: 1, onnotice: () => {}, connection: { plan_cache_mode: 'force_generic_plan' } });
+  const store = leaseStore(drizzle(writer) as unknown as LeaderDatabase, { channel });
+  const samples: number[] = [];
+  const floorSamples: number[] = [];
+  try {
+    // One round untimed: the first run of each statement on its connection prepares it.
+    for (let i = -1; i < count; i++) {
+      await sleep(30);
+      const floorMs = await floorSample(floorListener, admin);
+      if (i >= 0) floorSamples.push(floorMs);
+      // Take the lease back from the scripted follower, without a `resigned` it would answer.
+      await admin`delete from river_leader where name = ${name}`;
+      const won = await store.elect({ name, leaderId: 'scripted-leader', ttlMs: 15_000 });
+      if (!won.won) throw new Error('the scripted leader could not take the lease back');
+      await sleep(30);
+      const from = follower.reports.length;
+      const sentAt = wallNow();
+      await store.resign({ name, leaderId: 'scripted-leader', term: won.lease.term });
+      const r = await follower.wait((x): x is Extract<WorkerReport, { type: 'statements' }> => x.type === 'statements', from);
+      if (!r.won) throw new Error('the scripted follower lost an election it should have won');
+      if (i >= 0) samples.push(r.at - sentAt);
+    }
+  } finally {
+    await Promise.all([floorListener.shutdown(), follower.shutdown(), writer.end({ timeout: 1 })]);
+  }
+  samplesFor.set('statements', samples);
+  samplesFor.set('floor-paced-statements', floorSamples);
+  return { statements: distribution(samples), pacedFloor: distribution(floorSamples) };
 }
 
 /** Spreads `candidates` electors over up to `processes` workers, one client each. */
@@ -515,6 +559,8 @@ async function main() {
 
     log('floor: DELETE + NOTIFY committed, delivery, one INSERT committed');
     const floorResult = await floor(url, admin);
+    log("the library's resignation and election statements, scripted (no elector)");
+    const scripted = await scriptedStatements(url, admin, pick(200, 30, 3));
     const gracefulResults: GracefulResult[] = [];
     const paced = { worker: await floorWorker(url), admin };
     for (const candidates of [2, 10, 50]) {
@@ -543,9 +589,9 @@ async function main() {
       const out = args.out!.replace(/(\.json)?$/, '-handoffs.json');
       writeFileSync(
         out,
-        `${JSON.stringify({ date: started.toISOString(), mode, floor: floorResult, graceful: gracefulResults }, null, 2)}\n`,
+        `${JSON.stringify({ date: started.toISOString(), mode, floor: floorResult, scripted, graceful: gracefulResults }, null, 2)}\n`,
       );
-      printHandoffs(floorResult, gracefulResults);
+      printHandoffs(floorResult, scripted, gracefulResults);
       return;
     }
     log('graceful handoff, 10 candidates, poll-only (default intervals)');
@@ -591,6 +637,7 @@ async function main() {
       },
       scenarios: {
         floor: floorResult,
+        scripted,
         graceful: gracefulResults,
         inProcess: inProcessResult,
         leaseChecked: leaseCheckedResult,
@@ -703,6 +750,7 @@ function printReport(r: {
 }) {
   const s = r.scenarios as unknown as {
     floor: Distribution;
+    scripted: { statements: Distribution; pacedFloor: Distribution };
     graceful: GracefulResult[];
     crash: { latency: Distribution; overRemainingLease: Distribution };
     inProcess: { pglite: Distribution; postgresJs: Distribution };
@@ -724,6 +772,8 @@ function printReport(r: {
     table([
       ['handoff', 'n', 'p50', 'p95', 'p99', 'max'],
       row('floor (DELETE+NOTIFY, INSERT)', s.floor),
+      row('  floor, paced like: scripted statements', s.scripted.pacedFloor),
+      row("library's resign + elect, scripted", s.scripted.statements),
       ...s.graceful.flatMap((g) => [
         ...(g.herd ? [row(`graceful ${g.mode} ${g.candidates} candidates, herd (before)`, g.herd)] : []),
         row(`graceful ${g.mode} ${g.candidates} candidates${g.herd ? ', next in line' : ''}`, g.handoff),
@@ -796,7 +846,7 @@ interface GracefulResult {
   herdOverPacedFloor?: { p50: number; p99: number };
 }
 
-function printHandoffs(floor: Distribution, graceful: GracefulResult[]) {
+function printHandoffs(floor: Distribution, scripted: { statements: Distribution; pacedFloor: Distribution }, graceful: GracefulResult[]) {
   const ratio = (x?: { p50: number; p99: number }) => (x ? `${x.p50.toFixed(2)}x / ${x.p99.toFixed(2)}x` : '');
   const row = (label: string, d: Distribution, over?: { p50: number; p99: number }, overPaced?: { p50: number; p99: number }) => [
     label,
@@ -812,6 +862,11 @@ function printHandoffs(floor: Distribution, graceful: GracefulResult[]) {
     table([
       ['handoff', 'n', 'p50', 'p95', 'p99', 'max', '/ floor (p50 / p99)', '/ paced floor (p50 / p99)'],
       row('floor (DELETE+NOTIFY, INSERT), back to back', floor),
+      row('  floor, paced like: scripted statements', scripted.pacedFloor),
+      row("library's resign + elect, scripted", scripted.statements, undefined, {
+        p50: scripted.statements.p50 / scripted.pacedFloor.p50,
+        p99: scripted.statements.p99 / scripted.pacedFloor.p99,
+      }),
       ...graceful.flatMap((g) => [
         ...(g.herdPacedFloor ? [row(`  floor, paced like: ${g.candidates} candidates, herd`, g.herdPacedFloor)] : []),
         ...(g.herd ? [row(`${g.candidates} candidates, herd (before)`, g.herd, g.herdOverFloor, g.herdOverPacedFloor)] : []),

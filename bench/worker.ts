@@ -5,6 +5,7 @@
 import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres, { type Sql } from 'postgres';
 import { wallNow } from '../src/dev/candidate-protocol.js';
+import { leaseStore, parseNotification } from '../src/dev/testing.js';
 import { Elector, type ElectorOptions, type LeaderDatabase } from '../src/index.js';
 import { AdvisoryLockCandidate } from './advisory-lock.js';
 
@@ -22,7 +23,9 @@ export type WorkerInit =
       nextInLine?: boolean;
     }
   | { type: 'advisory'; url: string; count: number; key: number; pollMs: number }
-  | { type: 'floor'; url: string; channel: string };
+  | { type: 'floor'; url: string; channel: string }
+  /** The library's election statement sent on each `resigned` heard on `channel`, with no elector around it. */
+  | { type: 'statements'; url: string; channel: string };
 
 export type WorkerCommand = WorkerInit | { type: 'stop-leader' } | { type: 'replace' } | { type: 'shutdown' };
 
@@ -31,7 +34,8 @@ export type WorkerReport =
   | { type: 'gained'; at: number; term: number; name: string }
   | { type: 'stopped'; at: number }
   | { type: 'replaced' }
-  | { type: 'floor'; at: number; sentAt: number };
+  | { type: 'floor'; at: number; sentAt: number }
+  | { type: 'statements'; at: number; won: boolean };
 
 const send = (report: WorkerReport) => process.connected && process.send?.(report);
 const clients: Sql[] = [];
@@ -89,6 +93,24 @@ process.on('message', async (command: WorkerCommand) => {
     await listener.listen(command.channel, async (payload) => {
       await writer`insert into bench_floor values (1)`;
       send({ type: 'floor', at: wallNow(), sentAt: Number(payload) });
+    });
+    send({ type: 'ready' });
+  } else if (command.type === 'statements') {
+    init = command;
+    const listener = newClient(command.url, 1, 'statements-listen');
+    // As on the library's own connections (lease/connection.ts): each statement planned once.
+    const writer = postgres(command.url, {
+      max: 1,
+      onnotice: () => {},
+      connection: { application_name: 'statements-write', plan_cache_mode: 'force_generic_plan' },
+    });
+    clients.push(writer);
+    const store = leaseStore(drizzle(writer) as unknown as LeaderDatabase, { channel: command.channel });
+    await listener.listen(command.channel, async (payload) => {
+      const hint = parseNotification(payload);
+      if (hint?.action !== 'resigned') return;
+      const result = await store.elect({ name: hint.name, leaderId: 'scripted-follower', ttlMs: 15_000 });
+      send({ type: 'statements', at: wallNow(), won: result.won });
     });
     send({ type: 'ready' });
   } else if (command.type === 'stop-leader') {
