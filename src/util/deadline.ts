@@ -7,15 +7,19 @@ import { DeadlineExceededError } from '../errors.js';
 /**
  * Resolves or rejects like `promise`, or rejects with `DeadlineExceededError(message())` after
  * `ms`, whichever comes first. The loser is left to settle on its own (its rejection is handled).
+ *
+ * `promise` is subscribed to once: a Drizzle query is a lazy thenable that sends its statement
+ * at every `then()`, so handling its rejection and racing it separately would run it twice.
  */
-export async function withDeadline<T>(promise: Promise<T>, ms: number, message: () => string): Promise<T> {
+export async function withDeadline<T>(promise: PromiseLike<T>, ms: number, message: () => string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  promise.catch(() => {});
+  const once = Promise.resolve(promise);
+  once.catch(() => {});
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new DeadlineExceededError(message())), Math.max(0, ms));
   });
   try {
-    return await Promise.race([promise, expired]);
+    return await Promise.race([once, expired]);
   } finally {
     clearTimeout(timer);
   }
