@@ -67,3 +67,45 @@ it("node-postgres: the application's own startup options are kept beside the lib
     await pool.end();
   }
 });
+
+describe('node-postgres: settings from elsewhere than the config', () => {
+  const settingsOf = async (pool: pg.Pool) => {
+    const held = await acquireStatementDatabase(drizzlePg(pool) as unknown as LeaderDatabase, bounds, SILENT_LOGGER, 'elect');
+    try {
+      expect(held.error).toBeNull();
+      return await one(held.db, settings);
+    } finally {
+      await held.release();
+    }
+  };
+
+  it('PGOPTIONS is kept beside the library’s own option (node-postgres reads it only when no options are given)', async () => {
+    const before = process.env.PGOPTIONS;
+    process.env.PGOPTIONS = '-c application_name=from-pgoptions';
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    try {
+      const row = await settingsOf(pool);
+      expect(row.application_name).toBe('from-pgoptions');
+      expect(row.plan_cache_mode).toBe('force_generic_plan');
+    } finally {
+      if (before === undefined) delete process.env.PGOPTIONS;
+      else process.env.PGOPTIONS = before;
+      await pool.end();
+    }
+  });
+
+  it("a connection string's options and timeouts: its options are kept, its timeouts do not replace the elector's bounds", async () => {
+    const withSettings = new URL(url);
+    withSettings.searchParams.set('options', '-c application_name=from-url');
+    withSettings.searchParams.set('statement_timeout', '600000');
+    const pool = new pg.Pool({ connectionString: withSettings.toString(), max: 1 });
+    try {
+      const row = await settingsOf(pool);
+      expect(row.application_name).toBe('from-url');
+      expect(row.plan_cache_mode).toBe('force_generic_plan');
+      expect(row.statement_timeout).toBe('5s');
+    } finally {
+      await pool.end();
+    }
+  });
+});

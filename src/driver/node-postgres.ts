@@ -33,6 +33,34 @@ function connectionConfig(client: NodePostgresClient): ClientConfig {
   };
 }
 
+/** What the own pool sets at connect: a connection string's own values would replace them. */
+const OWN_STARTUP_KEYS = ['statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout', 'options'] as const;
+
+/**
+ * The application's connection string without the startup settings the own pool sets, and the
+ * application's `options` as node-postgres would have sent them (the connection string's win
+ * over the config's, which win over PGOPTIONS). node-postgres reads the connection string after
+ * the config, so without this a URL's `?statement_timeout=` would replace the elector's bound,
+ * and a URL's or PGOPTIONS' `options` would be lost or lose the library's.
+ */
+function ownStartupConfig(config: ClientConfig): { connectionString: string | undefined; options: string | undefined } {
+  let { connectionString } = config;
+  let fromString: string | null = null;
+  if (connectionString) {
+    try {
+      const url = new URL(connectionString);
+      fromString = url.searchParams.get('options');
+      if (OWN_STARTUP_KEYS.some((key) => url.searchParams.has(key))) {
+        for (const key of OWN_STARTUP_KEYS) url.searchParams.delete(key);
+        connectionString = url.toString();
+      }
+    } catch {
+      // Not a URL node-postgres would read settings from: leave it as it is.
+    }
+  }
+  return { connectionString, options: fromString || config.options || process.env.PGOPTIONS || undefined };
+}
+
 async function pgModule(): Promise<{ Client: typeof Client; Pool: typeof Pool }> {
   const pg = await import('pg');
   return (pg.default ?? pg) as unknown as { Client: typeof Client; Pool: typeof Pool };
@@ -52,16 +80,16 @@ async function openOwnPool(
   const config = connectionConfig(client);
   const sockets = new SocketTracker();
   // The bounds as node-postgres's own startup settings: they replace any the application's
-  // config carries (which would otherwise win over `-c` options).
+  // config or connection string carries (which would otherwise win over `-c` options).
+  const startup = ownStartupConfig(config);
   const settings = bounds
     ? {
+        connectionString: startup.connectionString,
         statement_timeout: bounds.statementTimeoutMs,
         lock_timeout: bounds.lockTimeoutMs,
         idle_in_transaction_session_timeout: bounds.idleInTransactionTimeoutMs,
         // node-postgres has no startup setting of its own for this one: a `-c` option, after the application's.
-        ...(options.genericPlans
-          ? { options: [(config as { options?: string }).options, '-c plan_cache_mode=force_generic_plan'].filter(Boolean).join(' ') }
-          : {}),
+        options: [startup.options, options.genericPlans ? '-c plan_cache_mode=force_generic_plan' : ''].filter(Boolean).join(' ') || undefined,
       }
     : {};
   const own = new PoolClass({
