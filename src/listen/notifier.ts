@@ -204,6 +204,11 @@ export class Notifier {
 
   async #listenOrThrow(session: ListenSession, channel: string): Promise<void> {
     await this.#run(`LISTEN ${channel}`, () => session.listen(channel));
+    if (!this.#subscribers.has(channel)) {
+      // Its last subscriber left while the LISTEN was on its way: nothing here wants it now.
+      this.#run(`UNLISTEN ${channel}`, () => session.unlisten(channel)).catch(() => {});
+      return;
+    }
     this.#listening.add(channel);
     for (const subscriber of this.#subscribers.get(channel) ?? []) safely(() => subscriber.listening());
   }
