@@ -121,7 +121,9 @@ function nextGained(workers: Worker[], after: number, timeoutMs: number): Promis
   return new Promise((resolve, reject) => {
     const check = () => {
       for (const w of workers) {
-        const g = w.reports.find((r): r is Extract<WorkerReport, { type: 'gained' }> & { receivedAt: number } => isGained(r) && r.at > after);
+        const g = w.reports.find(
+          (r): r is Extract<WorkerReport, { type: 'gained' }> & { receivedAt: number } => isGained(r) && r.at > after,
+        );
         if (g) {
           anyReport.delete(check);
           clearTimeout(timer);

@@ -34,22 +34,19 @@ describe.each(DRIVERS)('own connections (%s)', (driver) => {
   });
   afterAll(() => conn.close());
 
-  it.each(['elect', 'lead'] as const)(
-    'plan every statement once (%s): generic plans, beside the server-side bounds',
-    async (role) => {
-      const held = await acquireStatementDatabase(conn.db, bounds, SILENT_LOGGER, role);
-      try {
-        expect(held.error).toBeNull();
-        const row = await one(held.db, settings);
-        // Custom plans (the default for a statement's first five runs) would be planned again at
-        // each handoff, on both ends: see lease/connection.ts.
-        expect(row.plan_cache_mode).toBe('force_generic_plan');
-        expect(row.statement_timeout).toBe('5s'); // ttl − safetyMargin
-      } finally {
-        await held.release();
-      }
-    },
-  );
+  it.each(['elect', 'lead'] as const)('plan every statement once (%s): generic plans, beside the server-side bounds', async (role) => {
+    const held = await acquireStatementDatabase(conn.db, bounds, SILENT_LOGGER, role);
+    try {
+      expect(held.error).toBeNull();
+      const row = await one(held.db, settings);
+      // Custom plans (the default for a statement's first five runs) would be planned again at
+      // each handoff, on both ends: see lease/connection.ts.
+      expect(row.plan_cache_mode).toBe('force_generic_plan');
+      expect(row.statement_timeout).toBe('5s'); // ttl − safetyMargin
+    } finally {
+      await held.release();
+    }
+  });
 });
 
 it("node-postgres: the application's own startup options are kept beside the library's", async () => {

@@ -89,7 +89,8 @@ async function openOwnPool(
         lock_timeout: bounds.lockTimeoutMs,
         idle_in_transaction_session_timeout: bounds.idleInTransactionTimeoutMs,
         // node-postgres has no startup setting of its own for this one: a `-c` option, after the application's.
-        options: [startup.options, options.genericPlans ? '-c plan_cache_mode=force_generic_plan' : ''].filter(Boolean).join(' ') || undefined,
+        options:
+          [startup.options, options.genericPlans ? '-c plan_cache_mode=force_generic_plan' : ''].filter(Boolean).join(' ') || undefined,
       }
     : {};
   const own = new PoolClass({
