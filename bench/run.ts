@@ -142,6 +142,18 @@ function nextGained(workers: Worker[], after: number, timeoutMs: number): Promis
 
 // ---- scenarios -------------------------------------------------------------------------------
 
+/** What every worker's electors believe now (for the report of a handoff that never completed). */
+async function workerStates(workers: Worker[]) {
+  return Promise.all(
+    workers.map(async (w) => {
+      const from = w.reports.length;
+      w.send({ type: 'state' });
+      const r = await w.wait((x): x is Extract<WorkerReport, { type: 'state' }> => x.type === 'state', from, 5_000).catch(() => null);
+      return { pid: w.child.pid, electors: r?.electors ?? 'no answer' };
+    }),
+  );
+}
+
 /** A listener process for the floor: it answers each `bench_floor` notification with a committed INSERT. */
 async function floorWorker(url: string): Promise<Worker> {
   const worker = new Worker();
@@ -266,21 +278,27 @@ async function gracefulHandoffs(
 ): Promise<{ samples: number[]; floorSamples: number[] }> {
   const samples: number[] = [];
   const floorSamples: number[] = [];
-  await nextGained(workers, 0, timeoutMs);
+  // Only the leader's worker is told to stop: a follower's worker that read the command late,
+  // after its own candidate had taken over, would stop the new leader (seen once: no candidate
+  // left, and the run waited out its timeout).
+  let leader = (await nextGained(workers, 0, timeoutMs)).worker;
   for (let i = 0; i < count; i++) {
     if (floor) {
       await sleep(settle());
       floorSamples.push(await floorSample(floor.worker, floor.admin));
     }
     await sleep(settle());
-    const marks = workers.map((w) => w.reports.length);
-    for (const w of workers) w.send({ type: 'stop-leader' });
-    const stopping = await Promise.any(workers.map((w, j) => w.wait(isStopped, marks[j], timeoutMs).then((r) => ({ r, w }))));
-    const next = await nextGained(workers, stopping.r.at, timeoutMs);
-    samples.push(next.at - stopping.r.at);
-    const mark = stopping.w.reports.length;
-    stopping.w.send({ type: 'replace' });
-    await stopping.w.wait(isReplaced, mark, timeoutMs);
+    const mark = leader.reports.length;
+    leader.send({ type: 'stop-leader' });
+    const stopped = await leader.wait(isStopped, mark, timeoutMs);
+    const next = await nextGained(workers, stopped.at, timeoutMs).catch(async (error) => {
+      throw new Error(`handoff ${i + 1} of ${count}: ${(error as Error).message}; electors: ${JSON.stringify(await workerStates(workers))}`);
+    });
+    samples.push(next.at - stopped.at);
+    const replacedMark = leader.reports.length;
+    leader.send({ type: 'replace' });
+    await leader.wait(isReplaced, replacedMark, timeoutMs);
+    leader = next.worker;
   }
   return { samples, floorSamples };
 }

@@ -27,7 +27,7 @@ export type WorkerInit =
   /** The library's election statement sent on each `resigned` heard on `channel`, with no elector around it. */
   | { type: 'statements'; url: string; channel: string };
 
-export type WorkerCommand = WorkerInit | { type: 'stop-leader' } | { type: 'replace' } | { type: 'shutdown' };
+export type WorkerCommand = WorkerInit | { type: 'stop-leader' } | { type: 'replace' } | { type: 'state' } | { type: 'shutdown' };
 
 export type WorkerReport =
   | { type: 'ready' }
@@ -35,7 +35,9 @@ export type WorkerReport =
   | { type: 'stopped'; at: number }
   | { type: 'replaced' }
   | { type: 'floor'; at: number; sentAt: number }
-  | { type: 'statements'; at: number; won: boolean };
+  | { type: 'statements'; at: number; won: boolean }
+  /** What each elector of the process believes, for the parent's report when a handoff never completes. */
+  | { type: 'state'; electors: { id: string; state: string; leading: boolean; stats: unknown }[] };
 
 const send = (report: WorkerReport) => process.connected && process.send?.(report);
 const clients: Sql[] = [];
@@ -138,6 +140,11 @@ process.on('message', async (command: WorkerCommand) => {
     if (init?.type === 'electors' && stoppedName) await addElector(init, stoppedName);
     else if (init?.type === 'advisory') addAdvisory(init);
     send({ type: 'replaced' });
+  } else if (command.type === 'state') {
+    send({
+      type: 'state',
+      electors: electors.map((e) => ({ id: e.id, state: e.state, leading: e.isLeader, stats: e.stats })),
+    });
   } else if (command.type === 'shutdown') {
     await Promise.all([...electors.map((e) => e.stop()), ...advisory.map((c) => c.stop())]);
     await Promise.all(clients.map((c) => c.end({ timeout: 1 })));
