@@ -192,13 +192,6 @@ const MAX_ISOLATED_PER_TURN = 8;
 /** An overdue member's row is looked at this long after it expires by the heartbeat's count (timers and answers can run a little late). */
 const EXPIRY_LOOK_MS = 10;
 
-/**
- * A member row whose expiry (by the local clock: read time + the server's time left) moved on by
- * less than this between two reads was not renewed in between: what a statement's latency can
- * shift the estimate by, and far less than any renew interval moves it.
- */
-const RENEWED_BY_MS = 25;
-
 /** Notification wakes are honoured at most this often (ms): a flood of them cannot become a flood of elections. */
 const MIN_NOTIFIED_GAP_MS = 50;
 
@@ -270,7 +263,8 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   #assignment: Map<string, string> | null = null;
   #heartbeatDueAt = 0;
   /** Each other member's row expiry as last read (local monotonic ms): a row whose expiry has not moved was not renewed. */
-  #memberExpiry = new Map<string, number>();
+  /** Each other member's row as last read: its stored `expires_at` (exact text). */
+  #memberExpiry = new Map<string, string>();
   /** When a hint last asked for a heartbeat / a renewal (monotonic ms): one asked for while the statement was in flight still gets it. */
   #heartbeatAskedAt = Number.NEGATIVE_INFINITY;
   #renewAskedAt = Number.NEGATIVE_INFINITY;
@@ -887,26 +881,26 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   }
 
   /**
-   * A member whose row has not been renewed since this member last read it (its expiry, by the
-   * local clock, has not moved) may have crashed, frozen or been cut off: if its row expires
+   * A member whose row has not been renewed since this member last read it (its stored
+   * `expires_at` is the same) may have crashed, frozen or been cut off: if its row expires
    * before this member's next heartbeat, that heartbeat comes when it expires instead, and the
    * names it held are elected then, not up to an interval later. Members need not share timings,
    * so "not renewed" is judged from the row itself, never from this member's own ttl and
-   * interval. A member on time renews its row long before it expires (every renew interval,
-   * well under its ttl): no look, no statement. The time left is the server's (counted from the
-   * statement, so by the local clock a look can only come late, never early); a look that still
-   * finds the row alive (a member merely late) costs one heartbeat.
+   * interval; and from the stored value, never from a local estimate of it (read time + time
+   * left moves with each answer's latency: under load it moved by more than any fixed allowance
+   * and the look was skipped). A member on time renews its row long before it expires: no look,
+   * no statement. The time left is the server's (counted from the statement, so by the local
+   * clock a look can only come late, never early); a look that still finds the row alive (a
+   * member merely late) costs one heartbeat.
    */
   #lookAtExpiries(rows: readonly MemberRow[]): void {
     const now = this.#now().monotonic;
-    const seen = new Map<string, number>();
+    const seen = new Map<string, string>();
     for (const row of rows) {
       if (row.leaderId === this.#options.id) continue;
-      const expiresAt = now + Math.max(0, row.remainingMs);
-      seen.set(row.leaderId, expiresAt);
-      const before = this.#memberExpiry.get(row.leaderId);
-      if (before !== undefined && expiresAt <= before + RENEWED_BY_MS) {
-        this.#heartbeatDueAt = Math.min(this.#heartbeatDueAt, expiresAt + EXPIRY_LOOK_MS);
+      seen.set(row.leaderId, row.expiresAt);
+      if (this.#memberExpiry.get(row.leaderId) === row.expiresAt) {
+        this.#heartbeatDueAt = Math.min(this.#heartbeatDueAt, now + Math.max(0, row.remainingMs) + EXPIRY_LOOK_MS);
       }
     }
     this.#memberExpiry = seen;

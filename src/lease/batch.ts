@@ -54,6 +54,11 @@ export interface MemberRow {
   readonly name: string;
   readonly leaderId: string;
   readonly remainingMs: number;
+  /**
+   * The row's stored `expires_at`, exactly as the database holds it (text): equal between two
+   * reads only if the member wrote nothing in between. Compared with itself, never with a clock.
+   */
+  readonly expiresAt: string;
 }
 
 const pairsOf = (json: string): SQL => sql`json_to_recordset(${json}::json) as p(name text, term bigint)`;
@@ -263,10 +268,10 @@ async function renewStatement(
   // The member rows (and the peeked names found free) come back as extra rows of the same
   // result, so a renewal of N names returns N + M (+ F) rows, not N copies of the membership.
   const source = membership
-    ? sql`(select p.name, null::text as member_id, null::float8 as member_remaining_ms, false as free from ${pairsOf(json)}
+    ? sql`(select p.name, null::text as member_id, null::float8 as member_remaining_ms, null::text as member_expires_at, false as free from ${pairsOf(json)}
            union all
            ${membershipRows(table, member!)}) as p`
-    : sql`(select p.name, null::text as member_id, null::float8 as member_remaining_ms, false as free from ${pairsOf(json)}) as p`;
+    : sql`(select p.name, null::text as member_id, null::float8 as member_remaining_ms, null::text as member_expires_at, false as free from ${pairsOf(json)}) as p`;
   const ctes = membership ? [lockable, renewed, membership.memberLockable, membership.mine, membership.announced] : [lockable, renewed];
   const rows = await db
     .with(...ctes)
@@ -274,6 +279,7 @@ async function renewStatement(
       name: sql<string>`p.name`,
       memberId: sql<string | null>`p.member_id`,
       memberRemainingMs: sql<number | null>`p.member_remaining_ms`,
+      memberExpiresAt: sql<string | null>`p.member_expires_at`,
       free: sql<boolean>`p.free`,
       term: renewed.term,
       leaderId: renewed.leaderId,
@@ -391,6 +397,7 @@ export async function heartbeat(
       name: sql<string>`m.name`,
       memberId: sql<string | null>`m.member_id`,
       memberRemainingMs: sql<number | null>`m.member_remaining_ms`,
+      memberExpiresAt: sql<string | null>`m.member_expires_at`,
       free: sql<boolean>`m.free`,
       announced: sql<number>`(select count(*) from ${announced})`.mapWith(Number),
     })
@@ -399,12 +406,20 @@ export async function heartbeat(
   return membershipOf(rows);
 }
 
-function membershipOf(rows: { name: string; memberId: string | null; memberRemainingMs: number | null; free: boolean }[]): MembershipView {
+function membershipOf(
+  rows: { name: string; memberId: string | null; memberRemainingMs: number | null; memberExpiresAt: string | null; free: boolean }[],
+): MembershipView {
   const members: MemberRow[] = [];
   const free: string[] = [];
   for (const row of rows) {
     if (row.free) free.push(row.name);
-    else if (row.memberId !== null) members.push({ name: row.name, leaderId: row.memberId, remainingMs: Number(row.memberRemainingMs) });
+    else if (row.memberId !== null)
+      members.push({
+        name: row.name,
+        leaderId: row.memberId,
+        remainingMs: Number(row.memberRemainingMs),
+        expiresAt: String(row.memberExpiresAt),
+      });
   }
   return { members, free };
 }
@@ -431,10 +446,11 @@ export interface MembershipView {
 /** Live member rows (member_id set) and peeked names without a live lease (free), as extra rows of a result. */
 function membershipRows(table: LeaderTable, input: MemberInput): SQL {
   const peek = JSON.stringify((input.peek ?? []).map((name) => ({ name })));
-  return sql`select t.name, t.leader_id as member_id, ${remainingMsOf(sql`t.expires_at`)} as member_remaining_ms, false as free
+  return sql`select t.name, t.leader_id as member_id, ${remainingMsOf(sql`t.expires_at`)} as member_remaining_ms,
+                    t.expires_at::text as member_expires_at, false as free
              from ${table} as t where starts_with(t.name, ${input.prefix}) and t.expires_at > now()
              union all
-             select p.name, null::text, null::float8, true from ${namesOf(peek)}
+             select p.name, null::text, null::float8, null::text, true from ${namesOf(peek)}
              where not exists (select 1 from ${table} as t where t.name = p.name and t.expires_at > now())`;
 }
 

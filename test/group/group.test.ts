@@ -27,6 +27,7 @@ import {
   SILENT_LOGGER,
 } from '../../src/index.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from '../support/db.js';
+import { freezeEventLoop } from '../support/elector.js';
 
 const MEMBER_SCRIPT = resolve(import.meta.dirname, '../fixtures/group-member.ts');
 
@@ -341,6 +342,34 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     const afterExpiry = performance.now() - killed.killedAt - left;
     console.log(`${driver}: a killed member's names led again ${afterExpiry.toFixed(0)} ms after its leases ended`);
     expect(afterExpiry).toBeLessThan(500);
+  });
+
+  it('a member SIGKILLed while the survivors read their answers late by varying amounts: still led again as its leases end', async () => {
+    // The survivors used to judge "not renewed" from read time + time left, which moves with
+    // each answer's delay; past 25 ms of difference between two reads they took the dead row for
+    // renewed and skipped the look (one heartbeat, 2.5 s, late). The stored expires_at is exact.
+    const slow = { ttl: 6_000, renewInterval: 2_500, safetyMargin: 500 } as const;
+    const names = namesFor(12);
+    const survivors = [member(names, { id: `${group}-a`, ...slow }), member(names, { id: `${group}-b`, ...slow })];
+    await Promise.all(survivors.map((m) => m.start()));
+    await balanced(survivors, names, 0);
+    const killed = await killedThird(survivors, names, slow);
+    const orphaned = killed.orphaned.map((r) => r.name);
+    const left = Math.max(...[...(await storedLeaders(orphaned)).values()].map((r) => r.remainingMs));
+    // From now on this process (the survivors' event loop) stalls 0-100 ms every 40 ms, so each
+    // answer is read between 0 and 100 ms after it arrived.
+    const jitter = setInterval(() => freezeEventLoop(Math.random() * 100), 40);
+    try {
+      await vi.waitFor(() => expect(orphaned.filter((n) => survivors.some((m) => m.leads(n)))).toHaveLength(4), {
+        timeout: 15_000,
+        interval: 5,
+      });
+    } finally {
+      clearInterval(jitter);
+    }
+    const afterExpiry = performance.now() - killed.killedAt - left;
+    console.log(`${driver}: with late reads, a killed member's names led again ${afterExpiry.toFixed(0)} ms after its leases ended`);
+    expect(afterExpiry).toBeLessThan(800);
   });
 
   it('members with different timings: one on time never makes another look at it early (no extra statement)', async () => {
