@@ -292,7 +292,9 @@ async function gracefulHandoffs(
     leader.send({ type: 'stop-leader' });
     const stopped = await leader.wait(isStopped, mark, timeoutMs);
     const next = await nextGained(workers, stopped.at, timeoutMs).catch(async (error) => {
-      throw new Error(`handoff ${i + 1} of ${count}: ${(error as Error).message}; electors: ${JSON.stringify(await workerStates(workers))}`);
+      throw new Error(
+        `handoff ${i + 1} of ${count}: ${(error as Error).message}; electors: ${JSON.stringify(await workerStates(workers))}`,
+      );
     });
     samples.push(next.at - stopped.at);
     const replacedMark = leader.reports.length;
