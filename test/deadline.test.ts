@@ -4,7 +4,7 @@
  */
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { settledWithin, withDeadline } from '../src/util/deadline.js';
+import { settledWithin, withDeadline } from '../src/dev/testing.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from './support/db.js';
 
 describe.each(DRIVERS)('deadlines around a Drizzle query (%s)', (driver) => {

@@ -4,7 +4,7 @@
  * notifications no longer wake the backend and the process.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { subscribeChannel } from '../src/listen/notifier.js';
+import { subscribeChannel } from '../src/dev/testing.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from './support/db.js';
 
 let url: string;

@@ -6,10 +6,8 @@ import { sql } from 'drizzle-orm';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sessionBounds } from '../src/elector/trust.js';
-import type { LeaderDatabase } from '../src/index.js';
-import { acquireStatementDatabase } from '../src/lease/connection.js';
-import { SILENT_LOGGER } from '../src/logging.js';
+import { acquireStatementDatabase, sessionBounds } from '../src/dev/testing.js';
+import { type LeaderDatabase, SILENT_LOGGER } from '../src/index.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from './support/db.js';
 
 const bounds = sessionBounds({ ttl: 6_000, safetyMargin: 1_000 });

@@ -31,9 +31,16 @@ export function renewSql(db: LeaderDatabase, table = riverLeader): string {
 /** A deadline far in the future, for store calls in tests that are not about deadlines. */
 export const NO_DEADLINE = Object.freeze({ remainingMs: () => 60_000 });
 
+/** Session bounds from a timing, and the library's own connections with them, for tests of what those connections carry. */
+export { sessionBounds } from '../elector/trust.js';
 export type { BatchElectOutcome, BatchRenewOutcome, NameTerm } from '../lease/batch.js';
 /** The group's batched statements, straight on `db`, for tests that drive them by hand (stale terms, locked rows). */
 export { electMany, heartbeat, renewMany, renewManyWithHeartbeat, resignMany } from '../lease/batch.js';
-
+export { acquireStatementDatabase } from '../lease/connection.js';
+/** The process's shared LISTEN connection, for tests of its LISTEN/UNLISTEN bookkeeping. */
+export { subscribeChannel } from '../listen/notifier.js';
 /** The next-in-line hint's payload, for tests of the handoff hints. */
 export { nextInLinePayload, parseElectorHint, parseNotification } from '../listen/payload.js';
+
+/** The client-side bounds, for tests that give them real Drizzle queries. */
+export { settledWithin, withDeadline } from '../util/deadline.js';
