@@ -715,7 +715,8 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
     try {
       const { logger } = this.#options;
       const [electing, leading] = await Promise.all([
-        acquireStatementDatabase(this.#db, this.#bounds, logger, 'elect'),
+        // Its own election connection: see acquireStatementDatabase.
+        acquireStatementDatabase(this.#db, this.#bounds, logger, 'elect', { unshared: true }),
         acquireStatementDatabase(this.#db, this.#bounds, logger, 'lead'),
       ]);
       release = () => Promise.all([electing.release(), leading.release()]).then(() => {});

@@ -10,7 +10,9 @@
  * every elector of the process that uses them and closed when the last one stops: one for
  * elections, one for the leaders' renewals and resignations. Elections waiting behind a row
  * lock (an operator holding one name) can then fill only the first, never delay a renewal of
- * another name.
+ * another name. An elector group elects on a connection of its own (`unshared`): its batch
+ * elections can each wait out the lock timeout on a row another session is inserting, and
+ * another group's (or elector's) elections would queue behind every such wait.
  */
 import { sql } from 'drizzle-orm';
 import { detectDriver } from '../driver/detect.js';
@@ -27,6 +29,9 @@ interface Shared {
 }
 
 const pools = new WeakMap<object, Map<string, Shared>>();
+
+/** Pools opened for one user alone (`unshared`), numbered so that none is ever found by another. */
+let unsharedPools = 0;
 
 /** PgBouncer (and other poolers) refuse startup parameters they do not know. */
 function refusedStartupParameters(error: unknown): boolean {
@@ -100,6 +105,7 @@ export async function acquireStatementDatabase(
   bounds: SessionBounds,
   logger: Logger,
   role: 'elect' | 'lead',
+  options: { readonly unshared?: boolean } = {},
 ): Promise<{ db: LeaderDatabase; reset(): void; release(): Promise<void>; error: unknown }> {
   const { client, ownPool } = detectDriver(db);
   if (!client || !ownPool) return { db, reset: () => {}, release: async () => {}, error: null };
@@ -108,7 +114,7 @@ export async function acquireStatementDatabase(
     byBounds = new Map();
     pools.set(client, byBounds);
   }
-  const key = `${role}:${bounds.statementTimeoutMs}:${bounds.lockTimeoutMs}:${bounds.idleInTransactionTimeoutMs}`;
+  const key = `${role}:${bounds.statementTimeoutMs}:${bounds.lockTimeoutMs}:${bounds.idleInTransactionTimeoutMs}${options.unshared ? `:unshared-${++unsharedPools}` : ''}`;
   let shared = byBounds.get(key);
   if (!shared) {
     shared = { pool: open(db, bounds, logger), refs: 0, told: false };

@@ -27,7 +27,7 @@ import {
   SILENT_LOGGER,
 } from '../../src/index.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from '../support/db.js';
-import { freezeEventLoop } from '../support/elector.js';
+import { freezeEventLoop, sleep } from '../support/elector.js';
 
 const MEMBER_SCRIPT = resolve(import.meta.dirname, '../fixtures/group-member.ts');
 
@@ -579,6 +579,41 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
       await reserved`rollback`;
       await vi.waitFor(() => expect(m.leads(blocked)).toBe(true), { timeout: 10_000, interval: 50 });
     } finally {
+      reserved.release();
+      await session.end({ timeout: 5 });
+    }
+  });
+
+  it('two groups on one client: one waiting on a row another session is inserting never holds up the other’s elections', async () => {
+    const blockedNames = namesFor(4);
+    const blockedGroup = group;
+    const blocked = blockedNames[1]!;
+    const session = postgres(url, { max: 1, onnotice: () => {} });
+    const reserved = await session.reserve();
+    try {
+      await reserved`begin`;
+      await reserved`insert into river_leader (name, leader_id, elected_at, expires_at) values (${blocked}, 'someone', now(), now() + interval '1 hour')`;
+      // This group keeps electing the blocked name, each time waiting out its lock timeout (500 ms).
+      const waiting = member(blockedNames, { id: `${blockedGroup}-a` });
+      await waiting.start();
+      const names = namesFor(4);
+      const times: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const other = member(names, { id: `${group}-b${i}` });
+        const startedAt = performance.now();
+        await other.start();
+        await vi.waitFor(() => expect(names.filter((n) => other.leads(n))).toEqual(names), { timeout: 10_000, interval: 2 });
+        times.push(performance.now() - startedAt);
+        await other.stop();
+        await sleep(Math.random() * 300); // land anywhere in the other group's cycle of waits
+      }
+      console.log(`${driver}: the second group led all its names after ${times.map((t) => t.toFixed(0)).join(', ')} ms`);
+      // Before: both groups elected on the client's one election connection, so this one's
+      // statements queued behind the other's 500 ms waits whenever one was in flight.
+      expect(Math.max(...times), JSON.stringify(times)).toBeLessThan(300);
+      expect(waiting.leads(blocked)).toBe(false);
+    } finally {
+      await reserved`rollback`.catch(() => {});
       reserved.release();
       await session.end({ timeout: 5 });
     }
