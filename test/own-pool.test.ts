@@ -104,3 +104,25 @@ describe('node-postgres: settings from elsewhere than the config', () => {
     }
   });
 });
+
+it('node-postgres: a connection string node-postgres reads but the URL standard does not (empty host, host in the query) keeps the bounds too', async () => {
+  const parsed = new URL(url);
+  // The form unix-socket URLs with credentials take; here the host in the query is a TCP one.
+  const odd = `postgres://${parsed.username}:${parsed.password}@${parsed.pathname}?host=${parsed.hostname}&port=${parsed.port}&statement_timeout=600000&options=-c%20application_name%3Dodd-url`;
+  expect(() => new URL(odd)).toThrow();
+  const pool = new pg.Pool({ connectionString: odd, max: 1 });
+  try {
+    const held = await acquireStatementDatabase(drizzlePg(pool) as unknown as LeaderDatabase, bounds, SILENT_LOGGER, 'elect');
+    try {
+      expect(held.error).toBeNull();
+      const row = await one(held.db, settings);
+      expect(row.statement_timeout).toBe('5s');
+      expect(row.application_name).toBe('odd-url');
+      expect(row.plan_cache_mode).toBe('force_generic_plan');
+    } finally {
+      await held.release();
+    }
+  } finally {
+    await pool.end();
+  }
+});

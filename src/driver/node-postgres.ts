@@ -33,32 +33,41 @@ function connectionConfig(client: NodePostgresClient): ClientConfig {
   };
 }
 
-/** What the own pool sets at connect: a connection string's own values would replace them. */
-const OWN_STARTUP_KEYS = ['statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout', 'options'] as const;
+/** The connection settings node-postgres resolves, which the own pool passes on as they are. */
+const RESOLVED_KEYS = [
+  'user',
+  'password',
+  'host',
+  'port',
+  'database',
+  'binary',
+  'ssl',
+  'sslnegotiation',
+  'client_encoding',
+  'replication',
+  'application_name',
+  'fallback_application_name',
+  'options',
+] as const;
 
 /**
- * The application's connection string without the startup settings the own pool sets, and the
- * application's `options` as node-postgres would have sent them (the connection string's win
- * over the config's, which win over PGOPTIONS). node-postgres reads the connection string after
- * the config, so without this a URL's `?statement_timeout=` would replace the elector's bound,
- * and a URL's or PGOPTIONS' `options` would be lost or lose the library's.
+ * The application's settings as node-postgres itself resolves them (its connection string over
+ * its config over the PG* environment: the driver's own parser, so every URL form, encoding and
+ * repeated parameter means what it means to the application's pool), with no connection string
+ * left: node-postgres reads one after the config, so a URL's `?statement_timeout=` would
+ * otherwise replace the elector's bound, and its `options` the library's.
  */
-function ownStartupConfig(config: ClientConfig): { connectionString: string | undefined; options: string | undefined } {
-  let { connectionString } = config;
-  let fromString: string | null = null;
-  if (connectionString) {
-    try {
-      const url = new URL(connectionString);
-      fromString = url.searchParams.get('options');
-      if (OWN_STARTUP_KEYS.some((key) => url.searchParams.has(key))) {
-        for (const key of OWN_STARTUP_KEYS) url.searchParams.delete(key);
-        connectionString = url.toString();
-      }
-    } catch {
-      // Not a URL node-postgres would read settings from: leave it as it is.
-    }
-  }
-  return { connectionString, options: fromString || config.options || process.env.PGOPTIONS || undefined };
+function resolvedConfig(ClientClass: typeof Client, config: ClientConfig): ClientConfig & { options?: string } {
+  // Only what the parameters are resolved from: a client built from the whole config would call
+  // the application's stream factory, if it has one. Nothing connects.
+  const from: Record<string, unknown> = { connectionString: config.connectionString };
+  for (const key of RESOLVED_KEYS) from[key] = (config as Record<string, unknown>)[key];
+  const resolved = (new ClientClass(from as ClientConfig) as unknown as { connectionParameters: Record<string, unknown> })
+    .connectionParameters;
+  const { connectionString: _, ...rest } = config;
+  const own: Record<string, unknown> = { ...rest };
+  for (const key of RESOLVED_KEYS) if (resolved[key] !== undefined) own[key] = resolved[key];
+  return own as ClientConfig & { options?: string };
 }
 
 async function pgModule(): Promise<{ Client: typeof Client; Pool: typeof Pool }> {
@@ -76,25 +85,23 @@ async function openOwnPool(
   options: { session: SessionBounds | null; genericPlans: boolean; connectTimeoutMs: number },
 ): Promise<OwnPool> {
   const bounds = options.session;
-  const [{ Pool: PoolClass }, { drizzle }] = await Promise.all([pgModule(), import('drizzle-orm/node-postgres')]);
+  const [{ Pool: PoolClass, Client: ClientClass }, { drizzle }] = await Promise.all([pgModule(), import('drizzle-orm/node-postgres')]);
   const config = connectionConfig(client);
   const sockets = new SocketTracker();
   // The bounds as node-postgres's own startup settings: they replace any the application's
   // config or connection string carries (which would otherwise win over `-c` options).
-  const startup = ownStartupConfig(config);
+  const base = bounds ? resolvedConfig(ClientClass, config) : config;
   const settings = bounds
     ? {
-        connectionString: startup.connectionString,
         statement_timeout: bounds.statementTimeoutMs,
         lock_timeout: bounds.lockTimeoutMs,
         idle_in_transaction_session_timeout: bounds.idleInTransactionTimeoutMs,
         // node-postgres has no startup setting of its own for this one: a `-c` option, after the application's.
-        options:
-          [startup.options, options.genericPlans ? '-c plan_cache_mode=force_generic_plan' : ''].filter(Boolean).join(' ') || undefined,
+        options: [base.options, options.genericPlans ? '-c plan_cache_mode=force_generic_plan' : ''].filter(Boolean).join(' ') || undefined,
       }
     : {};
   const own = new PoolClass({
-    ...config,
+    ...base,
     ...settings,
     query_timeout: undefined,
     // One connection: a statement prepared on it stays prepared (a second connection would
