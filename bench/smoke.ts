@@ -28,8 +28,15 @@ try {
   assert.equal(results.mode, 'smoke');
   assert.deepEqual(
     Object.keys(results.scenarios).sort(),
-    ['advisoryLock', 'crash', 'floor', 'graceful', 'herd', 'inProcess', 'leaseChecked', 'ratios', 'scale', 'steady'].sort(),
+    ['advisoryLock', 'crash', 'floor', 'graceful', 'herd', 'inProcess', 'leaseChecked', 'ratios', 'scale', 'scripted', 'steady'].sort(),
   );
+  // The library's statements scripted, and each LISTEN row's floor paced like its handoffs.
+  assert.equal(results.scenarios.scripted.statements.n, 3);
+  assert.equal(results.scenarios.scripted.pacedFloor.n, 3);
+  for (const g of results.scenarios.graceful.filter((x: { mode: string }) => x.mode === 'listen')) {
+    assert.equal(g.pacedFloor.n, 3);
+    assert.equal(typeof g.overPacedFloor.p50, 'number');
+  }
   // The fleet has its own section beside the scenarios.
   assert.equal(typeof results.fleet, 'object');
   assert.deepEqual(
