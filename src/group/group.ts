@@ -262,8 +262,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   #isolatedUntil = 0;
   #assignment: Map<string, string> | null = null;
   #heartbeatDueAt = 0;
-  /** Each other member's row expiry as last read (local monotonic ms): a row whose expiry has not moved was not renewed. */
-  /** Each other member's row as last read: its stored `expires_at` (exact text). */
+  /** Each other member's row as last read: its stored `expires_at` (exact text); the same value again means not renewed. */
   #memberExpiry = new Map<string, string>();
   /** When a hint last asked for a heartbeat / a renewal (monotonic ms): one asked for while the statement was in flight still gets it. */
   #heartbeatAskedAt = Number.NEGATIVE_INFINITY;
