@@ -405,8 +405,9 @@ async function statementCounts(admin: Sql, statementsAvailable: boolean) {
     >`select query, calls from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database())`;
     const sum = (match: (q: string) => boolean) => rows.filter((r) => match(r.query)).reduce((s, r) => s + Number(r.calls), 0);
     return {
-      elect: sum((q) => q.includes('with "won"')),
-      renew: sum((q) => q.includes('do update set "expires_at"') && !q.includes('with "won"')),
+      // The single elector's election (with "taken" ...): the group's batch elections are not counted here.
+      elect: sum((q) => q.includes('with "taken"')),
+      renew: sum((q) => q.includes('do update set "expires_at"') && !q.includes('with "won"') && !q.includes('with "taken"')),
       advisory: sum((q) => q.includes('pg_try_advisory_lock')),
       all: sum((q) => /river_leader|pg_try_advisory_lock/.test(q)),
     };
