@@ -47,82 +47,60 @@ describe.each(DRIVERS)('own connections (%s)', (driver) => {
   });
 });
 
-it("node-postgres: the application's own startup options are kept beside the library's", async () => {
-  const pool = new pg.Pool({ connectionString: url, max: 1, options: '-c application_name=app-own-option' });
-  try {
-    const held = await acquireStatementDatabase(drizzlePg(pool) as unknown as LeaderDatabase, bounds, SILENT_LOGGER, 'elect');
+describe("node-postgres: the application's settings, wherever they come from, beside the library's", () => {
+  /** What the elector's own election connection runs with, for a pool made from `config`. */
+  const ownSettings = async (config: pg.PoolConfig) => {
+    const pool = new pg.Pool({ max: 1, ...config });
     try {
-      const row = await one(held.db, settings);
-      expect(row.application_name).toBe('app-own-option');
-      expect(row.plan_cache_mode).toBe('force_generic_plan');
+      const held = await acquireStatementDatabase(drizzlePg(pool) as unknown as LeaderDatabase, bounds, SILENT_LOGGER, 'elect');
+      try {
+        expect(held.error).toBeNull();
+        return await one(held.db, settings);
+      } finally {
+        await held.release();
+      }
     } finally {
-      await held.release();
-    }
-  } finally {
-    await pool.end();
-  }
-});
-
-describe('node-postgres: settings from elsewhere than the config', () => {
-  const settingsOf = async (pool: pg.Pool) => {
-    const held = await acquireStatementDatabase(drizzlePg(pool) as unknown as LeaderDatabase, bounds, SILENT_LOGGER, 'elect');
-    try {
-      expect(held.error).toBeNull();
-      return await one(held.db, settings);
-    } finally {
-      await held.release();
+      await pool.end();
     }
   };
 
-  it('PGOPTIONS is kept beside the library’s own option (node-postgres reads it only when no options are given)', async () => {
+  it('its own startup options are kept', async () => {
+    const row = await ownSettings({ connectionString: url, options: '-c application_name=app-own-option' });
+    expect(row.application_name).toBe('app-own-option');
+    expect(row.plan_cache_mode).toBe('force_generic_plan');
+  });
+
+  it('PGOPTIONS is kept (node-postgres reads it only when no options are given)', async () => {
     const before = process.env.PGOPTIONS;
     process.env.PGOPTIONS = '-c application_name=from-pgoptions';
-    const pool = new pg.Pool({ connectionString: url, max: 1 });
     try {
-      const row = await settingsOf(pool);
+      const row = await ownSettings({ connectionString: url });
       expect(row.application_name).toBe('from-pgoptions');
       expect(row.plan_cache_mode).toBe('force_generic_plan');
     } finally {
       if (before === undefined) delete process.env.PGOPTIONS;
       else process.env.PGOPTIONS = before;
-      await pool.end();
     }
   });
 
-  it("a connection string's options and timeouts: its options are kept, its timeouts do not replace the elector's bounds", async () => {
+  it("a connection string's options are kept, and its timeouts do not replace the elector's bounds", async () => {
     const withSettings = new URL(url);
     withSettings.searchParams.set('options', '-c application_name=from-url');
     withSettings.searchParams.set('statement_timeout', '600000');
-    const pool = new pg.Pool({ connectionString: withSettings.toString(), max: 1 });
-    try {
-      const row = await settingsOf(pool);
-      expect(row.application_name).toBe('from-url');
-      expect(row.plan_cache_mode).toBe('force_generic_plan');
-      expect(row.statement_timeout).toBe('5s');
-    } finally {
-      await pool.end();
-    }
+    const row = await ownSettings({ connectionString: withSettings.toString() });
+    expect(row.application_name).toBe('from-url');
+    expect(row.plan_cache_mode).toBe('force_generic_plan');
+    expect(row.statement_timeout).toBe('5s');
   });
-});
 
-it('node-postgres: a connection string node-postgres reads but the URL standard does not (empty host, host in the query) keeps the bounds too', async () => {
-  const parsed = new URL(url);
-  // The form unix-socket URLs with credentials take; here the host in the query is a TCP one.
-  const odd = `postgres://${parsed.username}:${parsed.password}@${parsed.pathname}?host=${parsed.hostname}&port=${parsed.port}&statement_timeout=600000&options=-c%20application_name%3Dodd-url`;
-  expect(() => new URL(odd)).toThrow();
-  const pool = new pg.Pool({ connectionString: odd, max: 1 });
-  try {
-    const held = await acquireStatementDatabase(drizzlePg(pool) as unknown as LeaderDatabase, bounds, SILENT_LOGGER, 'elect');
-    try {
-      expect(held.error).toBeNull();
-      const row = await one(held.db, settings);
-      expect(row.statement_timeout).toBe('5s');
-      expect(row.application_name).toBe('odd-url');
-      expect(row.plan_cache_mode).toBe('force_generic_plan');
-    } finally {
-      await held.release();
-    }
-  } finally {
-    await pool.end();
-  }
+  it('the same for a connection string node-postgres reads but the URL standard does not (empty host, host in the query)', async () => {
+    const parsed = new URL(url);
+    // The form unix-socket URLs with credentials take; here the host in the query is a TCP one.
+    const odd = `postgres://${parsed.username}:${parsed.password}@${parsed.pathname}?host=${parsed.hostname}&port=${parsed.port}&statement_timeout=600000&options=-c%20application_name%3Dodd-url`;
+    expect(() => new URL(odd)).toThrow();
+    const row = await ownSettings({ connectionString: odd });
+    expect(row.statement_timeout).toBe('5s');
+    expect(row.application_name).toBe('odd-url');
+    expect(row.plan_cache_mode).toBe('force_generic_plan');
+  });
 });

@@ -30,9 +30,6 @@ interface Shared {
 
 const pools = new WeakMap<object, Map<string, Shared>>();
 
-/** Pools opened for one user alone (`unshared`), numbered so that none is ever found by another. */
-let unsharedPools = 0;
-
 /** PgBouncer (and other poolers) refuse startup parameters they do not know. */
 function refusedStartupParameters(error: unknown): boolean {
   return errorCode(error) === '08P01' || /unsupported startup parameter/i.test(String((error as Error)?.message ?? error));
@@ -114,11 +111,12 @@ export async function acquireStatementDatabase(
     byBounds = new Map();
     pools.set(client, byBounds);
   }
-  const key = `${role}:${bounds.statementTimeoutMs}:${bounds.lockTimeoutMs}:${bounds.idleInTransactionTimeoutMs}${options.unshared ? `:unshared-${++unsharedPools}` : ''}`;
-  let shared = byBounds.get(key);
+  const key = `${role}:${bounds.statementTimeoutMs}:${bounds.lockTimeoutMs}:${bounds.idleInTransactionTimeoutMs}`;
+  // An unshared pool is never entered in the map: nobody else can find it, and its one user closes it.
+  let shared = options.unshared ? undefined : byBounds.get(key);
   if (!shared) {
     shared = { pool: open(db, bounds, logger), refs: 0, told: false };
-    byBounds.set(key, shared);
+    if (!options.unshared) byBounds.set(key, shared);
   }
   shared.refs++;
   const held = shared;

@@ -322,10 +322,12 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     for (const { name, term } of orphaned) expect(survivors.find((m) => m.leads(name))!.lease(name)!.term).toBeGreaterThan(term);
   });
 
-  it('a member SIGKILLed: its names are led again as soon as its leases end, not up to a heartbeat later', async () => {
-    // A long renew interval against the ttl, so waiting for the next periodic heartbeat would
-    // show: the survivors used to find the dead member gone at their first heartbeat after its
-    // row expired, up to one interval (here 2.5 s) later; now they look when it expires.
+  /**
+   * Two survivors with a long renew interval against the ttl, a third member SIGKILLed: how long
+   * after its leases ended (by the database's count, from about the kill) its names were led
+   * again. `whileWaiting` runs from the kill until then (and is undone by what it returns).
+   */
+  const ledAgainAfterExpiry = async (whileWaiting: () => () => void = () => () => {}) => {
     const slow = { ttl: 6_000, renewInterval: 2_500, safetyMargin: 500 } as const;
     const names = namesFor(12);
     const survivors = [member(names, { id: `${group}-a`, ...slow }), member(names, { id: `${group}-b`, ...slow })];
@@ -333,13 +335,24 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     await balanced(survivors, names, 0);
     const killed = await killedThird(survivors, names, slow);
     const orphaned = killed.orphaned.map((r) => r.name);
-    // The lease time its rows have left, by the database's clock, from about the kill.
     const left = Math.max(...[...(await storedLeaders(orphaned)).values()].map((r) => r.remainingMs));
-    await vi.waitFor(() => expect(orphaned.filter((n) => survivors.some((m) => m.leads(n)))).toHaveLength(4), {
-      timeout: 15_000,
-      interval: 5,
-    });
-    const afterExpiry = performance.now() - killed.killedAt - left;
+    const undo = whileWaiting();
+    try {
+      await vi.waitFor(() => expect(orphaned.filter((n) => survivors.some((m) => m.leads(n)))).toHaveLength(4), {
+        timeout: 15_000,
+        interval: 5,
+      });
+    } finally {
+      undo();
+    }
+    return performance.now() - killed.killedAt - left;
+  };
+
+  it('a member SIGKILLed: its names are led again as soon as its leases end, not up to a heartbeat later', async () => {
+    // Waiting for the next periodic heartbeat would show: the survivors used to find the dead
+    // member gone at their first heartbeat after its row expired, up to one interval (here
+    // 2.5 s) later; now they look when it expires.
+    const afterExpiry = await ledAgainAfterExpiry();
     console.log(`${driver}: a killed member's names led again ${afterExpiry.toFixed(0)} ms after its leases ended`);
     expect(afterExpiry).toBeLessThan(500);
   });
@@ -348,26 +361,12 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     // The survivors used to judge "not renewed" from read time + time left, which moves with
     // each answer's delay; past 25 ms of difference between two reads they took the dead row for
     // renewed and skipped the look (one heartbeat, 2.5 s, late). The stored expires_at is exact.
-    const slow = { ttl: 6_000, renewInterval: 2_500, safetyMargin: 500 } as const;
-    const names = namesFor(12);
-    const survivors = [member(names, { id: `${group}-a`, ...slow }), member(names, { id: `${group}-b`, ...slow })];
-    await Promise.all(survivors.map((m) => m.start()));
-    await balanced(survivors, names, 0);
-    const killed = await killedThird(survivors, names, slow);
-    const orphaned = killed.orphaned.map((r) => r.name);
-    const left = Math.max(...[...(await storedLeaders(orphaned)).values()].map((r) => r.remainingMs));
-    // From now on this process (the survivors' event loop) stalls 0-100 ms every 40 ms, so each
-    // answer is read between 0 and 100 ms after it arrived.
-    const jitter = setInterval(() => freezeEventLoop(Math.random() * 100), 40);
-    try {
-      await vi.waitFor(() => expect(orphaned.filter((n) => survivors.some((m) => m.leads(n)))).toHaveLength(4), {
-        timeout: 15_000,
-        interval: 5,
-      });
-    } finally {
-      clearInterval(jitter);
-    }
-    const afterExpiry = performance.now() - killed.killedAt - left;
+    // From the kill on, this process (the survivors' event loop) stalls 0-100 ms every 40 ms, so
+    // each answer is read between 0 and 100 ms after it arrived.
+    const afterExpiry = await ledAgainAfterExpiry(() => {
+      const jitter = setInterval(() => freezeEventLoop(Math.random() * 100), 40);
+      return () => clearInterval(jitter);
+    });
     console.log(`${driver}: with late reads, a killed member's names led again ${afterExpiry.toFixed(0)} ms after its leases ended`);
     expect(afterExpiry).toBeLessThan(800);
   });
