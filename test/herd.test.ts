@@ -6,7 +6,7 @@
  */
 import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { nextInLinePayload, parseElectorHint } from '../src/dev/testing.js';
+import { directChannel, nextInLinePayload, parseElectorHint } from '../src/dev/testing.js';
 import { createElector, type Elector, parseNotification } from '../src/index.js';
 import { connect, createTestDatabase, DRIVERS } from './support/db.js';
 import { ElectorPool, sleep } from './support/elector.js';
@@ -32,7 +32,15 @@ const electionsOf = (electors: Elector[]) =>
 describe('next-in-line payload', () => {
   it('is read by electors only: parseNotification (watchers, the CLI, older electors) ignores it', () => {
     const payload = nextInLinePayload('jobs', 'worker-1', 7);
-    expect(parseElectorHint(payload)).toEqual({ v: 1, action: 'next_in_line', name: 'jobs', id: 'worker-1', term: 7 });
+    expect(parseElectorHint(payload)).toEqual({ v: 1, action: 'next_in_line', name: 'jobs', id: 'worker-1', term: 7, direct: true });
+    // An older elector's claim says nothing of a direct channel: its leader must tell everyone.
+    expect(parseElectorHint(JSON.stringify({ v: 1, action: 'next_in_line', name: 'jobs', id: 'w', term: 7 }))).toEqual({
+      v: 1,
+      action: 'next_in_line',
+      name: 'jobs',
+      id: 'w',
+      term: 7,
+    });
     expect(parseNotification(payload)).toBeNull();
     // A term is required and must be a term: a claim about no term in particular names no one.
     expect(parseElectorHint(JSON.stringify({ v: 1, action: 'next_in_line', name: 'jobs', id: 'w' }))).toBeNull();
@@ -157,7 +165,80 @@ describe.each(DRIVERS)('graceful handoff without the herd (%s)', (driver) => {
     expect(electionsOf(followers) - before).toBe(1);
   });
 
-  it('a stopping leader lets LISTEN go before it resigns: its own NOTIFY reaches neither it nor its LISTEN backend', async () => {
+  it('with a volunteer, the resignation reaches it alone: no other follower hears a thing until the successor has won', async () => {
+    const { leader, followers } = await fleet(6);
+    const term = leader.lease!.term;
+    const { id } = await volunteerFor(term);
+    const successor = followers.find((f) => f.id === id)!;
+    const others = followers.filter((f) => f !== successor);
+    const heardBefore = others.map((f) => f.stats.notifications.received);
+    let heardAtGain: number[] | null = null;
+    successor.subscribe((event) => {
+      if (event.type === 'gained') heardAtGain ??= others.map((f) => f.stats.notifications.received);
+    });
+    const announced: string[] = [];
+    onPayload = (payload) => {
+      const n = parseNotification(payload);
+      if (n?.name === name && (n.action === 'resigned' || n.action === 'elected')) announced.push(`${n.action} ${n.term}`);
+    };
+    await leader.stop();
+    const newTerm = (await nextLeader([successor], term)).lease!.term;
+    // Before: every follower's LISTEN delivered the `resigned` while the successor was electing.
+    expect(heardAtGain).toEqual(heardBefore);
+    await vi.waitFor(() => expect(announced).toEqual([`resigned ${term}`, `elected ${newTerm}`]), { timeout: 5_000, interval: 10 });
+    await sleep(AFTER_STAGGER_MS);
+    expect(followers.filter((e) => e.isLeader)).toEqual([successor]);
+    // The others heard the handoff afterwards, from the successor, and did not elect on it.
+    for (const [i, f] of others.entries()) expect(f.stats.notifications.received).toBeGreaterThan(heardBefore[i]!);
+  });
+
+  it('a volunteer claim without `direct` (an older elector) gets the resignation on the shared channel, as it expects', async () => {
+    const { leader, followers } = await fleet(2);
+    const term = leader.lease!.term;
+    await volunteerFor(term);
+    const older = followers[0]!;
+    await conn.query('select pg_notify($1, $2)', [CHANNEL, JSON.stringify({ v: 1, action: 'next_in_line', name, id: older.id, term })]);
+    await vi.waitFor(() => expect(volunteers.at(-1)).toMatchObject({ id: older.id, term }), { timeout: 5_000, interval: 10 });
+    const direct: string[] = [];
+    const shared: string[] = [];
+    const spy = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await spy.listen(directChannel(CHANNEL, older.id), (payload) => void direct.push(payload));
+      onPayload = (payload) => {
+        const n = parseNotification(payload);
+        if (n?.name === name && n.action === 'resigned') shared.push(n.leaderId!);
+      };
+      await leader.stop();
+      await nextLeader(followers, term);
+      await vi.waitFor(() => expect(shared).toEqual([leader.id]), { timeout: 5_000, interval: 10 });
+      expect(direct).toEqual([]);
+    } finally {
+      await spy.end({ timeout: 5 });
+    }
+  });
+
+  it('a forged `elected` while the leader waits for its successor costs a look at the database, not the lease', async () => {
+    const { leader, followers } = await fleet(4);
+    const term = leader.lease!.term;
+    await volunteerFor(term);
+    // A ghost volunteer (the latest claim wins), and a forger that hears what is sent to it.
+    await conn.query('select pg_notify($1, $2)', [CHANNEL, nextInLinePayload(name, 'ghost', term)]);
+    await vi.waitFor(() => expect(volunteers.at(-1)).toMatchObject({ id: 'ghost', term }), { timeout: 5_000, interval: 10 });
+    const forger = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await forger.listen(directChannel(CHANNEL, 'ghost'), (payload) => {
+        if (parseNotification(payload)?.action === 'resigned')
+          void forger`select pg_notify(${CHANNEL}, ${JSON.stringify({ v: 1, action: 'elected', name, leaderId: 'ghost', term: term + 1 })})`;
+      });
+      await leader.stop();
+      const winner = await nextLeader(followers, term);
+      expect(followers.filter((e) => e.isLeader)).toEqual([winner]);
+    } finally {
+      await forger.end({ timeout: 5 });
+    }
+  });
+
+  it('a stopping leader with no volunteer lets LISTEN go before it resigns: its own NOTIFY reaches neither it nor its LISTEN backend', async () => {
     // Its own client, so its LISTEN connection is its alone (shared ones stay for the others).
     const own = connect(driver, url, { max: 1 });
     try {
@@ -167,6 +248,11 @@ describe.each(DRIVERS)('graceful handoff without the herd (%s)', (driver) => {
       const follower = pool.create({ ...LONG_LEASE, name, id: 'next' });
       await follower.start();
       const term = leader.lease!.term;
+      await volunteerFor(term);
+      // The latest claim names no one for this term: the resignation goes to everyone.
+      await conn.query('select pg_notify($1, $2)', [CHANNEL, nextInLinePayload(name, 'ghost', term - 1)]);
+      await vi.waitFor(() => expect(volunteers.at(-1)).toMatchObject({ id: 'ghost', term: term - 1 }), { timeout: 5_000, interval: 10 });
+      await sleep(50);
       const heard = leader.stats.notifications.received;
       await leader.stop();
       expect(leader.stats.notifications.received).toBe(heard);
@@ -175,7 +261,7 @@ describe.each(DRIVERS)('graceful handoff without the herd (%s)', (driver) => {
       await vi.waitFor(
         async () => {
           const unlistened = (await conn.query(
-            `select pid from pg_stat_activity where datname = current_database() and query ilike 'unlisten "${CHANNEL}"'`,
+            `select pid from pg_stat_activity where datname = current_database() and query ilike 'unlisten %'`,
           )) as { pid: number }[];
           if (unlistened.length === 0) throw new Error('the stopped leader’s LISTEN backend still listens');
         },

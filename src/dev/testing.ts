@@ -40,7 +40,7 @@ export { acquireStatementDatabase } from '../lease/connection.js';
 /** The process's shared LISTEN connection, for tests of its LISTEN/UNLISTEN bookkeeping. */
 export { subscribeChannel } from '../listen/notifier.js';
 /** The next-in-line hint's payload, for tests of the handoff hints. */
-export { nextInLinePayload, parseElectorHint, parseNotification } from '../listen/payload.js';
+export { directChannel, nextInLinePayload, parseElectorHint, parseNotification } from '../listen/payload.js';
 
 /** The client-side bounds, for tests that give them real Drizzle queries. */
 export { settledWithin, withDeadline } from '../util/deadline.js';

@@ -62,11 +62,11 @@ import type { SQL } from 'drizzle-orm';
 import type { SessionBounds } from '../driver/types.js';
 import { DeadlineExceededError, DrizzleLeaderError, ElectorStoppedError, InvalidOptionError, LeadershipLostError } from '../errors.js';
 import { acquireStatementDatabase, MAX_CONNECT_TIMEOUT_MS } from '../lease/connection.js';
-import { notify } from '../lease/statements.js';
+import { notify, readLease } from '../lease/statements.js';
 import { createLeaseStore, type LeaseStore } from '../lease/store.js';
 import { leaseHeldSql } from '../lease/transaction.js';
 import { subscribeChannel } from '../listen/notifier.js';
-import { nextInLinePayload, parseElectorHint } from '../listen/payload.js';
+import { directChannel, leadershipPayload, nextInLinePayload, parseElectorHint } from '../listen/payload.js';
 import { type ElectorOptions, type ResolvedElectorOptions, resolveElectorOptions } from '../options.js';
 import type {
   ElectorStats,
@@ -150,6 +150,16 @@ const HANDOFF_STAGGER_MS = 25;
 const HANDOFF_VERIFY_MS = 250;
 
 /**
+ * How long (ms) a leader that told only its next in line of its resignation waits to hear the
+ * successor's `elected` before telling everyone (`resigned` on the shared channel): all a dead,
+ * stopped or forged volunteer costs the others on top of their stagger.
+ */
+const HANDOFF_CONFIRM_MS = 50;
+
+/** The bound (ms) on the leader's look at the database, and its `resigned` to all, after a directed resignation. */
+const HANDOFF_CONFIRM_STATEMENT_MS = 1_000;
+
+/**
  * Volunteering waits a random part of this (ms): the first volunteer's NOTIFY then usually
  * reaches the others before they send theirs, so a term costs about one volunteer, not one
  * per follower.
@@ -205,6 +215,13 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
   #loop: Promise<void> | null = null;
   #listenReady: Promise<void> | null = null;
   #unlisten: (() => Promise<void>) | null = null;
+  /** The subscription to this candidate's own channel (`directChannel`): resignations meant for it alone. */
+  #unlistenDirect: (() => Promise<void>) | null = null;
+  #directListening = false;
+  /** A `resigned` this follower alone was told (it is next in line): its election announces the handoff to the rest once won. */
+  #directedBy: { readonly leaderId: string; readonly term: number } | null = null;
+  /** A leader that resigned to its next in line alone, waiting to hear a later term elected. */
+  #successorWait: { readonly term: number; readonly heard: () => void } | null = null;
   /**
    * A term this process may still hold in the database after stepping down locally; the loop
    * releases it. A release that fails is retried until the lease can have expired (`until`,
@@ -238,7 +255,7 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
   /** When a `resigned` notification last woke this follower (monotonic ms), for the handoff latency hook. */
   #notifiedAt: number | null = null;
   /** The latest `next_in_line` volunteer heard (arrival order is commit order, the same for every listener). */
-  #nextInLine: { readonly term: number; readonly id: string } | null = null;
+  #nextInLine: { readonly term: number; readonly id: string; readonly direct: boolean } | null = null;
   /** This follower's own volunteering, waiting out its random spread. */
   #volunteer: { readonly term: number; readonly timer: NodeJS.Timeout } | null = null;
   #lastVolunteeredAt = Number.NEGATIVE_INFINITY;
@@ -361,17 +378,18 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
     if (this.#deferredWake) clearTimeout(this.#deferredWake);
     this.#cancelStagger();
     this.#cancelVolunteer();
-    // Nothing a notification says matters to a stopping elector. Let LISTEN go before the loop
-    // sends the resignation, so the NOTIFY it carries does not come back to wake this process
-    // (and its LISTEN backend) while the successor elects. Waits for nothing on the network.
-    this.#unlisten?.().catch(() => {});
-    this.#unlisten = null;
+    // Nothing a notification says matters to a stopping elector, except its successor's
+    // `elected` after a resignation told to the next in line alone. Otherwise let LISTEN go
+    // before the loop sends the resignation, so the NOTIFY it carries does not come back to wake
+    // this process (and its LISTEN backend) while the successor elects. Waits for nothing on the network.
+    if (!this.#resignsToSuccessor()) this.#stopListening();
     this.#wakeup.wake();
     // Bounded in every state: the loop's statements carry server- and client-side bounds, but a
     // partition can still hold one; wait for it at most one ttl (the loop releases a late win
     // itself when it returns).
     const bound = settledWithin(this.#loop, this.#options.ttl);
     await bound;
+    this.#stopListening();
     this.#state = { kind: 'stopped' };
     // Let listeners hear `lost: stopped` before stop() resolves, but never wait on a stuck one.
     await settledWithin(this.#subscribers.drained(), 1_000);
@@ -762,6 +780,30 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
     }
   }
 
+  /**
+   * After winning a handoff it alone was told of: the `resigned` and this `elected`, in that
+   * order, to everyone on the shared channel (watchers, the CLI, the other followers, the old
+   * leader waiting to hear it). Best-effort and bounded, after `gained`: a follower that hears
+   * neither finds the new lease at its next poll.
+   */
+  #announceHandoff(resigned: { readonly leaderId: string; readonly term: number }, term: number): void {
+    const db = this.#leadDb;
+    if (!db) return;
+    const { name, id, channel } = this.#options;
+    void withDeadline(
+      notify(
+        db,
+        channel,
+        leadershipPayload('resigned', name, resigned.leaderId, resigned.term),
+        leadershipPayload('elected', name, id, term),
+      ),
+      HANDOFF_CONFIRM_STATEMENT_MS,
+      () => 'handoff notice did not answer',
+    ).catch((error) =>
+      this.#instruments.handled('election', error, 'drizzle-leader: could not announce the handoff; followers find it by polling'),
+    );
+  }
+
   #isRunning(): boolean {
     const kind = this.#state.kind;
     return kind === 'leader' || (kind === 'follower' && !this.#stopRequested);
@@ -788,9 +830,18 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
     const startedAt = this.#now();
     const notifiedAt = this.#notifiedAt;
     this.#notifiedAt = null;
+    const directedBy = this.#directedBy;
+    this.#directedBy = null;
     let result: Awaited<ReturnType<LeaseStore['elect']>>;
     try {
-      result = await this.#store.elect({ name, leaderId: id, ttlMs: ttl }, this.#statementDeadlineMs(), (late) => this.#onLateAnswer(late));
+      // Told alone of a resignation, the next in line elects without its `elected` NOTIFY: it
+      // would wake every other follower's process while this one still has its win to read.
+      // It tells them once it leads (`#announceHandoff`).
+      result = await this.#store.elect(
+        { name, leaderId: id, ttlMs: ttl, ...(directedBy ? { channel: null } : {}) },
+        this.#statementDeadlineMs(),
+        (late) => this.#onLateAnswer(late),
+      );
     } catch (error) {
       this.#instruments.election('failed', this.#now().monotonic - startedAt.monotonic);
       const failure = this.#failed(error, 'election');
@@ -814,6 +865,7 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
         return undefined;
       }
       this.#becomeLeader(result.lease, startedAt, notifiedAt);
+      if (directedBy) this.#announceHandoff(directedBy, result.lease.term);
       attempted(undefined);
       return undefined;
     }
@@ -924,6 +976,72 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
     await this.#store.resign({ name, leaderId: id, term: 0 }).catch(() => {});
   }
 
+  /**
+   * Whether this leader's resignation (of `term`, by default the one it has to release) goes to its next
+   * in line alone: a volunteer for exactly that term is known, and this elector listens on the
+   * shared channel, so it can hear the successor announce its win.
+   */
+  #resignsToSuccessor(term = this.#unreleased?.term): boolean {
+    const next = this.#nextInLine;
+    return (
+      this.#nextInLineEnabled &&
+      this.#unlisten !== null &&
+      this.#listening &&
+      next !== null &&
+      next.direct &&
+      next.term === term &&
+      next.id !== this.#options.id
+    );
+  }
+
+  /** Starts listening for a later term's `elected` (set before the resignation is sent, so none can slip past). */
+  #awaitSuccessor(term: number): Promise<boolean> {
+    const heard = deferred<boolean>();
+    this.#successorWait = { term, heard: () => heard.resolve(true) };
+    const timer = setTimeout(() => heard.resolve(false), HANDOFF_CONFIRM_MS);
+    return heard.promise.finally(() => clearTimeout(timer));
+  }
+
+  /**
+   * After a resignation told to the next in line alone: once a later term's `elected` is heard
+   * (or HANDOFF_CONFIRM_MS has passed), the database says whether anyone holds a live lease of
+   * a later term. If not (the volunteer was dead, stopped or forged, or the `elected` was), the
+   * resignation is told to everyone, who then elect as after any `resigned`. Best-effort and
+   * bounded: without it the others still find the row gone at their next poll.
+   */
+  async #confirmSuccession(term: number, heard: Promise<boolean>): Promise<void> {
+    const db = this.#leadDb;
+    if (!db) return;
+    const { name, id, channel, table } = this.#options;
+    try {
+      if (await heard) {
+        const lease = await withDeadline(readLease(db, table, name), HANDOFF_CONFIRM_STATEMENT_MS, () => 'lease read did not answer');
+        if (lease && lease.term > term && lease.remainingMs > 0) return;
+      }
+      await withDeadline(
+        notify(db, channel, leadershipPayload('resigned', name, id, term)),
+        HANDOFF_CONFIRM_STATEMENT_MS,
+        () => 'resignation notice did not answer',
+      );
+    } catch (error) {
+      this.#instruments.handled(
+        'resignation',
+        error,
+        'drizzle-leader: could not tell the followers of the resignation; they find it by polling',
+        {
+          term,
+        },
+      );
+    }
+  }
+
+  /** Unsubscribes from both channels. Waits for nothing on the network. */
+  #stopListening(): void {
+    for (const unlisten of [this.#unlisten, this.#unlistenDirect]) unlisten?.().catch(() => {});
+    this.#unlisten = null;
+    this.#unlistenDirect = null;
+  }
+
   /** Resolves after the loop's next attempt to release a term (at once if the loop is not running). */
   #nextRelease(): Promise<void> {
     if (!this.#loop) return Promise.resolve();
@@ -938,17 +1056,27 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
     if (held && this.#now().monotonic >= held.until) {
       this.#unreleased = null; // the lease has expired by now: nothing left to release
     } else if (held && this.#state.kind !== 'leader') {
-      const { name, id, ttl } = this.#options;
+      const { name, id, ttl, channel } = this.#options;
       const { term } = held;
+      const successor = this.#resignsToSuccessor(term) ? this.#nextInLine : null;
       try {
         // Bounded on the server (lock_timeout) and, in case of a partition, here: the lease expires anyway.
-        await withDeadline(this.#store.resign({ name, leaderId: id, term }), ttl, () => `resignation did not answer within ${ttl} ms`);
+        const resigned = withDeadline(
+          this.#store.resign({ name, leaderId: id, term, ...(successor ? { channel: directChannel(channel, successor.id) } : {}) }),
+          ttl,
+          () => `resignation did not answer within ${ttl} ms`,
+        );
+        const heard = successor ? this.#awaitSuccessor(term) : null;
+        const deleted = await resigned;
         if (this.#unreleased === held) this.#unreleased = null;
+        if (heard && deleted) await this.#confirmSuccession(term, heard);
       } catch (error) {
         // The lease will expire on its own; releasing it only makes failover faster.
         this.#noteUnanswered(error);
         this.#instruments.handled('resignation', error, 'drizzle-leader: could not release the lease; it will expire on its own', { term });
         if (this.#state.kind === 'stopping' && this.#unreleased === held) this.#unreleased = null;
+      } finally {
+        this.#successorWait = null;
       }
     }
     const waiters = this.#releaseWaiters;
@@ -1009,6 +1137,16 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
         });
       },
     });
+    if (this.#unlisten && this.#nextInLineEnabled) {
+      this.#unlistenDirect = subscribeChannel(this.#db, listen, directChannel(channel, this.#options.id), {
+        heartbeatMs: this.#options.renewInterval,
+        notification: (payload) => this.#onDirectNotification(payload),
+        listening: () => {
+          this.#directListening = true;
+        },
+        disconnected: () => {},
+      });
+    }
     if (!this.#unlisten) {
       if (warnedPollOnly.has(this.#db)) return;
       warnedPollOnly.add(this.#db);
@@ -1060,9 +1198,11 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
     this.#instruments.notification(ours);
     if (!notification) logger.debug({ name, payload: payload.slice(0, 200) }, 'drizzle-leader: ignored a malformed notification');
     if (!ours) return;
+    const wait = this.#successorWait;
+    if (wait && notification.action === 'elected' && (notification.term ?? 0) > wait.term) wait.heard();
     const state = this.#state;
     if (notification.action === 'next_in_line') {
-      this.#nextInLine = { term: notification.term, id: notification.id };
+      this.#nextInLine = { term: notification.term, id: notification.id, direct: notification.direct === true };
       if (this.#volunteer?.term === notification.term) this.#cancelVolunteer();
     } else if (notification.action === 'resigned' && state.kind === 'follower' && notification.leaderId !== id) {
       this.#notifiedAt ??= this.#now().monotonic;
@@ -1089,6 +1229,26 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
       this.#renewSoon = true;
       this.#wakeForNotification();
     }
+  }
+
+  /**
+   * A notification on this candidate's own channel: a leader that heard it volunteer resigned
+   * to it alone. It elects at once (spaced like any notified wake), whatever volunteer it heard
+   * last itself. Anything else on this channel is ignored: only `resigned` is sent here.
+   */
+  #onDirectNotification(payload: string): void {
+    const { name, id } = this.#options;
+    const notification = parseElectorHint(payload);
+    this.#instruments.notification(notification?.name === name);
+    if (notification?.name !== name || notification.action !== 'resigned') return;
+    if (this.#state.kind !== 'follower' || !this.#isRunning() || notification.leaderId === id || !notification.leaderId) return;
+    this.#directedBy = { leaderId: notification.leaderId, term: notification.term ?? 0 };
+    this.#notifiedAt ??= this.#now().monotonic;
+    if (this.#stagger) {
+      clearTimeout(this.#stagger.timer);
+      this.#stagger = null;
+    }
+    this.#wakeForNotification();
   }
 
   /**
@@ -1131,7 +1291,7 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
    * that cannot hear the resignation must not be the one the others wait for.
    */
   #volunteerFor(term: number): void {
-    if (!this.#nextInLineEnabled || !this.#unlisten || !this.#listening) return;
+    if (!this.#nextInLineEnabled || !this.#unlisten || !this.#listening || !this.#directListening) return;
     if (this.#state.kind !== 'follower' || !this.#isRunning()) return;
     if (this.#nextInLine?.term === term || this.#volunteer?.term === term) return;
     this.#cancelVolunteer();

@@ -23,7 +23,7 @@ function queueFull(error: unknown): boolean {
  * runs it again with a null channel (the same statement, no notification).
  */
 export async function notifyingIfPossible<T>(
-  channel: string,
+  channel: string | null,
   statement: (channel: string | null) => Promise<T>,
   dropped: (error: unknown) => void,
 ): Promise<T> {

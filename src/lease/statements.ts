@@ -287,6 +287,8 @@ export async function requestResign(
 }
 
 /** Sends `payload` on `channel` (the LISTEN delivery probe). */
-export async function notify(db: LeaderDatabase, channel: string, payload: string): Promise<void> {
-  await db.select({ notified: sql<string>`pg_notify(${channel}, ${payload})::text` }).from(sql`(select 1) as one`);
+export async function notify(db: LeaderDatabase, channel: string, ...payloads: string[]): Promise<void> {
+  // One statement, one commit: listeners hear the payloads in this order (the select list is evaluated left to right).
+  const fields = Object.fromEntries(payloads.map((payload, i) => [`n${i}`, sql<string>`pg_notify(${channel}, ${payload})::text`]));
+  await db.select(fields).from(sql`(select 1) as one`);
 }

@@ -23,11 +23,12 @@ export interface RenewDeadline {
 
 export interface LeaseStore {
   /**
-   * One election. Rejects with `DeadlineExceededError` when no answer came within `deadlineMs`;
-   * if a win comes later, `onLate` receives its lease: its holder must release it.
+   * One election. `input.channel` overrides the store's channel for the `elected` NOTIFY (null:
+   * none). Rejects with `DeadlineExceededError` when no answer came within `deadlineMs`; if a
+   * win comes later, `onLate` receives its lease: its holder must release it.
    */
   elect(
-    input: { name: string; leaderId: string; ttlMs: number },
+    input: { name: string; leaderId: string; ttlMs: number; channel?: string | null },
     deadlineMs?: number,
     onLate?: (lease: LeaderInfo) => void,
   ): Promise<statements.ElectResult>;
@@ -41,8 +42,8 @@ export interface LeaseStore {
     deadline: RenewDeadline,
     onLate?: (lease: LeaderInfo) => void,
   ): Promise<LeaderInfo | null>;
-  /** Deletes exactly this term's row and NOTIFYs `resigned`; true when the row was there. */
-  resign(input: statements.TermInput): Promise<boolean>;
+  /** Deletes exactly this term's row and NOTIFYs `resigned` (on `input.channel` if given); true when the row was there. */
+  resign(input: statements.TermInput & { channel?: string }): Promise<boolean>;
 }
 
 /** The deadline of a call that names none (tests, tools): generous, but still a bound. */
@@ -63,7 +64,11 @@ export function createLeaseStore(
   return {
     elect: (input, deadlineMs = UNHURRIED_MS, onLate) =>
       answeredWithin(
-        notifyingIfPossible(channel, (ch) => statements.elect(elect, table, { ...input, channel: ch }), notifyDropped),
+        notifyingIfPossible(
+          input.channel === undefined ? channel : input.channel,
+          (ch) => statements.elect(elect, table, { ...input, channel: ch }),
+          notifyDropped,
+        ),
         deadlineMs,
         'election',
         (result) => {
@@ -77,7 +82,8 @@ export function createLeaseStore(
         if (lease) onLate?.(lease);
       });
     },
-    resign: (input) => notifyingIfPossible(channel, (ch) => statements.resign(lead, table, { ...input, channel: ch }), notifyDropped),
+    resign: (input) =>
+      notifyingIfPossible(input.channel ?? channel, (ch) => statements.resign(lead, table, { ...input, channel: ch }), notifyDropped),
   };
 }
 

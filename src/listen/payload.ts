@@ -5,6 +5,7 @@
  * reconnects, and they can arrive twice. So a payload can only ever *wake* an elector or a
  * watcher, which then asks the database; nothing here decides who leads.
  */
+import { createHash } from 'node:crypto';
 import { type Placeholder, type SQL, sql } from 'drizzle-orm';
 import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 
@@ -56,11 +57,32 @@ export interface NextInLineNotification {
   id: string;
   /** The term the volunteer follows: the claim means nothing for any other. */
   term: number;
+  /**
+   * The volunteer listens on its `directChannel`, so the leader may tell it alone. Absent from
+   * older electors' claims: their leader then tells everyone, as they expect.
+   */
+  direct?: true;
+}
+
+/** The payload of an `elected` or `resigned` notification sent from JS (the lease statements build theirs in SQL, same fields). */
+export function leadershipPayload(action: 'elected' | 'resigned', name: string, leaderId: string, term: number): string {
+  return JSON.stringify({ v: NOTIFICATION_VERSION, action, name, leaderId, term });
+}
+
+/**
+ * The channel only one candidate listens on besides the shared one: a resigning leader that
+ * knows its next in line tells it alone, so the other followers' processes are not all woken
+ * while it elects. Derived from the shared channel and the candidate's id, so the leader needs
+ * nothing but the volunteer's `next_in_line` to address it; hashed to stay a short identifier
+ * (channel names are at most 63 bytes) whatever the id.
+ */
+export function directChannel(channel: string, id: string): string {
+  return `drizzle_leader_direct_${createHash('sha256').update(`${channel}\n${id}`).digest('hex').slice(0, 32)}`;
 }
 
 /** The payload of a `next_in_line` notification. */
 export function nextInLinePayload(name: string, id: string, term: number): string {
-  return JSON.stringify({ v: NOTIFICATION_VERSION, action: 'next_in_line', name, id, term });
+  return JSON.stringify({ v: NOTIFICATION_VERSION, action: 'next_in_line', name, id, term, direct: true });
 }
 
 /** Parses a payload; returns null for anything malformed, oversized, of another version or unknown. Never throws. */
@@ -80,12 +102,14 @@ export function parseElectorHint(payload: unknown): LeadershipNotification | Nex
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return null;
   // Unknown fields are ignored, so a later version can add some without breaking this reader.
-  const { v, action, name, leaderId, term, id } = value as Record<string, unknown>;
+  const { v, action, name, leaderId, term, id, direct } = value as Record<string, unknown>;
   if (v !== NOTIFICATION_VERSION) return null;
   if (typeof name !== 'string' || name.length === 0) return null;
   if (action === 'next_in_line') {
     if (typeof id !== 'string' || id.length === 0 || !isTerm(term)) return null;
-    return { v: NOTIFICATION_VERSION, action, name, id, term };
+    return direct === true
+      ? { v: NOTIFICATION_VERSION, action, name, id, term, direct }
+      : { v: NOTIFICATION_VERSION, action, name, id, term };
   }
   if (typeof action !== 'string' || !ACTIONS.has(action)) return null;
   if (leaderId !== undefined && leaderId !== null && typeof leaderId !== 'string') return null;
