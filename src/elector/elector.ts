@@ -45,16 +45,21 @@
  * decides, so a lost, duplicated or forged notification can delay failover, never create a
  * second leader.
  *
- * A graceful handoff wakes every follower at once, and on a small machine the winner's
- * election then competes for the CPU with all the losing ones (measured: 10 candidates took
- * 3x the two-commit floor, 2 took 1.9x). So once a term is known, one follower volunteers as
+ * A graceful handoff told to every follower wakes all their processes at once, and on a small
+ * machine the successor's election then competes for the CPU with them reading it (measured:
+ * 10 candidates took 3x the two-commit floor, 2 took 1.9x; with the other 8 listening on
+ * another channel, 10 took what 2 did). So once a term is known, one follower volunteers as
  * next in line (a `next_in_line` NOTIFY; the latest heard wins, and all listeners hear them in
- * the same commit order); on `resigned` it elects at once and the others wait a short,
- * bounded stagger, skipping their attempt if its `elected` arrives meanwhile, and look at the
- * database once a little later (an `elected` is a hint too). The volunteer is a hint like any
- * other: forged, stale, dead or unheard, it costs the others the stagger, or with a forged
- * `elected` in its name that later look; without one for the resigning term everyone elects
- * at once, as before.
+ * the same commit order). The leader resigning that term tells it alone, on the volunteer's own
+ * channel (`directChannel`); it elects at once and, once it leads, tells everyone `resigned` and
+ * `elected`. The old leader listens until it hears a later term elected and reads the lease to
+ * be sure; else, within HANDOFF_CONFIRM_MS, it tells everyone `resigned` itself. Followers that
+ * hear a `resigned` while another is next in line wait a short, bounded stagger, skipping their
+ * attempt if its `elected` arrives meanwhile, and look at the database once a little later (an
+ * `elected` is a hint too). The volunteer is a hint like any other: forged, stale, dead or
+ * unheard, it costs the others the leader's wait and the stagger, or with a forged `elected` in
+ * its name that later look; without one for the resigning term everyone is told and elects at
+ * once, as before.
  */
 
 import { randomUUID } from 'node:crypto';
@@ -987,8 +992,7 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
       this.#nextInLineEnabled &&
       this.#unlisten !== null &&
       this.#listening &&
-      next !== null &&
-      next.direct &&
+      next?.direct === true &&
       next.term === term &&
       next.id !== this.#options.id
     );
