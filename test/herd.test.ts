@@ -325,4 +325,48 @@ describe.each(DRIVERS)('graceful handoff without the herd (%s)', (driver) => {
     const winner = await nextLeader(followers, term);
     expect(followers.filter((e) => e.isLeader)).toEqual([winner]);
   });
+  it('forged resigned/elected pairs repeated faster than the look do not push it back: the follower still looks at the database', async () => {
+    const { leader, followers } = await fleet(1);
+    const [follower] = followers as [Elector];
+    const term = leader.lease!.term;
+    await volunteerFor(term);
+    // Found by an adversarial review: each forged `elected` after a `resigned` re-armed the
+    // follower's look at the database (250-500 ms), so a pair every 100 ms kept it from ever
+    // looking, and a real resignation landing in the pattern waited for the lease's end (about
+    // 9 s of a 10 s lease there). Each pair names the ghost next in line again first, so that
+    // the follower's own volunteering for the forged term does not break the pattern.
+    const pair = () =>
+      listener`select pg_notify(${CHANNEL}, ${nextInLinePayload(name, 'ghost', term)}),
+                      pg_notify(${CHANNEL}, ${JSON.stringify({ v: 1, action: 'resigned', name, leaderId: leader.id, term })}),
+                      pg_notify(${CHANNEL}, ${JSON.stringify({ v: 1, action: 'elected', name, leaderId: 'ghost', term: term + 1 })})`;
+    const before = electionsOf([follower]);
+    const flood = setInterval(() => void pair().catch(() => {}), 100);
+    try {
+      await sleep(1_600);
+    } finally {
+      clearInterval(flood);
+    }
+    // Before: 0 (every pair put the look off again). The lease is live: each look is denied.
+    expect(electionsOf([follower]) - before).toBeGreaterThanOrEqual(1);
+    expect(leader.isLeader).toBe(true);
+  });
+
+  it('a candidate in its hold-off after resigning does not volunteer: a handoff directed to it would wait for the hold-off', async () => {
+    const { leader: a, followers } = await fleet(2);
+    const t1 = a.lease!.term;
+    await volunteerFor(t1);
+    await a.resign(); // a holds off 1 s (min(renewInterval, 1 s))
+    const b = await nextLeader(followers, t1);
+    const t2 = b.lease!.term;
+    await volunteerFor(t2);
+    await b.resign();
+    const c = await nextLeader(
+      followers.filter((f) => f !== b),
+      t2,
+    );
+    const t3 = c.lease!.term;
+    // The handoff's announcement reaches a within its hold-off; before, it volunteered for t3.
+    await sleep(150);
+    expect(volunteers.filter((v) => v.name === name && v.term === t3 && v.id === a.id)).toEqual([]);
+  });
 });

@@ -1222,7 +1222,8 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
       // Only the one expected winner's `elected` calls the attempt off: any other (forged, or
       // from a follower that did not know) leaves it as it was.
       if (stagger && notification.leaderId === stagger.successor && (notification.term ?? 0) > stagger.term) {
-        this.#cancelStagger();
+        clearTimeout(stagger.timer);
+        this.#stagger = null;
         this.#notifiedAt = null;
         this.#verifyHandoff();
         this.#volunteerFor(notification.term as number);
@@ -1279,9 +1280,12 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
   /**
    * Confirms by the database, a little later, the election an `elected` hint announced: a
    * regular attempt (not a notified one, so a denial does not widen the notification gap) that
-   * finds the successor's live lease and sleeps until its end, or wins if there is none.
+   * finds the successor's live lease and sleeps until its end, or wins if there is none. A look
+   * already pending is kept, never pushed back: forged `resigned` + `elected` pairs repeated
+   * faster than the look would otherwise put it off until the lease's end (found by review).
    */
   #verifyHandoff(): void {
+    if (this.#verify) return;
     const delay = HANDOFF_VERIFY_MS * (1 + Math.random());
     this.#verify = setTimeout(() => {
       this.#verify = null;
@@ -1297,6 +1301,9 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
   #volunteerFor(term: number): void {
     if (!this.#nextInLineEnabled || !this.#unlisten || !this.#listening || !this.#directListening) return;
     if (this.#state.kind !== 'follower' || !this.#isRunning()) return;
+    // A candidate holding off after its resignation would not elect until the hold-off ends:
+    // the others would wait for it. It volunteers after its next attempt instead.
+    if (this.#holdOffUntil > this.#now().monotonic) return;
     if (this.#nextInLine?.term === term || this.#volunteer?.term === term) return;
     this.#cancelVolunteer();
     const now = this.#now().monotonic;
