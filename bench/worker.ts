@@ -24,7 +24,7 @@ export type WorkerInit =
     }
   | { type: 'advisory'; url: string; count: number; key: number; pollMs: number }
   | { type: 'floor'; url: string; channel: string }
-  /** The library's election statement sent on each `resigned` heard on `channel`, with no elector around it. */
+  /** The library's election statement (as the next in line sends it) on each `resigned` heard on `channel`, with no elector around it. */
   | { type: 'statements'; url: string; channel: string };
 
 export type WorkerCommand = WorkerInit | { type: 'stop-leader' } | { type: 'replace' } | { type: 'state' } | { type: 'shutdown' };
@@ -111,7 +111,9 @@ process.on('message', async (command: WorkerCommand) => {
     await listener.listen(command.channel, async (payload) => {
       const hint = parseNotification(payload);
       if (hint?.action !== 'resigned') return;
-      const result = await store.elect({ name: hint.name, leaderId: 'scripted-follower', ttlMs: 15_000 });
+      // As the next in line told alone elects: without the in-statement `elected` NOTIFY (it
+      // announces the handoff in a statement of its own once it leads, after the measured point).
+      const result = await store.elect({ name: hint.name, leaderId: 'scripted-follower', ttlMs: 15_000, channel: null });
       send({ type: 'statements', at: wallNow(), won: result.won });
     });
     send({ type: 'ready' });
