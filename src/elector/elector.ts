@@ -381,13 +381,13 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
     this.#state = { kind: 'stopping' };
     for (const end of [...this.#runEnders]) end();
     if (this.#deferredWake) clearTimeout(this.#deferredWake);
-    this.#cancelStagger();
+    this.#cancelHandoffTimers();
     this.#cancelVolunteer();
     // Nothing a notification says matters to a stopping elector, except its successor's
     // `elected` after a resignation told to the next in line alone. Otherwise let LISTEN go
     // before the loop sends the resignation, so the NOTIFY it carries does not come back to wake
     // this process (and its LISTEN backend) while the successor elects. Waits for nothing on the network.
-    if (!this.#resignsToSuccessor()) this.#stopListening();
+    if (!this.#resignsToSuccessor(this.#unreleased?.term)) this.#stopListening();
     this.#wakeup.wake();
     // Bounded in every state: the loop's statements carry server- and client-side bounds, but a
     // partition can still hold one; wait for it at most one ttl (the loop releases a late win
@@ -595,7 +595,7 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
       return;
     }
     this.#state = { kind: 'leader', lease, trust, gainedAt: now, controller: new AbortController(), handover: null };
-    this.#cancelStagger();
+    this.#cancelHandoffTimers();
     this.#cancelVolunteer();
     this.#consecutiveErrors = 0;
     this.#renewSoon = false;
@@ -982,11 +982,11 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
   }
 
   /**
-   * Whether this leader's resignation (of `term`, by default the one it has to release) goes to its next
-   * in line alone: a volunteer for exactly that term is known, and this elector listens on the
-   * shared channel, so it can hear the successor announce its win.
+   * Whether this leader's resignation of `term` goes to its next in line alone: a volunteer for
+   * exactly that term is known, and this elector listens on the shared channel, so it can hear
+   * the successor announce its win.
    */
-  #resignsToSuccessor(term = this.#unreleased?.term): boolean {
+  #resignsToSuccessor(term: number | undefined): boolean {
     const next = this.#nextInLine;
     return (
       this.#nextInLineEnabled &&
@@ -1028,14 +1028,8 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
         () => 'resignation notice did not answer',
       );
     } catch (error) {
-      this.#instruments.handled(
-        'resignation',
-        error,
-        'drizzle-leader: could not tell the followers of the resignation; they find it by polling',
-        {
-          term,
-        },
-      );
+      const message = 'drizzle-leader: could not tell the followers of the resignation; they find it by polling';
+      this.#instruments.handled('resignation', error, message, { term });
     }
   }
 
@@ -1222,8 +1216,7 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
       // Only the one expected winner's `elected` calls the attempt off: any other (forged, or
       // from a follower that did not know) leaves it as it was.
       if (stagger && notification.leaderId === stagger.successor && (notification.term ?? 0) > stagger.term) {
-        clearTimeout(stagger.timer);
-        this.#stagger = null;
+        this.#cancelStagger();
         this.#notifiedAt = null;
         this.#verifyHandoff();
         this.#volunteerFor(notification.term as number);
@@ -1249,10 +1242,7 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
     if (this.#state.kind !== 'follower' || !this.#isRunning() || notification.leaderId === id || !notification.leaderId) return;
     this.#directedBy = { leaderId: notification.leaderId, term: notification.term ?? 0 };
     this.#notifiedAt ??= this.#now().monotonic;
-    if (this.#stagger) {
-      clearTimeout(this.#stagger.timer);
-      this.#stagger = null;
-    }
+    this.#cancelStagger();
     this.#wakeForNotification();
   }
 
@@ -1270,9 +1260,15 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
     this.#stagger = { term, successor, timer };
   }
 
+  /** Drops the put-off attempt (the look at the database it may have led to stays: see `#verifyHandoff`). */
   #cancelStagger(): void {
     if (this.#stagger) clearTimeout(this.#stagger.timer);
     this.#stagger = null;
+  }
+
+  /** Drops the stagger and the look: this elector leads, or stops. */
+  #cancelHandoffTimers(): void {
+    this.#cancelStagger();
     if (this.#verify) clearTimeout(this.#verify);
     this.#verify = null;
   }
