@@ -95,6 +95,22 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
       await mallory.end();
     }
   };
+  /** Runs `fn` while another session's INSERT of `name` stays uncommitted (its row lock held); `rollback` ends it early. */
+  const whileInserting = async (name: string, fn: (rollback: () => Promise<void>) => Promise<void>) => {
+    const session = postgres(url, { max: 1, onnotice: () => {} });
+    const reserved = await session.reserve();
+    try {
+      await reserved`begin`;
+      await reserved`insert into river_leader (name, leader_id, elected_at, expires_at) values (${name}, 'someone', now(), now() + interval '1 hour')`;
+      await fn(async () => {
+        await reserved`rollback`;
+      });
+    } finally {
+      await reserved`rollback`.catch(() => {});
+      reserved.release();
+      await session.end({ timeout: 5 });
+    }
+  };
   const storedLeaders = async (names: readonly string[]) => {
     const rows = await listLeases(conn.db);
     return new Map(rows.filter((r) => names.includes(r.name) && r.remainingMs > 0).map((r) => [r.name, r]));
@@ -575,11 +591,7 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
   it("another session's uncommitted INSERT of one name costs only that name's election, not the others'", async () => {
     const names = namesFor(6);
     const blocked = names[2]!;
-    const session = postgres(url, { max: 1, onnotice: () => {} });
-    const reserved = await session.reserve();
-    try {
-      await reserved`begin`;
-      await reserved`insert into river_leader (name, leader_id, elected_at, expires_at) values (${blocked}, 'someone', now(), now() + interval '1 hour')`;
+    await whileInserting(blocked, async (rollback) => {
       const m = member(names, { id: `${group}-a` });
       await m.start();
       // Before: every batch with the blocked name waited out its lock timeout and failed whole,
@@ -587,23 +599,16 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
       const others = names.filter((n) => n !== blocked);
       await vi.waitFor(() => expect(others.filter((n) => m.leads(n))).toEqual(others), { timeout: 10_000, interval: 50 });
       expect(m.leads(blocked)).toBe(false);
-      await reserved`rollback`;
+      await rollback();
       await vi.waitFor(() => expect(m.leads(blocked)).toBe(true), { timeout: 10_000, interval: 50 });
-    } finally {
-      reserved.release();
-      await session.end({ timeout: 5 });
-    }
+    });
   });
 
   it('two groups on one client: one waiting on a row another session is inserting never holds up the other’s elections', async () => {
     const blockedNames = namesFor(4);
     const blockedGroup = group;
     const blocked = blockedNames[1]!;
-    const session = postgres(url, { max: 1, onnotice: () => {} });
-    const reserved = await session.reserve();
-    try {
-      await reserved`begin`;
-      await reserved`insert into river_leader (name, leader_id, elected_at, expires_at) values (${blocked}, 'someone', now(), now() + interval '1 hour')`;
+    await whileInserting(blocked, async () => {
       // This group keeps electing the blocked name, each time waiting out its lock timeout (500 ms).
       const waiting = member(blockedNames, { id: `${blockedGroup}-a` });
       await waiting.start();
@@ -623,22 +628,14 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
       // statements queued behind the other's 500 ms waits whenever one was in flight.
       expect(Math.max(...times), JSON.stringify(times)).toBeLessThan(300);
       expect(waiting.leads(blocked)).toBe(false);
-    } finally {
-      await reserved`rollback`.catch(() => {});
-      reserved.release();
-      await session.end({ timeout: 5 });
-    }
+    });
   });
 
   it('a leave heard while one name is being inserted by another session costs no renewal: nothing held is lost', async () => {
     const names = namesFor(12);
     const blocked = `${group}-blocked`;
     const listed = [...names, blocked];
-    const session = postgres(url, { max: 1, onnotice: () => {} });
-    const reserved = await session.reserve();
-    try {
-      await reserved`begin`;
-      await reserved`insert into river_leader (name, leader_id, elected_at, expires_at) values (${blocked}, 'someone', now(), now() + interval '1 hour')`;
+    await whileInserting(blocked, async () => {
       // One client per member, as one member per process would have: members sharing a client
       // share its election connection, and their blocked elections queue behind one another.
       const own = ['a', 'b', 'c'].map(() => connect(driver, url, { max: 2 }));
@@ -681,11 +678,7 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
         expect(m.stats.statements.renewals - renewals[i]!, m.id).toBeGreaterThan(3);
         for (const [name, term] of held[i]!) expect(m.lease(name)?.term, name).toBe(term);
       });
-    } finally {
-      await reserved`rollback`.catch(() => {});
-      reserved.release();
-      await session.end({ timeout: 5 });
-    }
+    });
   });
 
   it('refuses bad input with typed errors', () => {
