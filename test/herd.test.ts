@@ -192,6 +192,47 @@ describe.each(DRIVERS)('graceful handoff without the herd (%s)', (driver) => {
     for (const [i, f] of others.entries()) expect(f.stats.notifications.received).toBeGreaterThan(heardBefore[i]!);
   });
 
+  it("forged hints on the volunteer's own channel, from a role that may only connect, change no leadership", async () => {
+    const { leader, followers } = await fleet(2);
+    const term = leader.lease!.term;
+    const { id } = await volunteerFor(term);
+    const volunteer = followers.find((f) => f.id === id)!;
+    await conn.query(`do $$ begin create role mallory login password 'mallory'; exception when duplicate_object then null; end $$`);
+    const as = new URL(url);
+    as.username = 'mallory';
+    as.password = 'mallory';
+    const mallory = postgres(as.toString(), { max: 1, onnotice: () => {} });
+    try {
+      const direct = directChannel(CHANNEL, id);
+      const forged = [
+        JSON.stringify({ v: 1, action: 'resigned', name, leaderId: leader.id, term }),
+        JSON.stringify({ v: 1, action: 'resigned', name, leaderId: leader.id, term: term + 7 }),
+        JSON.stringify({ v: 1, action: 'elected', name, leaderId: 'mallory', term: term + 1 }),
+        JSON.stringify({ v: 1, action: 'request_resign', name }),
+        '{"v":1,"action":"resigned"',
+        'x'.repeat(7_999),
+      ];
+      for (let i = 0; i < 5; i++) for (const payload of forged) await mallory`select pg_notify(${direct}, ${payload})`;
+      await sleep(300);
+      // Woken, the volunteer asked the database, which still holds the leader's term.
+      expect(volunteer.isLeader).toBe(false);
+      expect(leader.isLeader).toBe(true);
+      expect(leader.lease!.term).toBe(term);
+      const [row] = (await conn.query('select leader_id, term from river_leader where name = $1', [name])) as {
+        leader_id: string;
+        term: string;
+      }[];
+      expect({ leaderId: row!.leader_id, term: Number(row!.term) }).toEqual({ leaderId: leader.id, term });
+      // And a real handoff still completes in milliseconds, not at the lease's end (its wakes may
+      // be spaced wider now, so the other follower can be the one that wins it).
+      await leader.stop();
+      const winner = await nextLeader(followers, term);
+      expect(followers.filter((e) => e.isLeader)).toEqual([winner]);
+    } finally {
+      await mallory.end({ timeout: 5 });
+    }
+  });
+
   it('a volunteer claim without `direct` (an older elector) gets the resignation on the shared channel, as it expects', async () => {
     const { leader, followers } = await fleet(2);
     const term = leader.lease!.term;

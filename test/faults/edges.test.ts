@@ -264,6 +264,27 @@ describe.each(DRIVERS)('issue 11.3 and 11.7: LISTEN under partition (%s)', (driv
     expect(a.state).toBe('stopped');
   });
 
+  it('stop() with a next in line (a resignation told to it alone) is bounded by one ttl while every connection is partitioned', async () => {
+    const name = `full-partition-directed-${driver}`;
+    const { proxy, url: through } = await proxied();
+    const a = createElector(connect(driver, through).db, { name, id: 'a', ...TIMING });
+    const b = createElector(connect(driver, url).db, { name, id: 'b', ...TIMING });
+    track(a);
+    const bEvents = track(b);
+    await a.start();
+    await b.start();
+    expect(a.isLeader).toBe(true);
+    // b volunteers within its 20 ms spread of its first denial; a hears it before the cut.
+    await new Promise((r) => setTimeout(r, 300));
+    proxy.set({ kind: 'blackhole' });
+    const started = performance.now();
+    await a.stop();
+    expect(performance.now() - started).toBeLessThan(TIMING.ttl + 200);
+    expect(a.state).toBe('stopped');
+    // Nothing reached the server: b takes over when the lease runs out.
+    await vi.waitFor(() => expect(bEvents.some((e) => e.type === 'gained')).toBe(true), { timeout: TIMING.ttl + 2_000, interval: 20 });
+  });
+
   it("a group's stop() during a drain, with every connection partitioned, resolves within drainTimeout + one ttl", async () => {
     const names = [0, 1, 2].map((i) => `group-partition-${driver}-${i}`);
     const { proxy, url: through } = await proxied();
