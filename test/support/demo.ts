@@ -52,12 +52,14 @@ export async function withInterruptibleDemo(
   args: string[],
   tmpPrefix: string,
   body: (demo: InterruptibleDemo) => Promise<void>,
+  /** What to run instead of the CLI with `args`: `npm start` as a user types it (npm, then node, one process group). */
+  command: { file: string; args: string[] } = { file: process.execPath, args: [...CLI, ...args] },
 ): Promise<void> {
   const env = withoutDatabaseUrl();
   const tmp = mkdtempSync(join(tmpdir(), tmpPrefix));
   chmodSync(tmp, 0o755); // as root, the embedded server runs as the postgres user, which must reach it
   try {
-    const child = spawn(process.execPath, [...CLI, ...args], {
+    const child = spawn(command.file, command.args, {
       cwd: root,
       env: { ...env, TMPDIR: tmp, CI: '1' },
       detached: true,

@@ -74,6 +74,10 @@ export function startDemo<S extends DemoSummaryBase>(
   const onInterrupt = () => {
     view.log('interrupted: cleaning up');
     view.close();
+    // The same Ctrl-C comes again, forwarded by npm: it must not kill the process by default
+    // before cleanup and the 'exit' hook that removes the embedded server's directory.
+    process.on('SIGINT', () => {});
+    process.on('SIGTERM', () => {});
     void cleanup().finally(() => process.exit(130));
   };
   process.once('SIGINT', onInterrupt);
