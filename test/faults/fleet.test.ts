@@ -62,6 +62,30 @@ async function tableView(c: Cluster, names: readonly string[]) {
   return { counts, unled, missing, spread: values.length ? Math.max(...values) - Math.min(...values) : Number.POSITIVE_INFINITY };
 }
 
+/** For names not led again: their rows, the member rows, the members and the names' last transitions. */
+async function describeUnled(c: Cluster, unled: readonly string[]): Promise<string[]> {
+  const rows = await c.admin<{ name: string; leader_id: string; term: string; left_ms: number }[]>`
+    select name, leader_id, term, (extract(epoch from expires_at - now()) * 1000)::float8 as left_ms from river_leader
+    where name = any(${unled as string[]}) or starts_with(name, ${`${MEMBER_PREFIX}${c.name}:`}) order by name`;
+  const state = (id: string) => {
+    const x = c.candidates.get(id);
+    return x ? `${x.alive ? 'alive' : `exited (${x.exit})`}${x.frozen ? ', frozen' : ''}${x.proxy ? `, proxy ${x.proxy.mode.kind}` : ''}` : '?';
+  };
+  const t0 = c.transitions[0]?.at ?? 0;
+  return [
+    `  not led again: ${unled.join(', ')}`,
+    ...rows.map((r) => `    row ${r.name}: ${r.leader_id} (${state(r.leader_id)}) term ${r.term}, expires in ${Number(r.left_ms).toFixed(0)} ms`),
+    ...unled.flatMap((n) =>
+      c.transitions
+        .filter((t) => t.name === n)
+        .slice(-3)
+        .map((t) => `    ${n} +${(t.at - t0).toFixed(0)} ms ${t.id} ${t.event} term ${t.term}${t.reason ? ` (${t.reason})` : ''}`),
+    ),
+    ...c.faults.slice(-8).map((f) => `    fault ${f}`),
+    ...[...c.candidates.values()].map((x) => `    member ${x.id} ${state(x.id)}`),
+  ];
+}
+
 async function faults(c: Cluster, seconds: number): Promise<void> {
   // A member asked to leave still runs until its drain is over; it no longer counts as one of the fleet.
   const leaving = new Set<Candidate>();
@@ -155,6 +179,9 @@ describe.each(['postgres.js', 'node-postgres'] as const)('a fleet under faults (
       await sleep(50);
     }
     const ledAgain = names.map((n) => firstWrite.get(n) ?? Number.POSITIVE_INFINITY);
+    // A name not led again is a finding to explain: what the table and the members said about it then.
+    const unledNow = names.filter((n) => !firstWrite.has(n));
+    const unledReport = unledNow.length ? await describeUnled(c, unledNow) : [];
     // Balance from the table: respawned members join, the killed ones' rows expire, then spread ≤ 1.
     const settled = await settle(4 * TTL + SLACK + 5_000);
     const settledMs = performance.now() - healedLocal;
@@ -196,7 +223,7 @@ describe.each(['postgres.js', 'node-postgres'] as const)('a fleet under faults (
         `  crashed members ${c.errors.filter((e) => e.includes('crashed:')).length}; time: ${phases.join(', ')}`,
         `  spread ${settled.spread} over ${settled.counts.size} members ${settledMs.toFixed(0)} ms after healing; member errors ${c.errors.length}`,
         ...[...new Set(c.errors.map((e) => e.replace(/^c\d+: /, '').slice(0, 160)))].slice(0, 5).map((e) => `    ${e}`),
-        ...names.filter((n) => !firstWrite.has(n)).map((n) => `  not led again: ${n}`),
+        ...unledReport,
       ].join('\n'),
     );
     expect([...violations.values()]).toEqual([]);
