@@ -69,12 +69,16 @@ async function describeUnled(c: Cluster, unled: readonly string[]): Promise<stri
     where name = any(${unled as string[]}) or starts_with(name, ${`${MEMBER_PREFIX}${c.name}:`}) order by name`;
   const state = (id: string) => {
     const x = c.candidates.get(id);
-    return x ? `${x.alive ? 'alive' : `exited (${x.exit})`}${x.frozen ? ', frozen' : ''}${x.proxy ? `, proxy ${x.proxy.mode.kind}` : ''}` : '?';
+    return x
+      ? `${x.alive ? 'alive' : `exited (${x.exit})`}${x.frozen ? ', frozen' : ''}${x.proxy ? `, proxy ${x.proxy.mode.kind}` : ''}`
+      : '?';
   };
   const t0 = c.transitions[0]?.at ?? 0;
   return [
     `  not led again: ${unled.join(', ')}`,
-    ...rows.map((r) => `    row ${r.name}: ${r.leader_id} (${state(r.leader_id)}) term ${r.term}, expires in ${Number(r.left_ms).toFixed(0)} ms`),
+    ...rows.map(
+      (r) => `    row ${r.name}: ${r.leader_id} (${state(r.leader_id)}) term ${r.term}, expires in ${Number(r.left_ms).toFixed(0)} ms`,
+    ),
     ...unled.flatMap((n) =>
       c.transitions
         .filter((t) => t.name === n)

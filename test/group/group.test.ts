@@ -27,7 +27,7 @@ import {
   SILENT_LOGGER,
 } from '../../src/index.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from '../support/db.js';
-import { freezeEventLoop, sleep } from '../support/elector.js';
+import { freezeEventLoop } from '../support/elector.js';
 
 const MEMBER_SCRIPT = resolve(import.meta.dirname, '../fixtures/group-member.ts');
 
