@@ -59,6 +59,35 @@ describe.each(DRIVERS)('lease-checked transactions (%s)', (driver) => {
     expect(await logged()).toEqual([{ term: result, note: 'done' }]);
   });
 
+  it("a failure of the work rolls back and leaves the connection in the application's pool, ready for the next transaction", async () => {
+    // A pool of one, so both transactions must run on the same connection: the first one's is
+    // given back after its ROLLBACK (not discarded, nor kept), the second one gets it.
+    const one = connect(driver, url, { max: 1 });
+    const elector = new ElectorPool(one).create({ name, logger: SILENT_LOGGER });
+    try {
+      await elector.start();
+      const backend = async (tx: { execute: (q: ReturnType<typeof sql>) => Promise<unknown> }) => {
+        const result = (await tx.execute(sql`select pg_backend_pid() as pid`)) as { rows?: { pid: number }[] } & { pid: number }[];
+        return Number((result.rows ?? result)[0]!.pid);
+      };
+      let first = 0;
+      const failure = await elector
+        .transaction(async (tx) => {
+          first = await backend(tx);
+          await tx.execute(sql`insert into work_log (name, term, note) values (${name}, 0, 'rolled back')`);
+          throw new Error('the work failed');
+        })
+        .catch((e: Error) => e.message);
+      expect(failure).toBe('the work failed');
+      const second = await elector.transaction(async (tx) => backend(tx));
+      expect(second).toBe(first);
+      expect(await logged()).toEqual([]);
+    } finally {
+      await elector.stop();
+      await one.close();
+    }
+  });
+
   it('refuses before the work runs when this elector does not lead', async () => {
     await leader({ id: 'holder' });
     const follower = pool.create({ name, id: 'other', logger: SILENT_LOGGER });

@@ -95,6 +95,7 @@ export function bunSqlCapabilities(client: BunSqlClient): DriverCapabilities {
     listen: bunSqlListenDriver(client),
     transactions: true,
     guardTransaction: null,
+    checkOut: null,
     // Not tried against Bun's client: statements are only cancelled from outside, as for postgres.js.
     sessionEndSafe: false,
     connectionGone: null,

@@ -17,6 +17,7 @@ const NONE: DriverCapabilities = Object.freeze({
   listen: null,
   transactions: false,
   guardTransaction: null,
+  checkOut: null,
   sessionEndSafe: false,
   connectionGone: null,
   session: null,

@@ -1,9 +1,10 @@
 /** The node-postgres adapter: a dedicated LISTEN `Client` and a dedicated session, both made from the pool's or client's settings. */
-import type { Client, ClientConfig, Pool } from 'pg';
+import type { Client, ClientConfig, Pool, PoolClient } from 'pg';
 import type { LeaderDatabase } from '../types.js';
+import { withDeadline } from '../util/deadline.js';
 import { SocketTracker } from './sockets.js';
 import { sqlListenSession } from './sql-listen.js';
-import type { DriverCapabilities, ListenDriver, ListenSession, OwnPool, SessionBounds, TransactionGuard } from './types.js';
+import type { CheckedOut, DriverCapabilities, ListenDriver, ListenSession, OwnPool, SessionBounds, TransactionGuard } from './types.js';
 
 type NodePostgresClient = Pool | Client;
 
@@ -266,12 +267,61 @@ function transactionGuard(client: NodePostgresClient): () => TransactionGuard {
   };
 }
 
+/** What `checkOut` needs of Drizzle's node-postgres session to make one of its own over a checked-out client. */
+type DrizzleSession = { dialect?: unknown; schema?: unknown; options?: unknown };
+
+/**
+ * A lease-checked transaction's client, checked out here rather than by Drizzle, so that it
+ * always goes back to the pool (see DriverCapabilities.checkOut): the transaction runs on a
+ * Drizzle session of the same kind as the application's (its dialect, schema, logger and
+ * cache) over that one client, where Drizzle sends BEGIN ... COMMIT and gives nothing back.
+ * A Drizzle whose session is not shaped as expected gets null: its own `db.transaction`.
+ */
+function checkOutFrom(pool: Pool): NonNullable<DriverCapabilities['checkOut']> {
+  return async (db, deadlineMs) => {
+    const session = (db as { session?: DrizzleSession }).session;
+    const Session = session && (Object.getPrototypeOf(session)?.constructor as (new (...args: unknown[]) => object) | undefined);
+    if (!session || typeof Session !== 'function' || !session.dialect) return null;
+    const pending = pool.connect();
+    let client: PoolClient;
+    try {
+      client = await withDeadline(
+        pending,
+        deadlineMs,
+        () =>
+          `no connection from the application's node-postgres pool within ${deadlineMs} ms (max ${pool.options.max ?? 10}, ${pool.waitingCount} waiting): the pool is exhausted or the server does not answer`,
+      );
+    } catch (error) {
+      // Handed over after the deadline: straight back to the pool.
+      pending.then(
+        (late) => late.release(),
+        () => {},
+      );
+      throw error;
+    }
+    const own = new Session(client, session.dialect, session.schema, session.options) as {
+      transaction(fn: (tx: unknown) => Promise<unknown>, config: object | undefined): Promise<unknown>;
+    };
+    let released = false;
+    const checkedOut: CheckedOut = {
+      transaction: (fn, config) => own.transaction(fn, config),
+      release: (broken) => {
+        if (released) return;
+        released = true;
+        client.release(broken ? new Error('drizzle-leader: the connection failed inside a lease-checked transaction') : undefined);
+      },
+    };
+    return checkedOut;
+  };
+}
+
 export function nodePostgresCapabilities(client: NodePostgresClient): DriverCapabilities {
   return {
     client,
     listen: nodePostgresListenDriver(client),
     transactions: true,
     guardTransaction: transactionGuard(client),
+    checkOut: 'totalCount' in client ? checkOutFrom(client as Pool) : null,
     sessionEndSafe: true,
     connectionGone: null,
     session: (fn) => withOneConnection(client, fn),

@@ -103,6 +103,7 @@ export function pgliteCapabilities(pg: PGliteClient): DriverCapabilities {
     listen: pgliteListenDriver(pg),
     transactions: true,
     guardTransaction: null,
+    checkOut: null,
     // One in-process session: nothing to end from outside, and the server ignores the timeouts
     // anyway. A lease-checked transaction holds up the elector's own statements meanwhile.
     sessionEndSafe: false,

@@ -55,6 +55,14 @@ export interface TransactionGuard {
   end(): void;
 }
 
+/** One connection checked out for one lease-checked transaction: see `DriverCapabilities.checkOut`. */
+export interface CheckedOut {
+  /** Drizzle's `transaction(fn, config)` on this connection alone: Drizzle neither checks it out nor gives it back. */
+  transaction(fn: (tx: unknown) => Promise<unknown>, config: object | undefined): Promise<unknown>;
+  /** Gives the connection back to its pool; `broken` (a BEGIN, COMMIT or ROLLBACK failed: its state is unknown) makes the pool discard it. */
+  release(broken: boolean): void;
+}
+
 /** A small pool the library owns, made from the application client's settings: nobody else can hold its connections. */
 export interface OwnPool {
   readonly db: LeaderDatabase;
@@ -96,6 +104,16 @@ export interface DriverCapabilities {
    * the transaction's `tx` exists; `end()` after it settled.
    */
   readonly guardTransaction: (() => TransactionGuard) | null;
+  /**
+   * Checks out the connection a lease-checked transaction runs on, waiting at most `deadlineMs`
+   * for the pool; null (or a call answering null): Drizzle's `db.transaction` checks one out
+   * itself. Needed for node-postgres pools: drizzle-orm (0.45) sends BEGIN outside the
+   * try/finally that gives the client back, so a BEGIN that fails (its connection ended at that
+   * moment) keeps the client from its pool for good (drizzle-team/drizzle-orm#6023). A few
+   * such failures leave the pool empty: every later transaction waits forever for a client,
+   * while the lease is still renewed on the library's own connections.
+   */
+  readonly checkOut: ((db: LeaderDatabase, deadlineMs: number) => Promise<CheckedOut | null>) | null;
   /**
    * Whether the server may end a lease-checked transaction's whole session while one of its
    * queries runs (`transaction_timeout`, `pg_terminate_backend`) without harm to the driver.

@@ -481,6 +481,7 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
       timeoutMs: prepared.timeoutMs,
       lockDeadlineMs: this.#statementDeadlineMs(),
       guard: prepared.driver.guardTransaction,
+      checkOut: prepared.driver.checkOut,
       work: this.#work,
       end: (item) => this.#endTransaction(item),
       sessionEndSafe: prepared.driver.sessionEndSafe,

@@ -28,8 +28,8 @@
  * nothing it wrote survives.
  */
 import type { PgTransactionConfig } from 'drizzle-orm/pg-core';
-import type { TransactionGuard } from '../driver/types.js';
-import { LeadershipLostError } from '../errors.js';
+import type { CheckedOut, DriverCapabilities, TransactionGuard } from '../driver/types.js';
+import { DeadlineExceededError, LeadershipLostError } from '../errors.js';
 import { lockLease, type OpenTransaction } from '../lease/transaction.js';
 import type { LeaderTable } from '../schema.js';
 import type { LeaderDatabase, Lease } from '../types.js';
@@ -53,6 +53,8 @@ export type TransactionOf<TDb extends LeaderDatabase> = Parameters<Parameters<TD
 
 export type LeaseTransactionFn<TDb extends LeaderDatabase, T> = (tx: TransactionOf<TDb>, lease: Lease, signal: AbortSignal) => Promise<T>;
 
+const NOTHING_THROWN = Symbol('nothing thrown');
+
 /** SQLSTATEs of the server ending a transaction for its own timeouts. */
 const SERVER_TIMEOUTS = new Set(['25P03', '25P04']);
 
@@ -69,6 +71,8 @@ export interface LeaseTransactionRun<TDb extends LeaderDatabase, T> {
   /** Client-side bound of the lock statement. */
   readonly lockDeadlineMs: number;
   readonly guard: (() => TransactionGuard) | null;
+  /** The driver's own checkout of the transaction's connection (DriverCapabilities.checkOut), or null: Drizzle's. */
+  readonly checkOut: DriverCapabilities['checkOut'];
   readonly work: LeaderWork;
   /** Ends an open transaction (`item.open`) from the elector's own connection. */
   readonly end: (item: WorkItem) => Promise<void>;
@@ -101,8 +105,26 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
     const lockRejected = new Promise<never>((_, reject) => {
       rejectLock = reject;
     });
+    lockRejected.catch(() => {});
+    let checkedOut: CheckedOut | null = null;
     try {
-      const transaction = run.db.transaction(async (tx) => {
+      checkedOut = (await run.checkOut?.(run.db, run.lockDeadlineMs)) ?? null;
+    } catch (error) {
+      guard?.end();
+      throw error;
+    }
+    // BEGIN too has a bound: past it the caller is answered, and a BEGIN that still completes
+    // runs nothing (its transaction is rolled back at once).
+    let entered = false;
+    let abandoned: Error | null = null;
+    const beginTimer = setTimeout(() => {
+      abandoned = new DeadlineExceededError(`the transaction did not begin within ${run.lockDeadlineMs} ms`);
+      rejectLock(abandoned);
+    }, run.lockDeadlineMs);
+    /** What the callback threw: the transaction rejecting with exactly that means its ROLLBACK went through. */
+    let thrown: unknown = NOTHING_THROWN;
+    try {
+      const work = async (tx: object): Promise<T> => {
         guard?.identified(tx);
         let open: OpenTransaction | null;
         try {
@@ -150,13 +172,35 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
         // Past its timeout the transaction may not commit, even if the work finished meanwhile.
         if (timedOut) throw new LeadershipLostError(lease.name, lease.term, 'timed-out');
         return result;
-      }, run.config);
+      };
+      const body = async (tx: object): Promise<T> => {
+        entered = true;
+        clearTimeout(beginTimer);
+        try {
+          if (abandoned) throw abandoned;
+          return await work(tx);
+        } catch (error) {
+          thrown = error;
+          throw error;
+        }
+      };
+      const transaction = (
+        checkedOut ? checkedOut.transaction(body as (tx: unknown) => Promise<unknown>, run.config) : run.db.transaction(body, run.config)
+      ) as Promise<T>;
       // The guard stays until the transaction has settled and its client is back in the pool,
       // even when the caller was answered early (a lock statement that never answered): a
-      // connection that dies meanwhile must not become an unheard 'error' event.
+      // connection that dies meanwhile must not become an unheard 'error' event. A connection
+      // checked out here goes back whatever happened; discarded unless the transaction ended
+      // with its COMMIT or with a ROLLBACK that went through.
       void transaction.then(
-        () => guard?.end(),
-        () => guard?.end(),
+        () => {
+          guard?.end();
+          checkedOut?.release(false);
+        },
+        (error: unknown) => {
+          guard?.end();
+          checkedOut?.release(!entered || error !== thrown);
+        },
       );
       return (await Promise.race([transaction, lockRejected])) as T;
     } catch (error) {
@@ -171,6 +215,7 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
       throw error;
     } finally {
       clearTimeout(timer);
+      clearTimeout(beginTimer);
     }
   }
 }

@@ -489,6 +489,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
       timeoutMs: prepared.timeoutMs,
       lockDeadlineMs: this.#statementDeadlineMs(),
       guard: prepared.driver.guardTransaction,
+      checkOut: prepared.driver.checkOut,
       work: this.#work,
       end: (item) => this.#endTransaction(name, item),
       sessionEndSafe: prepared.driver.sessionEndSafe,

@@ -8,6 +8,7 @@
 
 import { fork } from 'node:child_process';
 import { resolve } from 'node:path';
+import { sql } from 'drizzle-orm';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -23,7 +24,7 @@ import {
   SILENT_LOGGER,
 } from '../../src/index.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from '../support/db.js';
-import { recorded } from '../support/elector.js';
+import { recorded, sleep } from '../support/elector.js';
 import { FaultProxy } from './proxy.js';
 
 const TIMING = { ttl: 1_500, renewInterval: 200, safetyMargin: 300 } as const;
@@ -230,6 +231,81 @@ describe.each(DRIVERS)('issue 11.2: connections that go silent (%s)', (driver) =
       interval: 50,
     });
     expect(performance.now() - silentAt).toBeLessThan(TIMING.ttl + 2 * 2_400 + 2_000 + 1_000);
+  });
+});
+
+describe.each(DRIVERS)('lease-checked transactions whose BEGIN fails (%s)', (driver) => {
+  it('still run after more such failures than the pool has connections: no failed BEGIN keeps its connection from the pool', {
+    timeout: 60_000,
+  }, async () => {
+    // Found by a fleet under faults: drizzle-orm (0.45) sends a node-postgres BEGIN outside the
+    // try/finally that gives the client back, so each BEGIN whose connection ended kept one
+    // client from the pool for good; with the pool empty, every later transaction waited
+    // forever while the lease was still renewed. Here the pool has 2 connections and 4 BEGINs fail.
+    const name = `begin-fails-${driver}`;
+    const { proxy, url: through } = await proxied();
+    const app = connect(driver, through, { max: 2 });
+    const elector = createElector(app.db, { name, ...TIMING, listen: false });
+    track(elector);
+    await elector.start();
+    const work = () =>
+      elector.transaction(async (tx) => (await (tx as unknown as LeaderDatabase).execute(sql`select 1 as one`)) && 'committed');
+    expect(await work()).toBe('committed');
+    const failures: string[] = [];
+    for (let round = 0; round < 4; round++) {
+      await vi.waitFor(() => expect(elector.isLeader).toBe(true), { timeout: 10_000, interval: 10 });
+      // The connection carrying the next BEGIN goes silent from that BEGIN on; then every
+      // connection through the proxy is reset: the BEGIN fails with its connection.
+      proxy.set({ kind: 'blackhole-at', pattern: 'begin' });
+      const attempt = work().then(
+        (v) => `${v}`,
+        (e: Error) => `failed: ${e.message}`,
+      );
+      await vi.waitFor(() => expect(proxy.mode.kind).toBe('blackhole'), { timeout: 5_000, interval: 1 });
+      proxy.cut();
+      proxy.set({ kind: 'pass' });
+      failures.push(await Promise.race([attempt, sleep(5_000).then(() => 'no answer in 5 s')]));
+    }
+    expect(failures.filter((f) => f.startsWith('failed')).length, failures.join('; ')).toBeGreaterThanOrEqual(3);
+    // Before the fix: no answer at all here (the pool had no client left to give).
+    await vi.waitFor(() => expect(elector.isLeader).toBe(true), { timeout: 10_000, interval: 10 });
+    const after = await Promise.race([work(), sleep(5_000).then(() => 'no answer in 5 s')]);
+    expect(after).toBe('committed');
+    await app.close();
+  });
+
+  it('answer within the statement deadline while their BEGIN gets no answer, and run nothing once it does', async () => {
+    const name = `begin-silent-${driver}`;
+    const { proxy, url: through } = await proxied();
+    const app = connect(driver, through, { max: 2 });
+    const elector = createElector(app.db, { name, ...TIMING, listen: false });
+    track(elector);
+    await elector.start();
+    let ran = 0;
+    const work = () =>
+      elector.transaction(async (tx) => {
+        ran++;
+        await (tx as unknown as LeaderDatabase).execute(sql`select 1`);
+      });
+    await work();
+    ran = 0;
+    proxy.set({ kind: 'blackhole-at', pattern: 'begin' });
+    const startedAt = performance.now();
+    const outcome = await Promise.race([
+      work().then(
+        () => 'committed',
+        (e: Error) => e.message,
+      ),
+      sleep(8_000).then(() => 'no answer in 8 s'),
+    ]);
+    // The statement deadline: statement_timeout (ttl - margin, 1.2 s) plus as much for the network.
+    expect(outcome).toMatch(/did not begin within 2400 ms/);
+    expect(performance.now() - startedAt).toBeLessThan(2_400 + 1_500);
+    proxy.set({ kind: 'pass' });
+    // The held BEGIN now completes: its transaction is rolled back without running the work.
+    await sleep(500);
+    expect(ran).toBe(0);
+    await app.close();
   });
 });
 
