@@ -8,6 +8,7 @@ import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { directChannel, nextInLinePayload, parseElectorHint } from '../src/dev/testing.js';
 import { createElector, type Elector, parseNotification } from '../src/index.js';
+import { FaultProxy } from './faults/proxy.js';
 import { connect, createTestDatabase, DRIVERS } from './support/db.js';
 import { ElectorPool, sleep } from './support/elector.js';
 
@@ -276,6 +277,35 @@ describe.each(DRIVERS)('graceful handoff without the herd (%s)', (driver) => {
       expect(followers.filter((e) => e.isLeader)).toEqual([winner]);
     } finally {
       await forger.end({ timeout: 5 });
+    }
+  });
+
+  it('a follower whose own channel was not listened to yet at its first election volunteers once it is, not at its next attempt', async () => {
+    const target = new URL(url);
+    const proxy = new FaultProxy(target.hostname, Number(target.port));
+    const through = new URL(url);
+    through.port = String(await proxy.start());
+    try {
+      const leader = pool.create({ ...LONG_LEASE, name, id: 'leader' });
+      await leader.start();
+      const term = leader.lease!.term;
+      // The follower's LISTEN connection goes silent from the LISTEN of its own channel on, so
+      // its first election (denied) comes before it can hear a resignation told to it alone.
+      proxy.set({ kind: 'blackhole-at', pattern: directChannel(CHANNEL, 'late') });
+      const follower = pool.create({ ...LONG_LEASE, name, id: 'late', listen: { url: through.toString() } });
+      await follower.start();
+      expect(follower.isLeader).toBe(false);
+      await sleep(200);
+      expect(volunteers.filter((v) => v.name === name)).toEqual([]);
+      proxy.set({ kind: 'pass' });
+      // Its next attempt is an interval (10 s) away: the claim must come from LISTEN being up.
+      await vi.waitFor(() => expect(volunteers.filter((v) => v.name === name)).toEqual([{ name, id: 'late', term }]), {
+        timeout: 3_000,
+        interval: 10,
+      });
+    } finally {
+      await pool.stopAll();
+      await proxy.close();
     }
   });
 

@@ -264,6 +264,8 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
   /** This follower's own volunteering, waiting out its random spread. */
   #volunteer: { readonly term: number; readonly timer: NodeJS.Timeout } | null = null;
   #lastVolunteeredAt = Number.NEGATIVE_INFINITY;
+  /** The term this follower's last election found held by another: what it volunteers for once LISTEN is up, if it was not then. */
+  #lastDeniedTerm: number | null = null;
   /** A `resigned` heard while another follower is next in line: its attempt, put off until `timer`. */
   #stagger: { readonly term: number; readonly successor: string; readonly timer: NodeJS.Timeout } | null = null;
   /** The look at the database after a stagger an `elected` hint called off. */
@@ -877,7 +879,10 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
     }
     attempted(undefined);
     // The database names the term: volunteer for it unless someone already has.
-    if (result.holder && result.holder.leaderId !== id) this.#volunteerFor(result.holder.term);
+    if (result.holder && result.holder.leaderId !== id) {
+      this.#lastDeniedTerm = result.holder.term;
+      this.#volunteerFor(result.holder.term);
+    }
     await this.#sleep(this.#followerSleepMs(result.holder));
     return undefined;
   }
@@ -1128,6 +1133,7 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
         // Anything sent while we were not listening is lost: look at the database now. Before
         // the first attempt there is nothing to re-check: it is about to look anyway.
         if (this.#state.kind === 'follower' && this.#attempts > 0) this.#wakeup.wake();
+        this.#volunteerOnceListening();
       },
       disconnected: (error) => {
         listening.resolve();
@@ -1142,6 +1148,7 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
         notification: (payload) => this.#onDirectNotification(payload),
         listening: () => {
           this.#directListening = true;
+          this.#volunteerOnceListening();
         },
         disconnected: () => {},
       });
@@ -1315,6 +1322,15 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
       void notify(db, channel, nextInLinePayload(name, id, term)).catch(() => {});
     }, delay);
     this.#volunteer = { term, timer };
+  }
+
+  /**
+   * Both LISTENs are up: a follower whose last election came before that (its own channel's
+   * LISTEN is not waited for by start(), and a reconnect can come at any time) volunteers now
+   * for the term it found, instead of at its next attempt, which may be a whole interval away.
+   */
+  #volunteerOnceListening(): void {
+    if (this.#lastDeniedTerm !== null && this.#listening && this.#directListening) this.#volunteerFor(this.#lastDeniedTerm);
   }
 
   #cancelVolunteer(): void {
