@@ -311,12 +311,29 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     g.runWhileLeader((_, signal) => new Promise<void>((resolve) => signal.addEventListener('abort', () => setTimeout(resolve, 150))));
     await g.start();
     await vi.waitFor(() => expect(g.leaderships().size).toBe(4), { timeout: 5_000, interval: 10 });
+    // What each of its connections runs, sampled from before stop() until a moment after: the
+    // LISTEN connection closes 250 ms after its UNLISTEN, which on a loaded machine can be
+    // before stop() returns, so one read afterwards could miss it.
+    const seen = new Map<string, { query: string; at: number }>();
+    const sample = async () => {
+      const now = (await conn.query(
+        `select pid, query, extract(epoch from query_start) * 1000 as at from pg_stat_activity where application_name = $1`,
+        [app],
+      )) as { pid: number; query: string; at: number }[];
+      for (const r of now) seen.set(`${r.pid}:${r.at}`, { query: r.query, at: r.at });
+    };
+    let stopped = false;
+    const sampling = (async () => {
+      while (!stopped) {
+        await sample();
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await sample();
+    })();
     await g.stop();
-    // Its connections close a moment after stop() (250 ms): read what each ran last before that.
-    const rows = (await conn.query(
-      `select query, extract(epoch from query_start) * 1000 as at from pg_stat_activity where application_name = $1`,
-      [app],
-    )) as { query: string; at: number }[];
+    stopped = true;
+    await sampling;
+    const rows = [...seen.values()];
     const unlisten = rows.find((r) => /^unlisten /i.test(r.query));
     const resign = rows.find((r) => /delete from/i.test(r.query));
     expect(unlisten, JSON.stringify(rows)).toBeDefined();
