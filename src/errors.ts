@@ -115,6 +115,26 @@ export class ElectorError extends DrizzleLeaderError {
   }
 }
 
+/**
+ * The COMMIT of a lease-checked transaction was sent and its answer never came (the connection
+ * was lost, or ended at the transaction's timeout while the COMMIT was on its way): the work may
+ * have committed, or not. If it did, it committed while this term held the lease (the lock
+ * still held back every other term). Make the work idempotent, or look before retrying.
+ */
+export class CommitOutcomeUnknownError extends DrizzleLeaderError {
+  override name = 'CommitOutcomeUnknownError';
+  constructor(
+    readonly election: string,
+    readonly term: number,
+    cause: unknown,
+  ) {
+    super(
+      `The COMMIT of the lease-checked transaction of "${election}" (term ${term}) got no answer: it may or may not have committed (look before retrying, or make the work idempotent)`,
+      { cause },
+    );
+  }
+}
+
 /** A statement or wait did not finish within its bound (safety rule 6). */
 export class DeadlineExceededError extends DrizzleLeaderError {
   override name = 'DeadlineExceededError';

@@ -9,6 +9,7 @@ export {
 export { createElector, Elector, leaseHeld } from './elector/elector.js';
 export type { LeaseTransactionConfig, LeaseTransactionFn, TransactionOf } from './elector/lease-transaction.js';
 export {
+  CommitOutcomeUnknownError,
   DatabaseUnusableError,
   DeadlineExceededError,
   DrizzleLeaderError,

@@ -96,6 +96,7 @@ export function bunSqlCapabilities(client: BunSqlClient): DriverCapabilities {
     transactions: true,
     guardTransaction: null,
     checkOut: null,
+    exclusiveTransactions: true,
     // Not tried against Bun's client: statements are only cancelled from outside, as for postgres.js.
     sessionEndSafe: false,
     connectionGone: null,

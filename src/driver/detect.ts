@@ -18,6 +18,7 @@ const NONE: DriverCapabilities = Object.freeze({
   transactions: false,
   guardTransaction: null,
   checkOut: null,
+  exclusiveTransactions: false,
   sessionEndSafe: false,
   connectionGone: null,
   session: null,

@@ -322,6 +322,7 @@ export function nodePostgresCapabilities(client: NodePostgresClient): DriverCapa
     transactions: true,
     guardTransaction: transactionGuard(client),
     checkOut: 'totalCount' in client ? checkOutFrom(client as Pool) : null,
+    exclusiveTransactions: 'totalCount' in client,
     sessionEndSafe: true,
     connectionGone: null,
     session: (fn) => withOneConnection(client, fn),

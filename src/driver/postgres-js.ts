@@ -130,6 +130,7 @@ export function postgresJsCapabilities(client: Sql): DriverCapabilities {
     transactions: true,
     guardTransaction: null,
     checkOut: null,
+    exclusiveTransactions: true,
     // postgres.js 3.4: a reserved connection the server ends (FATAL) while its query runs is
     // left half-reconnected, and the next query written to it throws from a timer
     // ("Cannot read properties of null (reading 'write')"), uncatchable: the process dies.

@@ -115,6 +115,14 @@ export interface DriverCapabilities {
    */
   readonly checkOut: ((db: LeaderDatabase, deadlineMs: number) => Promise<CheckedOut | null>) | null;
   /**
+   * Whether a transaction runs on a connection the application's other queries cannot reach
+   * meanwhile (a pool's checked-out client, postgres.js's reserved connection). False for a bare
+   * node-postgres `Client` and PGlite, where the application's next query queues behind the
+   * transaction on the same session: answering the caller before the transaction has ended would
+   * let that query run inside it (and be rolled back with it), so there the caller waits.
+   */
+  readonly exclusiveTransactions: boolean;
+  /**
    * Whether the server may end a lease-checked transaction's whole session while one of its
    * queries runs (`transaction_timeout`, `pg_terminate_backend`) without harm to the driver.
    * When false, such transactions are ended by cancelling their statement instead and by the

@@ -484,6 +484,7 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
       lockDeadlineMs: this.#statementDeadlineMs(),
       guard: prepared.driver.guardTransaction,
       checkOut: prepared.driver.checkOut,
+      exclusive: prepared.driver.exclusiveTransactions,
       work: this.#work,
       end: (item) => this.#endTransaction(item),
       sessionEndSafe: prepared.driver.sessionEndSafe,
@@ -699,7 +700,7 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
 
   /** Lease-checked transactions rely on `unique (name, term)` (migration 0002): refuse loudly without it. */
   #checkLeaseKey(): Promise<void> {
-    return this.#leaseKey.ensure(this.#db, this.#options.table);
+    return this.#leaseKey.ensure(this.#db, this.#options.table, this.#statementDeadlineMs());
   }
 
   /**

@@ -29,7 +29,7 @@
  */
 import type { PgTransactionConfig } from 'drizzle-orm/pg-core';
 import type { CheckedOut, DriverCapabilities, TransactionGuard } from '../driver/types.js';
-import { DeadlineExceededError, LeadershipLostError } from '../errors.js';
+import { CommitOutcomeUnknownError, DeadlineExceededError, LeadershipLostError } from '../errors.js';
 import { lockLease, type OpenTransaction } from '../lease/transaction.js';
 import type { LeaderTable } from '../schema.js';
 import type { LeaderDatabase, Lease } from '../types.js';
@@ -73,6 +73,8 @@ export interface LeaseTransactionRun<TDb extends LeaderDatabase, T> {
   readonly guard: (() => TransactionGuard) | null;
   /** The driver's own checkout of the transaction's connection (DriverCapabilities.checkOut), or null: Drizzle's. */
   readonly checkOut: DriverCapabilities['checkOut'];
+  /** DriverCapabilities.exclusiveTransactions: whether the caller may be answered before the transaction has ended. */
+  readonly exclusive: boolean;
   readonly work: LeaderWork;
   /** Ends an open transaction (`item.open`) from the elector's own connection. */
   readonly end: (item: WorkItem) => Promise<void>;
@@ -100,29 +102,45 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
     let timedOut = false;
     let lockedAt = Number.POSITIVE_INFINITY;
     // Before the work runs, the caller is never kept waiting on a connection that stopped
-    // answering: the rollback is left to finish (or fail) on its own.
+    // answering: the rollback is left to finish (or fail) on its own. Only where the transaction
+    // has a connection to itself: on one the application shares (a bare node-postgres Client),
+    // the application's next query would run inside the abandoned transaction, so it waits.
+    const beginBy = performance.now() + run.lockDeadlineMs;
+    let checkedOut: CheckedOut | null = null;
     let rejectLock: (error: unknown) => void = () => {};
     const lockRejected = new Promise<never>((_, reject) => {
-      rejectLock = reject;
+      rejectLock = (error) => {
+        if (!run.exclusive) return;
+        // A connection checked out here that stopped answering goes at once (its pending
+        // statement fails), not when TCP gives up: the pool must not run dry behind it.
+        if (error instanceof DeadlineExceededError) checkedOut?.release(true);
+        reject(error);
+      };
     });
     lockRejected.catch(() => {});
-    let checkedOut: CheckedOut | null = null;
     try {
       checkedOut = (await run.checkOut?.(run.db, run.lockDeadlineMs)) ?? null;
     } catch (error) {
       guard?.end();
       throw error;
     }
-    // BEGIN too has a bound: past it the caller is answered, and a BEGIN that still completes
-    // runs nothing (its transaction is rolled back at once).
+    // BEGIN too has a bound, counted from the start (the wait for a connection included): past
+    // it the caller is answered, and a BEGIN that still completes runs nothing (rolled back at once).
     let entered = false;
     let abandoned: Error | null = null;
-    const beginTimer = setTimeout(() => {
-      abandoned = new DeadlineExceededError(`the transaction did not begin within ${run.lockDeadlineMs} ms`);
-      rejectLock(abandoned);
-    }, run.lockDeadlineMs);
+    const beginTimer = run.exclusive
+      ? setTimeout(
+          () => {
+            abandoned = new DeadlineExceededError(`the transaction did not begin within ${run.lockDeadlineMs} ms`);
+            rejectLock(abandoned);
+          },
+          Math.max(0, beginBy - performance.now()),
+        )
+      : undefined;
     /** What the callback threw: the transaction rejecting with exactly that means its ROLLBACK went through. */
     let thrown: unknown = NOTHING_THROWN;
+    /** The callback returned: Drizzle sends COMMIT, and a failure from here on may come after the commit. */
+    let committing = false;
     try {
       const work = async (tx: object): Promise<T> => {
         guard?.identified(tx);
@@ -178,7 +196,9 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
         clearTimeout(beginTimer);
         try {
           if (abandoned) throw abandoned;
-          return await work(tx);
+          const result = await work(tx);
+          committing = true;
+          return result;
         } catch (error) {
           thrown = error;
           throw error;
@@ -206,6 +226,8 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
     } catch (error) {
       if (item.open === null && errorCode(error) === '40001' && attempt < LOCK_ATTEMPTS) continue;
       if (error instanceof LeadershipLostError) throw error;
+      // The COMMIT was sent and no answer of the server's says how it ended: it may have committed.
+      if (committing && error !== thrown && !answeredByServer(error)) throw new CommitOutcomeUnknownError(lease.name, lease.term, error);
       // The server's own timeouts can fire a moment before this process's timer, and Drizzle's
       // failed ROLLBACK then hides their code: past the timeout, any failure is the timeout.
       const overran = performance.now() - lockedAt >= timeoutMs - 5;
@@ -218,6 +240,16 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
       clearTimeout(beginTimer);
     }
   }
+}
+
+/**
+ * Whether a failure is the server's answer to the statement (a COMMIT refused: serialization
+ * failure, deferred constraint, ...: rolled back), not the connection failing under it
+ * (connection exceptions 08xxx, the backend terminated 57P0x, or no SQLSTATE at all).
+ */
+function answeredByServer(error: unknown): boolean {
+  const code = errorCode(error);
+  return code !== undefined && !code.startsWith('08') && !code.startsWith('57P0');
 }
 
 /**

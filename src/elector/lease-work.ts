@@ -81,8 +81,13 @@ function checkTransactionConfig(config: Record<string, unknown>): void {
 export class LeaseKeyCheck {
   #checked: Promise<void> | null = null;
 
-  ensure(db: LeaderDatabase, table: LeaderTable): Promise<void> {
-    this.#checked ??= hasLeaseKey(db, table).then((present) => {
+  /** `deadlineMs` bounds the check like any statement (it runs on the application's `db`, whose pool may be busy). */
+  ensure(db: LeaderDatabase, table: LeaderTable, deadlineMs: number): Promise<void> {
+    this.#checked ??= withDeadline(
+      hasLeaseKey(db, table),
+      deadlineMs,
+      () => `the check of the lease table's key did not answer within ${deadlineMs} ms`,
+    ).then((present) => {
       if (!present) {
         throw new LeaseTableOutdatedError(
           tableLabel(table),

@@ -477,7 +477,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
   async transaction<T>(name: string, fn: LeaseTransactionFn<TDb, T>, config: LeaseTransactionConfig = {}): Promise<T> {
     const { table, id } = this.#options;
     const prepared = prepareLeaseTransaction(this.#db, fn, config, this.#options, 'group.transaction()');
-    await this.#leaseKey.ensure(this.#db, table);
+    await this.#leaseKey.ensure(this.#db, table, this.#statementDeadlineMs());
     const held = this.#trusted(name);
     if (!held) throw new LeadershipLostError(name, null, 'not-leader');
     return runLeaseTransaction({
@@ -490,6 +490,7 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
       lockDeadlineMs: this.#statementDeadlineMs(),
       guard: prepared.driver.guardTransaction,
       checkOut: prepared.driver.checkOut,
+      exclusive: prepared.driver.exclusiveTransactions,
       work: this.#work,
       end: (item) => this.#endTransaction(name, item),
       sessionEndSafe: prepared.driver.sessionEndSafe,

@@ -14,6 +14,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createElectorWithStore, leaseStore } from '../../src/dev/testing.js';
 import {
+  CommitOutcomeUnknownError,
   createElector,
   createElectorGroup,
   type Elector,
@@ -306,6 +307,129 @@ describe.each(DRIVERS)('lease-checked transactions whose BEGIN fails (%s)', (dri
     await sleep(500);
     expect(ran).toBe(0);
     await app.close();
+  });
+});
+
+describe('lease-checked transactions on node-postgres, before and after the work', () => {
+  it("on a bare Client the application also uses, a transaction waiting for the Client is not answered early, and the application's write is not lost", async () => {
+    // The caller used to get DeadlineExceededError at 2.4 s while its BEGIN still waited on the
+    // Client; the application's next INSERT then ran inside that abandoned transaction and was
+    // rolled back with it.
+    await admin.query('create table if not exists bare_rows (id int)');
+    const client = new pg.Client({ connectionString: url });
+    client.on('error', () => {});
+    await client.connect();
+    try {
+      const elector = createElector(drizzlePg(client) as unknown as LeaderDatabase, { name: 'bare-client-tx', ...TIMING, listen: false });
+      track(elector);
+      await elector.start();
+      await elector.transaction(async () => 'warm');
+      // The application holds its Client past the statement deadline (2.4 s).
+      const busy = client.query('select pg_sleep(3)');
+      const outcome = elector
+        .transaction(async () => 'committed')
+        .then(
+          (v) => v,
+          (e: Error) => `failed: ${e.message}`,
+        );
+      await busy;
+      await client.query('insert into bare_rows values (1)');
+      expect(await outcome).toBe('committed');
+      const [row] = await admin.query<{ n: number }>('select count(*)::int as n from bare_rows');
+      expect(row!.n).toBe(1);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it("the first transaction's check of the lease table is bounded too: a pool the application holds gives DeadlineExceededError, not a wait", async () => {
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    pool.on('error', () => {});
+    try {
+      const elector = createElector(drizzlePg(pool) as unknown as LeaderDatabase, { name: 'cold-key-check', ...TIMING, listen: false });
+      track(elector);
+      await elector.start();
+      // Every client of the pool held by the application for 5 s, before any lease-checked transaction ran.
+      const held = await Promise.all([pool.connect(), pool.connect()]);
+      const releasing = sleep(5_000).then(() => {
+        for (const c of held) c.release();
+      });
+      const startedAt = performance.now();
+      const error = await elector
+        .transaction(async () => 'committed')
+        .then(
+          () => null,
+          (e: Error) => e,
+        );
+      expect(error?.name).toBe('DeadlineExceededError');
+      expect(performance.now() - startedAt).toBeLessThan(5_000);
+      await releasing;
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('a COMMIT whose answer is lost is reported as of unknown outcome, not as rolled back', async () => {
+    const { proxy, url: through } = await proxied();
+    const pool = new pg.Pool({ connectionString: through, max: 2 });
+    pool.on('error', () => {});
+    await admin.query('create table if not exists acked_rows (id int)');
+    try {
+      const elector = createElector(drizzlePg(pool) as unknown as LeaderDatabase, { name: 'answer-lost', ...TIMING, listen: false });
+      track(elector);
+      await elector.start();
+      await elector.transaction(async () => 'warm');
+      // The server runs the COMMIT; its answer (and every answer after) is held, then the connections are reset.
+      proxy.set({ kind: 'deaf-at', pattern: 'commit' });
+      const outcome = elector
+        .transaction(
+          async (tx) => {
+            await (tx as unknown as LeaderDatabase).execute(sql`insert into acked_rows values (1)`);
+          },
+          { timeout: 500 },
+        )
+        .then(
+          () => null,
+          (e: Error) => e,
+        );
+      await vi.waitFor(() => expect(proxy.mode.kind).toBe('deaf'), { timeout: 5_000, interval: 1 });
+      await sleep(1_200);
+      proxy.cut();
+      proxy.set({ kind: 'pass' });
+      const error = await outcome;
+      const [row] = await admin.query<{ n: number }>('select count(*)::int as n from acked_rows');
+      expect(row!.n).toBe(1);
+      // Before: LeadershipLostError 'timed-out', "rolled back", for work that had committed.
+      expect(error).toBeInstanceOf(CommitOutcomeUnknownError);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('a transaction abandoned at its deadline gives its connection up at once, not when the silent connection ends', async () => {
+    const { proxy, url: through } = await proxied();
+    const pool = new pg.Pool({ connectionString: through, max: 1 });
+    pool.on('error', () => {});
+    try {
+      const elector = createElector(drizzlePg(pool) as unknown as LeaderDatabase, { name: 'abandoned-begin', ...TIMING, listen: false });
+      track(elector);
+      await elector.start();
+      await elector.transaction(async () => 'warm');
+      expect(pool.totalCount).toBe(1);
+      proxy.set({ kind: 'blackhole-at', pattern: 'begin' });
+      const error = await elector
+        .transaction(async () => 'committed')
+        .then(
+          () => null,
+          (e: Error) => e,
+        );
+      expect(error?.message).toMatch(/did not begin within/);
+      // Still silent: the pool's only client must not wait for it.
+      await vi.waitFor(() => expect(pool.totalCount).toBe(0), { timeout: 1_000, interval: 10 });
+    } finally {
+      proxy.set({ kind: 'pass' });
+      await pool.end();
+    }
   });
 });
 

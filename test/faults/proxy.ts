@@ -8,6 +8,9 @@
  * - `blackhole-at`: forward until the client sends bytes containing `pattern` (e.g. `commit`),
  *   then blackhole from that chunk on (`forward`: from the chunk after it, so the server runs
  *   the statement but its answer is lost): a partition at an exact point of a transaction;
+ * - `deaf-at`: forward until the client sends bytes containing `pattern`; from then on the
+ *   client's bytes still reach the server, but the server's answers are held until healed: the
+ *   server runs the statement (a COMMIT commits) and the client never hears it;
  * - `cut()`: reset every open connection at once (a one-shot fault; the mode is unchanged).
  */
 import { createServer, type Server, type Socket } from 'node:net';
@@ -16,7 +19,9 @@ export type ProxyMode =
   | { kind: 'pass' }
   | { kind: 'delay'; ms: number }
   | { kind: 'blackhole' }
-  | { kind: 'blackhole-at'; pattern: string; forward?: boolean };
+  | { kind: 'blackhole-at'; pattern: string; forward?: boolean }
+  | { kind: 'deaf-at'; pattern: string }
+  | { kind: 'deaf' };
 
 interface Pipe {
   client: Socket;
@@ -107,8 +112,11 @@ export class FaultProxy {
         return;
       }
     }
+    if (mode.kind === 'deaf-at' && to === pipe.upstream && chunk.toString('latin1').toLowerCase().includes(mode.pattern)) {
+      this.#mode = { kind: 'deaf' };
+    }
     if (pipe.silenced) return;
-    if (this.#mode.kind === 'blackhole') pipe.held.push({ to, chunk });
+    if (this.#mode.kind === 'blackhole' || (this.#mode.kind === 'deaf' && to === pipe.client)) pipe.held.push({ to, chunk });
     else this.#schedule(pipe, to, chunk);
   }
 
