@@ -162,6 +162,27 @@ describe('electors on PGlite', () => {
     expect(e.isLeader).toBe(true);
   });
 
+  it("a lease-checked transaction called inside the application's own transaction answers with DeadlineExceededError, not never", async () => {
+    // PGlite runs one transaction at a time: the inner one can only begin after the outer one
+    // ends, which waits for the inner one. The caller is answered at the deadline instead.
+    const conn = await open();
+    const e = create(conn.db, { name: 'nested-tx', id: 'elector', ttl: 2_000, renewInterval: 200, safetyMargin: 500 });
+    await e.start();
+    await e.transaction(async () => 'warm');
+    const outcome = await conn.pg.transaction(async () =>
+      Promise.race([
+        e
+          .transaction(async () => 'committed')
+          .then(
+            () => 'committed',
+            (error: Error) => error.name,
+          ),
+        sleep(8_000).then(() => 'no answer in 8 s'),
+      ]),
+    );
+    expect(outcome).toBe('DeadlineExceededError');
+  });
+
   it('closing the instance under running electors: stop() still resolves within a ttl', async () => {
     const conn = await open();
     const { logger } = recordingLogger();

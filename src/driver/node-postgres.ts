@@ -303,11 +303,23 @@ function checkOutFrom(pool: Pool): NonNullable<DriverCapabilities['checkOut']> {
       transaction(fn: (tx: unknown) => Promise<unknown>, config: object | undefined): Promise<unknown>;
     };
     let released = false;
+    let lost = false;
+    const markLost = () => {
+      lost = true;
+    };
+    // Also keeps a failure of its connection from being an unheard 'error' event while checked out.
+    client.on('error', markLost);
+    client.on('end', markLost);
     const checkedOut: CheckedOut = {
+      get lost() {
+        return lost;
+      },
       transaction: (fn, config) => own.transaction(fn, config),
       release: (broken) => {
         if (released) return;
         released = true;
+        client.off('error', markLost);
+        client.off('end', markLost);
         client.release(broken ? new Error('drizzle-leader: the connection failed inside a lease-checked transaction') : undefined);
       },
     };

@@ -104,7 +104,7 @@ export function pgliteCapabilities(pg: PGliteClient): DriverCapabilities {
     transactions: true,
     guardTransaction: null,
     checkOut: null,
-    exclusiveTransactions: false,
+    exclusiveTransactions: true,
     // One in-process session: nothing to end from outside, and the server ignores the timeouts
     // anyway. A lease-checked transaction holds up the elector's own statements meanwhile.
     sessionEndSafe: false,

@@ -59,6 +59,8 @@ export interface TransactionGuard {
 export interface CheckedOut {
   /** Drizzle's `transaction(fn, config)` on this connection alone: Drizzle neither checks it out nor gives it back. */
   transaction(fn: (tx: unknown) => Promise<unknown>, config: object | undefined): Promise<unknown>;
+  /** Whether the connection has already failed or ended (a statement sent now cannot reach the server). */
+  readonly lost: boolean;
   /** Gives the connection back to its pool; `broken` (a BEGIN, COMMIT or ROLLBACK failed: its state is unknown) makes the pool discard it. */
   release(broken: boolean): void;
 }
@@ -116,10 +118,11 @@ export interface DriverCapabilities {
   readonly checkOut: ((db: LeaderDatabase, deadlineMs: number) => Promise<CheckedOut | null>) | null;
   /**
    * Whether a transaction runs on a connection the application's other queries cannot reach
-   * meanwhile (a pool's checked-out client, postgres.js's reserved connection). False for a bare
-   * node-postgres `Client` and PGlite, where the application's next query queues behind the
-   * transaction on the same session: answering the caller before the transaction has ended would
-   * let that query run inside it (and be rolled back with it), so there the caller waits.
+   * meanwhile (a pool's checked-out client, postgres.js's reserved connection, PGlite, whose
+   * other queries wait for the transaction to end). False for a bare node-postgres `Client`,
+   * where the application's next query is sent on the same session behind the transaction's:
+   * answering the caller before the transaction has ended would let that query run inside it
+   * (and be rolled back with it), so there the caller waits.
    */
   readonly exclusiveTransactions: boolean;
   /**

@@ -33,7 +33,7 @@ import { CommitOutcomeUnknownError, DeadlineExceededError, LeadershipLostError }
 import { lockLease, type OpenTransaction } from '../lease/transaction.js';
 import type { LeaderTable } from '../schema.js';
 import type { LeaderDatabase, Lease } from '../types.js';
-import { errorCode } from '../util/cause.js';
+import { errorCode, findCause } from '../util/cause.js';
 import { withDeadline } from '../util/deadline.js';
 import type { LeaderWork, WorkItem } from './work.js';
 
@@ -54,6 +54,9 @@ export type TransactionOf<TDb extends LeaderDatabase> = Parameters<Parameters<TD
 export type LeaseTransactionFn<TDb extends LeaderDatabase, T> = (tx: TransactionOf<TDb>, lease: Lease, signal: AbortSignal) => Promise<T>;
 
 const NOTHING_THROWN = Symbol('nothing thrown');
+
+/** After its timeout, how long a transaction on a connection of its own may take to end before that connection is discarded (ms). */
+const STOP_GRACE_MS = 1_000;
 
 /** SQLSTATEs of the server ending a transaction for its own timeouts. */
 const SERVER_TIMEOUTS = new Set(['25P03', '25P04']);
@@ -141,6 +144,10 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
     let thrown: unknown = NOTHING_THROWN;
     /** The callback returned: Drizzle sends COMMIT, and a failure from here on may come after the commit. */
     let committing = false;
+    /** The connection was already gone when the callback returned: the COMMIT never reached the server. */
+    let lostBeforeCommit = false;
+    /** The COMMIT's own failure: Drizzle answers it with a ROLLBACK, whose failure is what reaches us. */
+    const commit: { error?: unknown } = {};
     try {
       const work = async (tx: object): Promise<T> => {
         guard?.identified(tx);
@@ -152,8 +159,10 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
               // The server's own bounds: longer where the driver does not survive them, so a live process acts first.
               serverBoundMs: run.sessionEndSafe ? timeoutMs : 2 * timeoutMs,
             }),
-            run.lockDeadlineMs,
-            () => `the lease check did not answer within ${run.lockDeadlineMs} ms`,
+            // What is left of the one bound before the work runs (connection, BEGIN and this lock);
+            // on a shared session the caller waits for the session anyway, so the lock gets its own.
+            run.exclusive ? Math.max(1, beginBy - performance.now()) : run.lockDeadlineMs,
+            () => `the lease check did not answer within ${run.lockDeadlineMs} ms of the call`,
           );
         } catch (error) {
           rejectLock(error);
@@ -167,12 +176,18 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
           run.db,
           () => timedOut,
           () => new LeadershipLostError(lease.name, lease.term, 'timed-out'),
+          commit,
         );
         item.stop = () => {
           if (timedOut) return;
           timedOut = true;
           clearTimeout(timer);
           void run.end(item).catch(() => {});
+          // A connection checked out here goes too if the transaction has not ended shortly
+          // after (the server's answer to the ending usually comes first and says how it
+          // ended): a statement that gets no answer (a partition) then fails now, not when TCP
+          // gives up, and the pool gets its place back.
+          if (checkedOut) setTimeout(() => checkedOut?.release(true), Math.min(STOP_GRACE_MS, timeoutMs)).unref?.();
         };
         timer = setTimeout(() => item.stop?.(), timeoutMs);
         let result: T;
@@ -198,6 +213,7 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
           if (abandoned) throw abandoned;
           const result = await work(tx);
           committing = true;
+          lostBeforeCommit = checkedOut?.lost ?? false;
           return result;
         } catch (error) {
           thrown = error;
@@ -227,11 +243,14 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
       if (item.open === null && errorCode(error) === '40001' && attempt < LOCK_ATTEMPTS) continue;
       if (error instanceof LeadershipLostError) throw error;
       // The COMMIT was sent and no answer of the server's says how it ended: it may have committed.
-      if (committing && error !== thrown && !answeredByServer(error)) throw new CommitOutcomeUnknownError(lease.name, lease.term, error);
+      const cause = commit.error ?? error;
+      if (committing && !lostBeforeCommit && error !== thrown && !answeredByServer(cause)) {
+        throw new CommitOutcomeUnknownError(lease.name, lease.term, cause);
+      }
       // The server's own timeouts can fire a moment before this process's timer, and Drizzle's
       // failed ROLLBACK then hides their code: past the timeout, any failure is the timeout.
       const overran = performance.now() - lockedAt >= timeoutMs - 5;
-      if (item.open !== null && (timedOut || overran || SERVER_TIMEOUTS.has(errorCode(error) ?? ''))) {
+      if (item.open !== null && (timedOut || overran || SERVER_TIMEOUTS.has(errorCode(cause) ?? ''))) {
         throw new LeadershipLostError(lease.name, lease.term, 'timed-out', error);
       }
       throw error;
@@ -248,7 +267,13 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
  * (connection exceptions 08xxx, the backend terminated 57P0x, or no SQLSTATE at all).
  */
 function answeredByServer(error: unknown): boolean {
-  const code = errorCode(error);
+  // The server's own error carries a severity (node-postgres and postgres.js alike); a driver's
+  // connection errors carry codes of their own (ECONNRESET, CONNECTION_CLOSED) and none.
+  const found = findCause<{ code?: unknown; severity?: unknown }>(
+    error,
+    (e) => typeof e.code === 'string' && typeof e.severity === 'string',
+  );
+  const code = found?.code as string | undefined;
   return code !== undefined && !code.startsWith('08') && !code.startsWith('57P0');
 }
 
@@ -260,7 +285,7 @@ function answeredByServer(error: unknown): boolean {
  * through the transaction's session, so that is where the gate goes; only a session of the
  * transaction's own (a connection checked out for it), never one shared with `db`.
  */
-function gateStatements(tx: object, db: object, closed: () => boolean, refusal: () => Error): void {
+function gateStatements(tx: object, db: object, closed: () => boolean, refusal: () => Error, commit: { error?: unknown }): void {
   type Prepared = Record<string, unknown>;
   const session = (tx as { session?: { prepareQuery?: (...args: unknown[]) => Prepared } }).session;
   if (!session || session === (db as { session?: unknown }).session || typeof session.prepareQuery !== 'function') return;
@@ -270,10 +295,21 @@ function gateStatements(tx: object, db: object, closed: () => boolean, refusal: 
     // Drizzle's own ROLLBACK (and ROLLBACK TO SAVEPOINT) must go through: the transaction ends with it.
     const text = (args[0] as { sql?: unknown } | undefined)?.sql;
     if (typeof text === 'string' && /^\s*rollback\b/i.test(text)) return prepared;
+    const isCommit = typeof text === 'string' && /^\s*commit\b/i.test(text);
     for (const method of ['execute', 'all', 'values']) {
       const original = prepared[method];
       if (typeof original !== 'function') continue;
-      prepared[method] = (...params: unknown[]) => (closed() ? Promise.reject(refusal()) : original.apply(prepared, params));
+      prepared[method] = (...params: unknown[]) => {
+        if (closed()) return Promise.reject(refusal());
+        const result = original.apply(prepared, params) as Promise<unknown>;
+        // How the COMMIT itself ended decides whether the outcome is known (see the caller).
+        return isCommit
+          ? result.catch((error: unknown) => {
+              commit.error = error;
+              throw error;
+            })
+          : result;
+      };
     }
     return prepared;
   };

@@ -22,6 +22,7 @@ import {
   InvalidOptionError,
   type LeaderDatabase,
   type LeaderInfo,
+  LeadershipLostError,
   SILENT_LOGGER,
 } from '../../src/index.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from '../support/db.js';
@@ -402,6 +403,106 @@ describe('lease-checked transactions on node-postgres, before and after the work
       // Before: LeadershipLostError 'timed-out', "rolled back", for work that had committed.
       expect(error).toBeInstanceOf(CommitOutcomeUnknownError);
     } finally {
+      await pool.end();
+    }
+  });
+
+  it('a COMMIT the server refuses at the timeout (a deferred trigger still running) is rolled back, and said so', async () => {
+    await admin.query('create table if not exists slow_commit_rows (id int)');
+    await admin.query(
+      `create or replace function slow_commit() returns trigger language plpgsql as $$ begin perform pg_sleep(3); return null; end $$`,
+    );
+    await admin.query(
+      `do $$ begin create constraint trigger slow_commit after insert on slow_commit_rows deferrable initially deferred
+         for each row execute function slow_commit(); exception when duplicate_object then null; end $$`,
+    );
+    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    pool.on('error', () => {});
+    try {
+      const elector = createElector(drizzlePg(pool) as unknown as LeaderDatabase, { name: 'slow-commit', ...TIMING, listen: false });
+      track(elector);
+      await elector.start();
+      const error = await elector
+        .transaction(
+          async (tx) => {
+            await (tx as unknown as LeaderDatabase).execute(sql`insert into slow_commit_rows values (1)`);
+          },
+          { timeout: 1_000 },
+        )
+        .then(
+          () => null,
+          (e: Error) => e,
+        );
+      const [row] = await admin.query<{ n: number }>('select count(*)::int as n from slow_commit_rows');
+      expect(row!.n).toBe(0);
+      // The COMMIT's own answer was the end of its session (the timeout): rolled back, not unknown.
+      expect(error).toBeInstanceOf(LeadershipLostError);
+      expect((error as LeadershipLostError).reason).toBe('timed-out');
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('the wait for a connection, BEGIN and the lease check share one bound, counted from the call', async () => {
+    const { proxy, url: through } = await proxied();
+    const pool = new pg.Pool({ connectionString: through, max: 1 });
+    pool.on('error', () => {});
+    try {
+      const elector = createElector(drizzlePg(pool) as unknown as LeaderDatabase, { name: 'one-bound', ...TIMING, listen: false });
+      track(elector);
+      await elector.start();
+      await elector.transaction(async () => 'warm');
+      // The application holds the only client for 1.5 s; then the lease check gets no answer.
+      const held = await pool.connect();
+      setTimeout(() => held.release(), 1_500);
+      proxy.set({ kind: 'blackhole-at', pattern: 'for key share' });
+      const startedAt = performance.now();
+      const error = await elector
+        .transaction(async () => 'committed')
+        .then(
+          () => null,
+          (e: Error) => e,
+        );
+      const took = performance.now() - startedAt;
+      expect(error?.name).toBe('DeadlineExceededError');
+      // One bound of 2.4 s from the call, not 1.5 s of waiting plus a fresh 2.4 s for the check.
+      expect(took).toBeLessThan(2_400 + 1_000);
+    } finally {
+      proxy.set({ kind: 'pass' });
+      await pool.end();
+    }
+  });
+
+  it('a transaction past its timeout on a connection that went silent answers soon after the timeout, and gives the connection up', async () => {
+    const { proxy, url: through } = await proxied();
+    const pool = new pg.Pool({ connectionString: through, max: 1 });
+    pool.on('error', () => {});
+    try {
+      const elector = createElector(drizzlePg(pool) as unknown as LeaderDatabase, { name: 'silent-work', ...TIMING, listen: false });
+      track(elector);
+      await elector.start();
+      await elector.transaction(async () => 'warm');
+      // A real partition: when the server ends the session (its timeout), the client hears nothing.
+      proxy.hideServerCloses = true;
+      const outcome = elector
+        .transaction(
+          async (tx) => {
+            proxy.set({ kind: 'blackhole' });
+            await (tx as unknown as LeaderDatabase).execute(sql`select 1`);
+          },
+          { timeout: 500 },
+        )
+        .then(
+          () => null,
+          (e: Error) => e,
+        );
+      const error = await Promise.race([outcome, sleep(5_000).then(() => 'no answer in 5 s')]);
+      // Before: no answer until the connection answered again (a real partition: until TCP gives up).
+      expect(error).toBeInstanceOf(LeadershipLostError);
+      expect((error as LeadershipLostError).reason).toBe('timed-out');
+      expect(pool.totalCount).toBe(0);
+    } finally {
+      proxy.set({ kind: 'pass' });
       await pool.end();
     }
   });

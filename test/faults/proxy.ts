@@ -32,10 +32,14 @@ interface Pipe {
   due: Map<Socket, number>;
   /** Set by silenceExisting(): this pipe forwards nothing, ever again. */
   silenced?: boolean;
+  /** The server closed it during a partition the client was not to hear of (`hideServerCloses`). */
+  upstreamGone?: boolean;
 }
 
 export class FaultProxy {
   #mode: ProxyMode = { kind: 'pass' };
+  /** While blackholed or deaf, a connection the server closes stays open and silent on the client's side until healed. */
+  hideServerCloses = false;
   readonly #pipes = new Set<Pipe>();
   #server: Server | null = null;
   port = 0;
@@ -58,8 +62,13 @@ export class FaultProxy {
 
   set(mode: ProxyMode): void {
     this.#mode = mode;
-    if (mode.kind !== 'blackhole') {
-      for (const pipe of this.#pipes) {
+    if (mode.kind !== 'blackhole' && mode.kind !== 'deaf') {
+      for (const pipe of [...this.#pipes]) {
+        if (pipe.upstreamGone) {
+          this.#pipes.delete(pipe);
+          pipe.client.destroy();
+          continue;
+        }
         for (const { to, chunk } of pipe.held.splice(0)) this.#schedule(pipe, to, chunk);
       }
     }
@@ -97,7 +106,15 @@ export class FaultProxy {
       upstream.destroy();
     };
     client.on('error', end).on('close', end);
-    upstream.on('error', end).on('close', end);
+    const endUpstream = () => {
+      // Across a real partition the client does not hear the server close its end either.
+      if (this.hideServerCloses && (this.#mode.kind === 'blackhole' || this.#mode.kind === 'deaf')) {
+        pipe.upstreamGone = true;
+        return;
+      }
+      end();
+    };
+    upstream.on('error', endUpstream).on('close', endUpstream);
     upstream.connect(this.upstreamPort, this.upstreamHost);
     client.on('data', (chunk) => this.#route(pipe, upstream, chunk));
     upstream.on('data', (chunk) => this.#route(pipe, client, chunk));

@@ -307,8 +307,10 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
     clients.push(own);
     const g = createElectorGroup(own.db, { names, group, id: app, logger: SILENT_LOGGER, ...TIMING });
     groups.push(g);
-    // Each task takes 150 ms to return once aborted: the resignations wait for the drain.
-    g.runWhileLeader((_, signal) => new Promise<void>((resolve) => signal.addEventListener('abort', () => setTimeout(resolve, 150))));
+    // Each task takes 1 s to return once aborted: the resignations wait for the drain. stop()
+    // sends the UNLISTEN without waiting for it, so the drain is its head start: 150 ms was not
+    // always enough on a loaded machine (the UNLISTEN ran 1.5 ms after the DELETE in one suite).
+    g.runWhileLeader((_, signal) => new Promise<void>((resolve) => signal.addEventListener('abort', () => setTimeout(resolve, 1_000))));
     await g.start();
     await vi.waitFor(() => expect(g.leaderships().size).toBe(4), { timeout: 5_000, interval: 10 });
     // What each of its connections runs, sampled from before stop() until a moment after: the
