@@ -135,6 +135,23 @@ export class CommitOutcomeUnknownError extends DrizzleLeaderError {
   }
 }
 
+/**
+ * `fn` returned normally, but a statement inside it had failed (its error caught in `fn`), which
+ * aborted the transaction: the server answered its COMMIT with ROLLBACK. Nothing was written.
+ * Seen where the library sends the COMMIT itself (node-postgres).
+ */
+export class TransactionAbortedError extends DrizzleLeaderError {
+  override name = 'TransactionAbortedError';
+  constructor(
+    readonly election: string,
+    readonly term: number,
+  ) {
+    super(
+      `The lease-checked transaction of "${election}" (term ${term}) was aborted by a statement that failed inside it (its error was caught there), so its COMMIT rolled back: nothing was written. Let the error propagate, or use a savepoint (tx.transaction) around the statement that may fail`,
+    );
+  }
+}
+
 /** A statement or wait did not finish within its bound (safety rule 6). */
 export class DeadlineExceededError extends DrizzleLeaderError {
   override name = 'DeadlineExceededError';

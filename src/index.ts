@@ -23,6 +23,7 @@ export {
   LeaseTableMissingError,
   LeaseTableOutdatedError,
   ReservedNameError,
+  TransactionAbortedError,
   UnsupportedDriverError,
 } from './errors.js';
 export { assign as assignNames, type Member } from './group/balance.js';

@@ -88,6 +88,25 @@ describe.each(DRIVERS)('lease-checked transactions (%s)', (driver) => {
     }
   });
 
+  it('work that caught the failure of one of its statements: the aborted transaction is reported, not taken for committed', async () => {
+    // The failed statement aborted the transaction; the server answers the COMMIT with ROLLBACK
+    // and no error. Where the library sends the COMMIT itself (node-postgres), that is an error.
+    const elector = await leader();
+    const outcome = await elector
+      .transaction(async (tx, lease) => {
+        await tx.execute(sql`insert into work_log (name, term, note) values (${name}, ${lease.term}, 'lost')`);
+        await tx.execute(sql`select 1 / 0`).catch(() => {});
+        return 'ok';
+      })
+      .then(
+        (v) => v,
+        (e: Error) => e.name,
+      );
+    expect(await logged()).toEqual([]);
+    // postgres.js rejects such a transaction itself, with the statement's error.
+    expect(outcome).toBe(driver === 'node-postgres' ? 'TransactionAbortedError' : 'PostgresError');
+  });
+
   it('refuses before the work runs when this elector does not lead', async () => {
     await leader({ id: 'holder' });
     const follower = pool.create({ name, id: 'other', logger: SILENT_LOGGER });

@@ -29,7 +29,7 @@
  */
 import type { PgTransactionConfig } from 'drizzle-orm/pg-core';
 import type { CheckedOut, DriverCapabilities, TransactionGuard } from '../driver/types.js';
-import { CommitOutcomeUnknownError, DeadlineExceededError, LeadershipLostError } from '../errors.js';
+import { CommitOutcomeUnknownError, DeadlineExceededError, LeadershipLostError, TransactionAbortedError } from '../errors.js';
 import { lockLease, type OpenTransaction } from '../lease/transaction.js';
 import type { LeaderTable } from '../schema.js';
 import type { LeaderDatabase, Lease } from '../types.js';
@@ -147,7 +147,7 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
     /** The connection was already gone when the callback returned: the COMMIT never reached the server. */
     let lostBeforeCommit = false;
     /** The COMMIT's own failure: Drizzle answers it with a ROLLBACK, whose failure is what reaches us. */
-    const commit: { error?: unknown } = {};
+    const commit: { error?: unknown; aborted?: boolean } = {};
     try {
       const work = async (tx: object): Promise<T> => {
         guard?.identified(tx);
@@ -177,6 +177,7 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
           () => timedOut,
           () => new LeadershipLostError(lease.name, lease.term, 'timed-out'),
           commit,
+          () => new TransactionAbortedError(lease.name, lease.term),
         );
         item.stop = () => {
           if (timedOut) return;
@@ -235,13 +236,15 @@ async function attempt<TDb extends LeaderDatabase, T>(run: LeaseTransactionRun<T
         },
         (error: unknown) => {
           guard?.end();
-          checkedOut?.release(!entered || error !== thrown);
+          checkedOut?.release(!entered || (error !== thrown && !commit.aborted));
         },
       );
       return (await Promise.race([transaction, lockRejected])) as T;
     } catch (error) {
       if (item.open === null && errorCode(error) === '40001' && attempt < LOCK_ATTEMPTS) continue;
       if (error instanceof LeadershipLostError) throw error;
+      // The COMMIT was answered with ROLLBACK: known, nothing written.
+      if (commit.aborted) throw new TransactionAbortedError(lease.name, lease.term);
       // The COMMIT was sent and no answer of the server's says how it ended: it may have committed.
       const cause = commit.error ?? error;
       if (committing && !lostBeforeCommit && error !== thrown && !answeredByServer(cause)) {
@@ -285,7 +288,14 @@ function answeredByServer(error: unknown): boolean {
  * through the transaction's session, so that is where the gate goes; only a session of the
  * transaction's own (a connection checked out for it), never one shared with `db`.
  */
-function gateStatements(tx: object, db: object, closed: () => boolean, refusal: () => Error, commit: { error?: unknown }): void {
+function gateStatements(
+  tx: object,
+  db: object,
+  closed: () => boolean,
+  refusal: () => Error,
+  commit: { error?: unknown; aborted?: boolean },
+  aborted: () => Error,
+): void {
   type Prepared = Record<string, unknown>;
   const session = (tx as { session?: { prepareQuery?: (...args: unknown[]) => Prepared } }).session;
   if (!session || session === (db as { session?: unknown }).session || typeof session.prepareQuery !== 'function') return;
@@ -304,10 +314,20 @@ function gateStatements(tx: object, db: object, closed: () => boolean, refusal: 
         const result = original.apply(prepared, params) as Promise<unknown>;
         // How the COMMIT itself ended decides whether the outcome is known (see the caller).
         return isCommit
-          ? result.catch((error: unknown) => {
-              commit.error = error;
-              throw error;
-            })
+          ? result.then(
+              (answer) => {
+                // An aborted transaction's COMMIT is answered with ROLLBACK, not an error.
+                if ((answer as { command?: unknown } | null)?.command === 'ROLLBACK') {
+                  commit.aborted = true;
+                  throw aborted();
+                }
+                return answer;
+              },
+              (error: unknown) => {
+                commit.error = error;
+                throw error;
+              },
+            )
           : result;
       };
     }
