@@ -312,6 +312,31 @@ describe.each(DRIVERS)('lease-checked transactions whose BEGIN fails (%s)', (dri
 });
 
 describe('lease-checked transactions on node-postgres, before and after the work', () => {
+  /**
+   * A node-postgres pool of `max` clients (through a fault proxy of its own unless `direct`) and
+   * an elector leading `name` on it, after one transaction; `close()` heals the proxy and ends the pool.
+   */
+  const poolLeader = async (name: string, max: number, options: { direct?: boolean } = {}) => {
+    const via = options.direct ? null : await proxied();
+    const pool = new pg.Pool({ connectionString: via?.url ?? url, max });
+    pool.on('error', () => {});
+    const elector = createElector(drizzlePg(pool) as unknown as LeaderDatabase, { name, ...TIMING, listen: false });
+    track(elector);
+    await elector.start();
+    await elector.transaction(async () => 'warm');
+    const close = async () => {
+      via?.proxy.set({ kind: 'pass' });
+      await pool.end();
+    };
+    return { proxy: via?.proxy as FaultProxy, pool, elector, close };
+  };
+  /** The error a call rejects with, or null if it resolves. */
+  const failure = (call: Promise<unknown>) =>
+    call.then(
+      () => null,
+      (e: Error) => e,
+    );
+
   it("on a bare Client the application also uses, a transaction waiting for the Client is not answered early, and the application's write is not lost", async () => {
     // The caller used to get DeadlineExceededError at 2.4 s while its BEGIN still waited on the
     // Client; the application's next INSERT then ran inside that abandoned transaction and was
@@ -356,12 +381,7 @@ describe('lease-checked transactions on node-postgres, before and after the work
         for (const c of held) c.release();
       });
       const startedAt = performance.now();
-      const error = await elector
-        .transaction(async () => 'committed')
-        .then(
-          () => null,
-          (e: Error) => e,
-        );
+      const error = await failure(elector.transaction(async () => 'committed'));
       expect(error?.name).toBe('DeadlineExceededError');
       expect(performance.now() - startedAt).toBeLessThan(5_000);
       await releasing;
@@ -371,15 +391,9 @@ describe('lease-checked transactions on node-postgres, before and after the work
   });
 
   it('a COMMIT whose answer is lost is reported as of unknown outcome, not as rolled back', async () => {
-    const { proxy, url: through } = await proxied();
-    const pool = new pg.Pool({ connectionString: through, max: 2 });
-    pool.on('error', () => {});
     await admin.query('create table if not exists acked_rows (id int)');
+    const { proxy, elector, close } = await poolLeader('answer-lost', 2);
     try {
-      const elector = createElector(drizzlePg(pool) as unknown as LeaderDatabase, { name: 'answer-lost', ...TIMING, listen: false });
-      track(elector);
-      await elector.start();
-      await elector.transaction(async () => 'warm');
       // The server runs the COMMIT; its answer (and every answer after) is held, then the connections are reset.
       proxy.set({ kind: 'deaf-at', pattern: 'commit' });
       const outcome = elector
@@ -403,7 +417,7 @@ describe('lease-checked transactions on node-postgres, before and after the work
       // Before: LeadershipLostError 'timed-out', "rolled back", for work that had committed.
       expect(error).toBeInstanceOf(CommitOutcomeUnknownError);
     } finally {
-      await pool.end();
+      await close();
     }
   });
 
@@ -444,44 +458,26 @@ describe('lease-checked transactions on node-postgres, before and after the work
   });
 
   it('the wait for a connection, BEGIN and the lease check share one bound, counted from the call', async () => {
-    const { proxy, url: through } = await proxied();
-    const pool = new pg.Pool({ connectionString: through, max: 1 });
-    pool.on('error', () => {});
+    const { proxy, pool, elector, close } = await poolLeader('one-bound', 1);
     try {
-      const elector = createElector(drizzlePg(pool) as unknown as LeaderDatabase, { name: 'one-bound', ...TIMING, listen: false });
-      track(elector);
-      await elector.start();
-      await elector.transaction(async () => 'warm');
       // The application holds the only client for 1.5 s; then the lease check gets no answer.
       const held = await pool.connect();
       setTimeout(() => held.release(), 1_500);
       proxy.set({ kind: 'blackhole-at', pattern: 'for key share' });
       const startedAt = performance.now();
-      const error = await elector
-        .transaction(async () => 'committed')
-        .then(
-          () => null,
-          (e: Error) => e,
-        );
+      const error = await failure(elector.transaction(async () => 'committed'));
       const took = performance.now() - startedAt;
       expect(error?.name).toBe('DeadlineExceededError');
       // One bound of 2.4 s from the call, not 1.5 s of waiting plus a fresh 2.4 s for the check.
       expect(took).toBeLessThan(2_400 + 1_000);
     } finally {
-      proxy.set({ kind: 'pass' });
-      await pool.end();
+      await close();
     }
   });
 
   it('a transaction past its timeout on a connection that went silent answers soon after the timeout, and gives the connection up', async () => {
-    const { proxy, url: through } = await proxied();
-    const pool = new pg.Pool({ connectionString: through, max: 1 });
-    pool.on('error', () => {});
+    const { proxy, pool, elector, close } = await poolLeader('silent-work', 1);
     try {
-      const elector = createElector(drizzlePg(pool) as unknown as LeaderDatabase, { name: 'silent-work', ...TIMING, listen: false });
-      track(elector);
-      await elector.start();
-      await elector.transaction(async () => 'warm');
       // A real partition: when the server ends the session (its timeout), the client hears nothing.
       proxy.hideServerCloses = true;
       const outcome = elector
@@ -502,34 +498,21 @@ describe('lease-checked transactions on node-postgres, before and after the work
       expect((error as LeadershipLostError).reason).toBe('timed-out');
       expect(pool.totalCount).toBe(0);
     } finally {
-      proxy.set({ kind: 'pass' });
-      await pool.end();
+      await close();
     }
   });
 
   it('a transaction abandoned at its deadline gives its connection up at once, not when the silent connection ends', async () => {
-    const { proxy, url: through } = await proxied();
-    const pool = new pg.Pool({ connectionString: through, max: 1 });
-    pool.on('error', () => {});
+    const { proxy, pool, elector, close } = await poolLeader('abandoned-begin', 1);
     try {
-      const elector = createElector(drizzlePg(pool) as unknown as LeaderDatabase, { name: 'abandoned-begin', ...TIMING, listen: false });
-      track(elector);
-      await elector.start();
-      await elector.transaction(async () => 'warm');
       expect(pool.totalCount).toBe(1);
       proxy.set({ kind: 'blackhole-at', pattern: 'begin' });
-      const error = await elector
-        .transaction(async () => 'committed')
-        .then(
-          () => null,
-          (e: Error) => e,
-        );
+      const error = await failure(elector.transaction(async () => 'committed'));
       expect(error?.message).toMatch(/did not begin within/);
       // Still silent: the pool's only client must not wait for it.
       await vi.waitFor(() => expect(pool.totalCount).toBe(0), { timeout: 1_000, interval: 10 });
     } finally {
-      proxy.set({ kind: 'pass' });
-      await pool.end();
+      await close();
     }
   });
 });
