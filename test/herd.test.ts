@@ -11,6 +11,7 @@ import { createElector, type Elector, parseNotification } from '../src/index.js'
 import { FaultProxy } from './faults/proxy.js';
 import { connect, createTestDatabase, DRIVERS } from './support/db.js';
 import { ElectorPool, sleep } from './support/elector.js';
+import { unprivilegedClient } from './support/unprivileged.js';
 
 const CHANNEL = 'river_leadership';
 /** Long enough that only a notification can have ended a follower's sleep within the test. */
@@ -198,11 +199,7 @@ describe.each(DRIVERS)('graceful handoff without the herd (%s)', (driver) => {
     const term = leader.lease!.term;
     const { id } = await volunteerFor(term);
     const volunteer = followers.find((f) => f.id === id)!;
-    await conn.query(`do $$ begin create role mallory login password 'mallory'; exception when duplicate_object then null; end $$`);
-    const as = new URL(url);
-    as.username = 'mallory';
-    as.password = 'mallory';
-    const mallory = postgres(as.toString(), { max: 1, onnotice: () => {} });
+    const mallory = await unprivilegedClient(url, (sql) => conn.query(sql));
     try {
       const direct = directChannel(CHANNEL, id);
       const forged = [

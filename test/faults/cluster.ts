@@ -11,6 +11,7 @@ import postgres, { type Sql } from 'postgres';
 import { type CandidateMessage, type ParentMessage, wallNow } from '../../src/dev/candidate-protocol.js';
 import { type EmbeddedServer, startEmbeddedServer } from '../../src/dev/embedded-server.js';
 import { type ElectorStats, migrate, requestResign } from '../../src/index.js';
+import { unprivilegedClient } from '../support/unprivileged.js';
 import { type ActionRecord, checkHistory, checkLedger, type FenceRecord, type LedgerRecord } from './history.js';
 import { FaultProxy } from './proxy.js';
 
@@ -305,11 +306,7 @@ export class Cluster {
 
   /** A client logged in as a role that may connect and nothing else (no privilege on the lease table). */
   async #unprivileged(): Promise<Sql> {
-    await this.admin.unsafe(`do $$ begin create role mallory login password 'mallory'; exception when duplicate_object then null; end $$`);
-    const url = new URL(this.options.adminUrl);
-    url.username = 'mallory';
-    url.password = 'mallory';
-    return postgres(url.toString(), { max: 4, onnotice: () => {} });
+    return unprivilegedClient(this.options.adminUrl, (sql) => this.admin.unsafe(sql), 4);
   }
 
   /** Sends notifications on the channel, as the superuser or, with `unprivileged`, as that role: anyone can NOTIFY. */

@@ -28,6 +28,7 @@ import {
 } from '../../src/index.js';
 import { type Connection, connect, createTestDatabase, DRIVERS } from '../support/db.js';
 import { freezeEventLoop } from '../support/elector.js';
+import { unprivilegedClient } from '../support/unprivileged.js';
 
 const MEMBER_SCRIPT = resolve(import.meta.dirname, '../fixtures/group-member.ts');
 
@@ -84,11 +85,7 @@ describe.each(DRIVERS)('elector group (%s)', (driver) => {
   };
   /** Sends one notification as a role that may connect and nothing else: anyone can NOTIFY. */
   const forge = async ([payload]: [string]) => {
-    await conn.query(`do $$ begin create role mallory login password 'mallory'; exception when duplicate_object then null; end $$`);
-    const as = new URL(url);
-    as.username = 'mallory';
-    as.password = 'mallory';
-    const mallory = postgres(as.toString(), { max: 1, onnotice: () => {} });
+    const mallory = await unprivilegedClient(url, (sql) => conn.query(sql));
     try {
       await mallory`select pg_notify('river_leadership', ${payload})`;
     } finally {
