@@ -30,6 +30,7 @@ import { bigint, getTableConfig, pgSchema, pgTable, text, timestamp } from 'driz
 import { notifyRowSql } from '../listen/payload.js';
 import type { LeaderTable } from '../schema.js';
 import type { LeaderDatabase, LeaderInfo } from '../types.js';
+import { preparedOnce } from './prepared.js';
 
 /** One leadership of the caller: renew and resign touch this term of this name and nothing else. */
 export interface NameTerm {
@@ -61,9 +62,29 @@ export interface MemberRow {
   readonly expiresAt: string;
 }
 
-const pairsOf = (json: string): SQL => sql`json_to_recordset(${json}::json) as p(name text, term bigint)`;
-const namesOf = (json: string): SQL => sql`json_to_recordset(${json}::json) as p(name text)`;
-const leaseEnd = (ttlMs: number): SQL => sql`now() + ${ttlMs} * interval '1 millisecond'`;
+/**
+ * Every value is a placeholder: each statement is built once per database object and table and
+ * prepared (prepared.ts), and a call only binds its lists (JSON text) and scalars.
+ */
+const b = {
+  /** `[{name}]`: the names of an election. */
+  names: sql.placeholder('names'),
+  /** `[{name, term}]`: the leaderships of a renewal or resignation. */
+  pairs: sql.placeholder('pairs'),
+  /** `[{name}]`: the names a heartbeat looks at in passing. */
+  peek: sql.placeholder('peek'),
+  leaderId: sql.placeholder('leaderId'),
+  ttlMs: sql.placeholder('ttlMs'),
+  channel: sql.placeholder('channel'),
+  memberName: sql.placeholder('memberName'),
+  prefix: sql.placeholder('prefix'),
+};
+
+const pairsOf = (): SQL => sql`json_to_recordset(${b.pairs}::json) as p(name text, term bigint)`;
+const namesOf = (list: typeof b.names | typeof b.peek): SQL => sql`json_to_recordset(${list}::json) as p(name text)`;
+const leaseEnd = (): SQL => sql`now() + ${b.ttlMs} * interval '1 millisecond'`;
+const namesJson = (names: readonly string[]): string => JSON.stringify(names.map((name) => ({ name })));
+const pairsJson = (leaderships: readonly NameTerm[]): string => JSON.stringify(leaderships.map(({ name, term }) => ({ name, term })));
 const remainingMsOf = (expiresAt: unknown): SQL<number> =>
   sql<number>`(extract(epoch from (${expiresAt} - now())) * 1000)::float8`.mapWith(Number);
 
@@ -115,8 +136,8 @@ function insertable(table: LeaderTable): LeaderTable {
 const insertableCache = new WeakMap<LeaderTable, LeaderTable>();
 
 /** The insert's SELECT list, in the table's insertable column order (name, leader_id, elected_at, expires_at, resign_requested_at). */
-function proposedRow(leaderId: string, ttlMs: number): SQL {
-  return sql`p.name, ${leaderId}::text, now(), ${leaseEnd(ttlMs)}, null::timestamptz`;
+function proposedRow(): SQL {
+  return sql`p.name, ${b.leaderId}::text, now(), ${leaseEnd()}, null::timestamptz`;
 }
 
 /** Rows back in the order the caller listed the names (a join's output order is the planner's). */
@@ -125,32 +146,21 @@ function inInputOrder<T extends { name: string }>(names: readonly string[], rows
   return [...rows].sort((a, b) => (position.get(a.name) ?? 0) - (position.get(b.name) ?? 0));
 }
 
-/**
- * One election for many names. Wins every name that has no row, or an expired one this
- * statement could lock; NOTIFYs `elected` for each win; reads back the live holder of the
- * others from the same snapshot.
- */
-export async function electMany(
-  db: LeaderDatabase,
-  table: LeaderTable,
-  input: { names: readonly string[]; leaderId: string; ttlMs: number; channel: string | null },
-): Promise<BatchElectOutcome[]> {
-  if (input.names.length === 0) return [];
-  const json = JSON.stringify(input.names.map((name) => ({ name })));
+function electManyQuery(db: LeaderDatabase, table: LeaderTable) {
   // Only expired rows are locked, and only those no one else holds a lock on: a live lease is
   // never touched, and a stuck session's lock on one expired row costs only that name.
   const lockable = db.$with('lockable').as(
     db
       .select({ name: table.name })
       .from(table)
-      .where(and(sql`${table.name} in (select p.name from ${namesOf(json)})`, sql`${table.expiresAt} <= now()`))
+      .where(and(sql`${table.name} in (select p.name from ${namesOf(b.names)})`, sql`${table.expiresAt} <= now()`))
       .for('update', { skipLocked: true }),
   );
   const won = db.$with('won').as(
     db
       .insert(insertable(table))
       .select(
-        sql`select ${proposedRow(input.leaderId, input.ttlMs)} from ${namesOf(json)}
+        sql`select ${proposedRow()} from ${namesOf(b.names)}
             where p.name in (select name from ${lockable})
                or not exists (select 1 from ${table} as t where t.name = p.name)`,
       )
@@ -168,7 +178,7 @@ export async function electMany(
       })
       .returning(),
   );
-  const rows = await db
+  return db
     .with(lockable, won)
     .select({
       name: sql<string>`p.name`,
@@ -181,14 +191,30 @@ export async function electMany(
       resignRequestedAt: sql<Date | null>`case when ${won.term} is not null then null else ${table.resignRequestedAt} end`.mapWith(
         table.resignRequestedAt,
       ),
-      notified: sql<
-        string | null
-      >`case when ${won.term} is not null then ${notifyRowSql(sql.placeholder('channel'), 'elected', won)}::text end`,
+      notified: sql<string | null>`case when ${won.term} is not null then ${notifyRowSql(b.channel, 'elected', won)}::text end`,
     })
-    .from(namesOf(json))
+    .from(namesOf(b.names))
     .leftJoin(won, sql`${won.name} = p.name`)
-    .leftJoin(table, sql`${table.name} = p.name`)
-    .execute({ channel: input.channel });
+    .leftJoin(table, sql`${table.name} = p.name`);
+}
+
+/**
+ * One election for many names. Wins every name that has no row, or an expired one this
+ * statement could lock; NOTIFYs `elected` for each win; reads back the live holder of the
+ * others from the same snapshot.
+ */
+export async function electMany(
+  db: LeaderDatabase,
+  table: LeaderTable,
+  input: { names: readonly string[]; leaderId: string; ttlMs: number; channel: string | null },
+): Promise<BatchElectOutcome[]> {
+  if (input.names.length === 0) return [];
+  const rows = await preparedOnce(db, table, 'elect_many', () => electManyQuery(db, table)).execute({
+    names: namesJson(input.names),
+    leaderId: input.leaderId,
+    ttlMs: input.ttlMs,
+    channel: input.channel,
+  });
   return inInputOrder(input.names, rows).map((row) => {
     if (row.wonTerm != null) return { name: row.name, won: true as const, lease: toLease({ ...row, name: row.name }) };
     const holder = row.term == null ? null : toLease({ ...row, name: row.name });
@@ -226,28 +252,24 @@ export async function renewManyWithHeartbeat(
   return { outcomes, members: membership?.members ?? [], free: membership?.free ?? [] };
 }
 
-async function renewStatement(
-  db: LeaderDatabase,
-  table: LeaderTable,
-  input: { leaderships: readonly NameTerm[]; leaderId: string; ttlMs: number },
-  member: MemberInput | null,
-): Promise<{ outcomes: BatchRenewOutcome[]; membership: MembershipView | null }> {
-  if (input.leaderships.length === 0) return { outcomes: [], membership: member ? { members: [], free: [] } : null };
-  const json = JSON.stringify(input.leaderships.map(({ name, term }) => ({ name, term })));
+/** The batched renewal, alone or (`withMember`) with the membership heartbeat. */
+function renewManyQuery(db: LeaderDatabase, table: LeaderTable, withMember: boolean) {
   // FOR NO KEY UPDATE: the same lock the DO UPDATE below takes, since it sets no key column;
   // it does not conflict with FOR KEY SHARE, so only a foreign writer's lock makes a row skipped.
-  const lockable = db.$with('lockable').as(
-    db
-      .select({ name: table.name })
-      .from(table)
-      .where(sql`${table.name} in (select p.name from ${pairsOf(json)})`)
-      .for('no key update', { skipLocked: true }),
-  );
+  const lockable = db
+    .$with('lockable')
+    .as(
+      db
+        .select({ name: table.name })
+        .from(table)
+        .where(sql`${table.name} in (select p.name from ${pairsOf()})`)
+        .for('no key update', { skipLocked: true }),
+    );
   const renewed = db.$with('renewed').as(
     db
       .insert(insertable(table))
       .select(
-        sql`select ${proposedRow(input.leaderId, input.ttlMs)} from ${pairsOf(json)}
+        sql`select ${proposedRow()} from ${pairsOf()}
             where p.name in (select name from ${lockable})
                or not exists (select 1 from ${table} as t where t.name = p.name)`,
       )
@@ -257,23 +279,23 @@ async function renewStatement(
         // The STORED row (its leader_id, its term, its expiry) against the caller's leadership
         // of the stored row's own name. Never `excluded.leader_id = $id`: always true (River #197).
         setWhere: and(
-          eq(table.leaderId, input.leaderId),
-          sql`${table.term} = (select p.term from ${pairsOf(json)} where p.name = ${table.name})`,
+          eq(table.leaderId, b.leaderId),
+          sql`${table.term} = (select p.term from ${pairsOf()} where p.name = ${table.name})`,
           sql`${table.expiresAt} > now()`,
         ),
       })
       .returning(),
   );
-  const membership = member ? memberUpsert(db, table, { ...member, leaderId: input.leaderId, ttlMs: input.ttlMs }) : null;
+  const membership = withMember ? memberUpsert(db, table) : null;
   // The member rows (and the peeked names found free) come back as extra rows of the same
   // result, so a renewal of N names returns N + M (+ F) rows, not N copies of the membership.
   const source = membership
-    ? sql`(select p.name, null::text as member_id, null::float8 as member_remaining_ms, null::text as member_expires_at, false as free from ${pairsOf(json)}
+    ? sql`(select p.name, null::text as member_id, null::float8 as member_remaining_ms, null::text as member_expires_at, false as free from ${pairsOf()}
            union all
-           ${membershipRows(table, member!)}) as p`
-    : sql`(select p.name, null::text as member_id, null::float8 as member_remaining_ms, null::text as member_expires_at, false as free from ${pairsOf(json)}) as p`;
+           ${membershipRows(table)}) as p`
+    : sql`(select p.name, null::text as member_id, null::float8 as member_remaining_ms, null::text as member_expires_at, false as free from ${pairsOf()}) as p`;
   const ctes = membership ? [lockable, renewed, membership.memberLockable, membership.mine, membership.announced] : [lockable, renewed];
-  const rows = await db
+  return db
     .with(...ctes)
     .select({
       name: sql<string>`p.name`,
@@ -293,9 +315,26 @@ async function renewStatement(
       announced: membership ? sql<number>`(select count(*) from ${membership.announced})`.mapWith(Number) : sql<number>`0`,
     })
     .from(source)
-    .leftJoin(renewed, sql`${renewed.name} = p.name and p.member_id is null and not p.free`)
-    .execute({ channel: member?.channel ?? null });
-  const view = membership ? membershipOf(rows) : null;
+    .leftJoin(renewed, sql`${renewed.name} = p.name and p.member_id is null and not p.free`);
+}
+
+async function renewStatement(
+  db: LeaderDatabase,
+  table: LeaderTable,
+  input: { leaderships: readonly NameTerm[]; leaderId: string; ttlMs: number },
+  member: MemberInput | null,
+): Promise<{ outcomes: BatchRenewOutcome[]; membership: MembershipView | null }> {
+  if (input.leaderships.length === 0) return { outcomes: [], membership: member ? { members: [], free: [] } : null };
+  const statement = member
+    ? preparedOnce(db, table, 'renew_many_heartbeat', () => renewManyQuery(db, table, true))
+    : preparedOnce(db, table, 'renew_many', () => renewManyQuery(db, table, false));
+  const rows = await statement.execute({
+    pairs: pairsJson(input.leaderships),
+    leaderId: input.leaderId,
+    ttlMs: input.ttlMs,
+    ...(member ? memberParams(member) : {}),
+  });
+  const view = member ? membershipOf(rows) : null;
   const outcomes = inInputOrder(
     input.leaderships.map((l) => l.name),
     rows.filter((row) => row.memberId === null && !row.free),
@@ -325,14 +364,11 @@ export async function resignMany(
   input: { leaderships: readonly NameTerm[]; leaderId: string; channel: string | null },
 ): Promise<{ released: string[]; skipped: string[] }> {
   if (input.leaderships.length === 0) return { released: [], skipped: [] };
-  const resign = resignStatement(db, table, input);
-  const rows = await db
-    .with(resign.lockable, resign.deleted)
-    .select(resign.columns)
-    .from(resign.source)
-    .leftJoin(resign.deleted, resign.joined)
-    .execute({ channel: input.channel });
-  return resign.outcome(rows);
+  const rows = await preparedOnce(db, table, 'resign_many', () => {
+    const resign = resignStatement(db, table);
+    return db.with(resign.lockable, resign.deleted).select(resign.columns).from(resign.source).leftJoin(resign.deleted, resign.joined);
+  }).execute({ pairs: pairsJson(input.leaderships), leaderId: input.leaderId, channel: input.channel });
+  return resignOutcome(input.leaderships, rows);
 }
 
 /**
@@ -340,13 +376,12 @@ export async function resignMany(
  * statement: lock the caller's exact (name, term) rows (SKIP LOCKED), delete them, NOTIFY
  * `resigned` for each, and tell released from skipped (locked by another session).
  */
-function resignStatement(db: LeaderDatabase, table: LeaderTable, input: { leaderships: readonly NameTerm[]; leaderId: string }) {
-  const json = JSON.stringify(input.leaderships.map(({ name, term }) => ({ name, term })));
+function resignStatement(db: LeaderDatabase, table: LeaderTable) {
   const lockable = db.$with('lockable').as(
     db
       .select({ name: table.name, term: table.term })
       .from(table)
-      .where(and(eq(table.leaderId, input.leaderId), sql`(${table.name}, ${table.term}) in (select p.name, p.term from ${pairsOf(json)})`))
+      .where(and(eq(table.leaderId, b.leaderId), sql`(${table.name}, ${table.term}) in (select p.name, p.term from ${pairsOf()})`))
       .for('update', { skipLocked: true }),
   );
   const deleted = db.$with('deleted').as(
@@ -354,9 +389,9 @@ function resignStatement(db: LeaderDatabase, table: LeaderTable, input: { leader
       .delete(table)
       .where(
         and(
-          eq(table.leaderId, input.leaderId),
+          eq(table.leaderId, b.leaderId),
           sql`(${table.name}, ${table.term}) in (select name, term from ${lockable})`,
-          sql`(${table.name}, ${table.term}) in (select p.name, p.term from ${pairsOf(json)})`,
+          sql`(${table.name}, ${table.term}) in (select p.name, p.term from ${pairsOf()})`,
         ),
       )
       .returning(),
@@ -364,19 +399,19 @@ function resignStatement(db: LeaderDatabase, table: LeaderTable, input: { leader
   const columns = {
     name: sql<string>`p.name`,
     deleted: sql<boolean>`${deleted.term} is not null`,
-    skipped: sql<boolean>`(${deleted.term} is null and exists (select 1 from ${table} as t where t.name = p.name and t.term = p.term and t.leader_id = ${input.leaderId}) and p.name not in (select name from ${lockable}))`,
-    notified: sql<
-      string | null
-    >`case when ${deleted.term} is not null then ${notifyRowSql(sql.placeholder('channel'), 'resigned', deleted)}::text end`,
+    skipped: sql<boolean>`(${deleted.term} is null and exists (select 1 from ${table} as t where t.name = p.name and t.term = p.term and t.leader_id = ${b.leaderId}::text) and p.name not in (select name from ${lockable}))`,
+    notified: sql<string | null>`case when ${deleted.term} is not null then ${notifyRowSql(b.channel, 'resigned', deleted)}::text end`,
   };
-  const outcome = (rows: { name: string; deleted: boolean; skipped: boolean }[]) => {
-    const ordered = inInputOrder(
-      input.leaderships.map((l) => l.name),
-      rows,
-    );
-    return { released: ordered.filter((r) => r.deleted).map((r) => r.name), skipped: ordered.filter((r) => r.skipped).map((r) => r.name) };
-  };
-  return { lockable, deleted, columns, source: pairsOf(json), joined: sql`${deleted.name} = p.name`, outcome };
+  return { lockable, deleted, columns, source: pairsOf(), joined: sql`${deleted.name} = p.name` };
+}
+
+/** Which of the leaderships a resignation released, and which it skipped (locked by another session), in the caller's order. */
+function resignOutcome(leaderships: readonly NameTerm[], rows: { name: string; deleted: boolean; skipped: boolean }[]) {
+  const ordered = inInputOrder(
+    leaderships.map((l) => l.name),
+    rows,
+  );
+  return { released: ordered.filter((r) => r.deleted).map((r) => r.name), skipped: ordered.filter((r) => r.skipped).map((r) => r.name) };
 }
 
 /**
@@ -390,20 +425,26 @@ export async function heartbeat(
   table: LeaderTable,
   input: MemberInput & { leaderId: string; ttlMs: number },
 ): Promise<MembershipView> {
-  const { memberLockable, mine, announced } = memberUpsert(db, table, input);
-  const rows = await db
-    .with(memberLockable, mine, announced)
-    .select({
-      name: sql<string>`m.name`,
-      memberId: sql<string | null>`m.member_id`,
-      memberRemainingMs: sql<number | null>`m.member_remaining_ms`,
-      memberExpiresAt: sql<string | null>`m.member_expires_at`,
-      free: sql<boolean>`m.free`,
-      announced: sql<number>`(select count(*) from ${announced})`.mapWith(Number),
-    })
-    .from(sql`(${membershipRows(table, input)}) as m`)
-    .execute({ channel: input.channel });
+  const rows = await preparedOnce(db, table, 'heartbeat', () => {
+    const { memberLockable, mine, announced } = memberUpsert(db, table);
+    return db
+      .with(memberLockable, mine, announced)
+      .select({
+        name: sql<string>`m.name`,
+        memberId: sql<string | null>`m.member_id`,
+        memberRemainingMs: sql<number | null>`m.member_remaining_ms`,
+        memberExpiresAt: sql<string | null>`m.member_expires_at`,
+        free: sql<boolean>`m.free`,
+        announced: sql<number>`(select count(*) from ${announced})`.mapWith(Number),
+      })
+      .from(sql`(${membershipRows(table)}) as m`);
+  }).execute({ ...memberParams(input), leaderId: input.leaderId, ttlMs: input.ttlMs });
   return membershipOf(rows);
+}
+
+/** A heartbeat's parameters. */
+function memberParams(member: MemberInput) {
+  return { memberName: member.memberName, prefix: member.prefix, channel: member.channel, peek: namesJson(member.peek ?? []) };
 }
 
 function membershipOf(
@@ -444,13 +485,12 @@ export interface MembershipView {
 }
 
 /** Live member rows (member_id set) and peeked names without a live lease (free), as extra rows of a result. */
-function membershipRows(table: LeaderTable, input: MemberInput): SQL {
-  const peek = JSON.stringify((input.peek ?? []).map((name) => ({ name })));
+function membershipRows(table: LeaderTable): SQL {
   return sql`select t.name, t.leader_id as member_id, ${remainingMsOf(sql`t.expires_at`)} as member_remaining_ms,
                     t.expires_at::text as member_expires_at, false as free
-             from ${table} as t where starts_with(t.name, ${input.prefix}) and t.expires_at > now()
+             from ${table} as t where starts_with(t.name, ${b.prefix}::text) and t.expires_at > now()
              union all
-             select p.name, null::text, null::float8, null::text, true from ${namesOf(peek)}
+             select p.name, null::text, null::float8, null::text, true from ${namesOf(b.peek)}
              where not exists (select 1 from ${table} as t where t.name = p.name and t.expires_at > now())`;
 }
 
@@ -461,29 +501,29 @@ function membershipRows(table: LeaderTable, input: MemberInput): SQL {
  * costs the membership its renewal this time, never the statement (and with it every name
  * renewed beside it) a wait.
  */
-function memberUpsert(db: LeaderDatabase, table: LeaderTable, input: MemberInput & { leaderId: string; ttlMs: number }) {
+function memberUpsert(db: LeaderDatabase, table: LeaderTable) {
   const memberLockable = db
     .$with('member_lockable')
-    .as(db.select({ name: table.name }).from(table).where(eq(table.name, input.memberName)).for('no key update', { skipLocked: true }));
+    .as(db.select({ name: table.name }).from(table).where(eq(table.name, b.memberName)).for('no key update', { skipLocked: true }));
   const mine = db.$with('mine').as(
     db
       .insert(insertable(table))
       .select(
-        sql`select ${input.memberName}::text, ${input.leaderId}::text, now(), ${leaseEnd(input.ttlMs)}, null::timestamptz
-            where ${input.memberName}::text in (select name from ${memberLockable})
-               or not exists (select 1 from ${table} as t where t.name = ${input.memberName}::text)`,
+        sql`select ${b.memberName}::text, ${b.leaderId}::text, now(), ${leaseEnd()}, null::timestamptz
+            where ${b.memberName}::text in (select name from ${memberLockable})
+               or not exists (select 1 from ${table} as t where t.name = ${b.memberName}::text)`,
       )
       .onConflictDoUpdate({
         target: table.name,
         set: { expiresAt: sql`excluded.expires_at` },
-        setWhere: eq(table.leaderId, input.leaderId),
+        setWhere: eq(table.leaderId, b.leaderId),
       })
       .returning(),
   );
   // `elected_at = now()` only on the INSERT path (now() is the statement's transaction start).
   const announced = db.$with('announced').as(
     db
-      .select({ notified: sql<string>`${notifyRowSql(sql.placeholder('channel'), 'elected', mine)}::text`.as('notified') })
+      .select({ notified: sql<string>`${notifyRowSql(b.channel, 'elected', mine)}::text`.as('notified') })
       .from(mine)
       .where(sql`${mine.electedAt} = now()`),
   );
@@ -501,34 +541,44 @@ export async function leaveGroup(
   table: LeaderTable,
   input: { memberName: string; leaderId: string; channel: string | null; leaderships?: readonly NameTerm[] },
 ): Promise<{ left: boolean; released: string[]; skipped: string[] }> {
+  const leaderships = input.leaderships ?? [];
+  const params = { memberName: input.memberName, leaderId: input.leaderId, channel: input.channel };
+  if (leaderships.length === 0) {
+    const rows = await preparedOnce(db, table, 'leave', () => {
+      const { goneNotified, ctes } = leaveCtes(db, table);
+      return db
+        .with(...ctes)
+        .select({ left: sql<number>`(select count(*) from ${goneNotified})`.mapWith(Number) })
+        .from(sql`(select 1) as one`);
+    }).execute(params);
+    return { left: (rows[0]?.left ?? 0) > 0, released: [], skipped: [] };
+  }
+  const rows = await preparedOnce(db, table, 'leave_resign', () => {
+    const { goneNotified, ctes } = leaveCtes(db, table);
+    const resign = resignStatement(db, table);
+    return (
+      db
+        .with(...ctes, resign.lockable, resign.deleted)
+        // `left` first: the executor projects columns in order, so the member's NOTIFY is queued
+        // (and heard) before any name's, though all arrive with the one commit.
+        .select({ left: sql<number>`(select count(*) from ${goneNotified})`.mapWith(Number), ...resign.columns })
+        .from(resign.source)
+        .leftJoin(resign.deleted, resign.joined)
+    );
+  }).execute({ ...params, pairs: pairsJson(leaderships) });
+  return { left: (rows[0]?.left ?? 0) > 0, ...resignOutcome(leaderships, rows) };
+}
+
+/** Deleting this member's row (only its own: the stored `leader_id` must be the caller's), with its `resigned` NOTIFY. */
+function leaveCtes(db: LeaderDatabase, table: LeaderTable) {
   const gone = db.$with('gone').as(
     db
       .delete(table)
-      .where(and(eq(table.name, input.memberName), eq(table.leaderId, input.leaderId)))
+      .where(and(eq(table.name, b.memberName), eq(table.leaderId, b.leaderId)))
       .returning(),
   );
   const goneNotified = db
     .$with('gone_notified')
-    .as(
-      db.select({ notified: sql<string>`${notifyRowSql(sql.placeholder('channel'), 'resigned', gone)}::text`.as('notified') }).from(gone),
-    );
-  const leaderships = input.leaderships ?? [];
-  if (leaderships.length === 0) {
-    const rows = await db
-      .with(gone, goneNotified)
-      .select({ left: sql<number>`(select count(*) from ${goneNotified})`.mapWith(Number) })
-      .from(sql`(select 1) as one`)
-      .execute({ channel: input.channel });
-    return { left: (rows[0]?.left ?? 0) > 0, released: [], skipped: [] };
-  }
-  const resign = resignStatement(db, table, { leaderships, leaderId: input.leaderId });
-  const rows = await db
-    .with(gone, goneNotified, resign.lockable, resign.deleted)
-    // `left` first: the executor projects columns in order, so the member's NOTIFY is queued
-    // (and heard) before any name's, though all arrive with the one commit.
-    .select({ left: sql<number>`(select count(*) from ${goneNotified})`.mapWith(Number), ...resign.columns })
-    .from(resign.source)
-    .leftJoin(resign.deleted, resign.joined)
-    .execute({ channel: input.channel });
-  return { left: (rows[0]?.left ?? 0) > 0, ...resign.outcome(rows) };
+    .as(db.select({ notified: sql<string>`${notifyRowSql(b.channel, 'resigned', gone)}::text`.as('notified') }).from(gone));
+  return { goneNotified, ctes: [gone, goneNotified] as const };
 }

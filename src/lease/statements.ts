@@ -5,14 +5,13 @@
  * compared with the database clock (safety rule 1).
  *
  * The three hot statements (elect, renew, resign) are built once per database object and
- * table with placeholders and prepared: building a Drizzle query costs more than the round
- * trip itself on loopback, and a handoff is two of these statements back to back.
+ * table with placeholders and prepared (prepared.ts): a handoff is two of them back to back.
  */
-import { createHash } from 'node:crypto';
 import { and, eq, gt, lte, type SQL, sql } from 'drizzle-orm';
 import { notifyRowSql } from '../listen/payload.js';
 import type { LeaderTable } from '../schema.js';
 import type { LeaderDatabase, LeaderInfo } from '../types.js';
+import { preparedOnce } from './prepared.js';
 import { RESERVED_PREFIX } from './reserved.js';
 
 export type ElectResult =
@@ -183,37 +182,13 @@ function resignQuery(db: LeaderDatabase, table: LeaderTable) {
     .from(deleted);
 }
 
-/** A prepared statement's name must be unique per connection and text (node-postgres checks): derive it from both. */
-function prepare<T extends { toSQL(): { sql: string }; prepare(name: string): unknown }>(kind: string, query: T) {
-  const digest = createHash('sha1').update(query.toSQL().sql).digest('hex').slice(0, 12);
-  return query.prepare(`drizzle_leader_${kind}_${digest}`) as ReturnType<T['prepare']>;
-}
-
-function buildStatements(db: LeaderDatabase, table: LeaderTable) {
-  return {
-    elect: prepare('elect', electQuery(db, table)),
-    renew: prepare('renew', renewQuery(db, table)),
-    resign: prepare('resign', resignQuery(db, table)),
-  };
-}
-
-export type PreparedStatements = ReturnType<typeof buildStatements>;
-
-const statementCache = new WeakMap<LeaderDatabase, WeakMap<LeaderTable, PreparedStatements>>();
-
 /** The prepared elect, renew and resign statements of one database object and table, built on first use. */
-export function preparedStatements(db: LeaderDatabase, table: LeaderTable): PreparedStatements {
-  let byTable = statementCache.get(db);
-  if (!byTable) {
-    byTable = new WeakMap();
-    statementCache.set(db, byTable);
-  }
-  let built = byTable.get(table);
-  if (!built) {
-    built = buildStatements(db, table);
-    byTable.set(table, built);
-  }
-  return built;
+export function preparedStatements(db: LeaderDatabase, table: LeaderTable) {
+  return {
+    elect: preparedOnce(db, table, 'elect', () => electQuery(db, table)),
+    renew: preparedOnce(db, table, 'renew', () => renewQuery(db, table)),
+    resign: preparedOnce(db, table, 'resign', () => resignQuery(db, table)),
+  };
 }
 
 export async function elect(db: LeaderDatabase, table: LeaderTable, input: ElectInput): Promise<ElectResult> {
