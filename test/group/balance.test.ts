@@ -3,7 +3,9 @@
  * members, proportional to weight, independent of input order, and sticky when a member joins.
  */
 import { describe, expect, it } from 'vitest';
+import { pairScore } from '../../src/group/balance.js';
 import { assignNames, groupQuotas, type Member } from '../../src/index.js';
+import { assignByFullSort } from '../support/assign-reference.js';
 
 const namesOf = (n: number, seed: string) => Array.from({ length: n }, (_, i) => `${seed}-job-${i}`);
 const membersOf = (m: number, seed: string): Member[] => Array.from({ length: m }, (_, i) => ({ id: `${seed}-member-${i}`, weight: 1 }));
@@ -77,5 +79,42 @@ describe('balance', () => {
     }
     // Moving only the newcomer's quarter is the minimum; allow at most 5% of the names on top.
     expect(extra / total).toBeLessThan(0.05);
+  });
+
+  it('scores pairs as every earlier version did: members of mixed versions compute the same assignment', () => {
+    // Computed by the version that first shipped groups (hash of `member \0 name`, before the
+    // per-member prefix state): a change here would split a fleet during a rolling upgrade.
+    expect(pairScore('nightly-report', 'replica-a')).toBe(1239052243546584);
+    expect(pairScore('tenant:42/poller', 'pod-7f9c')).toBe(49461532175558);
+    expect(pairScore('é☃', 'm')).toBe(716550405132770);
+  });
+
+  it('gives exactly what the full sort of every pair gives, for sizes, weights, duplicates and odd names', () => {
+    let random = 12345;
+    const next = () => {
+      random = (Math.imul(random, 1103515245) + 12345) >>> 0;
+      return random / 2 ** 32;
+    };
+    let checked = 0;
+    for (let round = 0; round < 300; round++) {
+      const n = Math.floor(next() * 120);
+      const m = 1 + Math.floor(next() * 9);
+      const names = Array.from({ length: n }, (_, i) =>
+        next() < 0.1 ? `dup-${Math.floor(next() * 5)}` : `r${round}:${i}\u00e9${'x'.repeat(i % 7)}`,
+      );
+      const members: Member[] = Array.from({ length: m }, (_, i) => ({ id: `member-${round}-${i}`, weight: 1 + Math.floor(next() * 4) }));
+      const fast = assignNames(names, members);
+      expect([...fast.entries()].sort()).toEqual([...assignByFullSort(names, members).entries()].sort());
+      checked += fast.size;
+    }
+    for (const [n, m] of [
+      [2_000, 8],
+      [1_000, 3],
+    ] as const) {
+      const names = namesOf(n, 'big');
+      const members = membersOf(m, 'big');
+      expect([...assignNames(names, members).entries()].sort()).toEqual([...assignByFullSort(names, members).entries()].sort());
+    }
+    expect(checked).toBeGreaterThan(10_000);
   });
 });
