@@ -17,7 +17,8 @@ import { wallNow } from '../src/dev/candidate-protocol.js';
 import { startEmbeddedServer } from '../src/dev/embedded-server.js';
 import type { FleetMemberCommand, FleetMemberInit, FleetMemberReport } from '../src/dev/fleet-member.js';
 import { formatDuration, formatTable } from '../src/dev/format.js';
-import { migrate } from '../src/index.js';
+import { assignNames, migrate } from '../src/index.js';
+import { assignByFullSort } from '../test/support/assign-reference.js';
 import { type Distribution, distribution } from './stats.js';
 
 export type FleetMode = 'full' | 'quick' | 'smoke';
@@ -99,6 +100,8 @@ class Fleet {
   /** Every gain, in arrival order: what handoffs are measured from. */
   readonly gains: { name: string; id: string; at: number }[] = [];
   readonly errors: string[] = [];
+  /** When (wall ms) the last leadership change was reported, by any member. */
+  lastChangeAt = 0;
   constructor(readonly names: string[]) {}
 
   onReport(member: Member, r: FleetMemberReport) {
@@ -110,6 +113,7 @@ class Fleet {
     else if (r.type === 'error') this.errors.push(`${member.id}: ${r.message.split('\n')[0]}`);
     else if (r.type === 'changes') {
       for (const c of r.changes) {
+        this.lastChangeAt = Math.max(this.lastChangeAt, c.at);
         if (c.k === 'g') {
           member.held.add(c.name);
           this.holder.set(c.name, member.id);
@@ -204,6 +208,8 @@ export interface ScaleResult {
   electorsPerProcess: number;
   timeUntilEveryNameHasALeaderMs: number;
   timeUntilBalancedMs: number;
+  /** From the start until the last leadership change before a quiet renew interval (+1 s): where the window may begin. */
+  timeUntilSettledMs: number;
   windowSeconds: number;
   /** On the lease table, by pg_stat_statements. */
   statementsPerSecond: number;
@@ -238,6 +244,7 @@ async function scale(
   try {
     // Module loading (tsx) is not the library's time: count from the moment every process is up.
     await Promise.all(members.map((m) => m.loaded));
+    const initAt = wallNow();
     const ready = Promise.all(
       members.map((m) => m.init({ url, mode: api, names: all, group: tag, timings: DEFAULTS, poolMax: api === 'group' ? 1 : 5 })),
     );
@@ -245,7 +252,12 @@ async function scale(
     // A fleet that never gets every name led is still measured: its cost is part of the answer.
     await Promise.race([ready, sleep(30_000)]);
     const balanced = api === 'group' ? await fleet.until(fleet.balanced, 30_000) : Number.NaN;
-    await sleep(1_000);
+    // Steady state: no leadership has changed for a renew interval and a second. A start can look
+    // balanced while members whose views differed still hand names over (each waits out one
+    // interval of an unchanged view before it sheds); the window must not count that.
+    const quietMs = DEFAULTS.renewInterval + 1_000;
+    const quiet = await fleet.until(() => wallNow() - fleet.lastChangeAt >= quietMs, 60_000);
+    const timeUntilSettledMs = Number.isFinite(quiet) ? fleet.lastChangeAt - initAt : Number.NaN;
     const before = await statementCount(admin, statementsAvailable);
     const sentBefore = await Promise.all(members.map((m) => m.statements()));
     const ticks = members.map((m) => cpuTicks(m.child.pid!));
@@ -269,6 +281,7 @@ async function scale(
       electorsPerProcess: api === 'group' ? 1 : names,
       timeUntilEveryNameHasALeaderMs: allLed,
       timeUntilBalancedMs: balanced,
+      timeUntilSettledMs,
       windowSeconds: Math.round(seconds * 10) / 10,
       statementsPerSecond: rate,
       statementsPerProcessPerRenewInterval: (rate / processes) * (DEFAULTS.renewInterval / 1_000),
@@ -419,9 +432,41 @@ async function rebalance(url: string, admin: Sql, names: number, initial: number
 
 // ---- the scenarios, results and targets -----------------------------------------------------
 
+export interface AssignmentCost {
+  names: number;
+  members: number;
+  /** Computations timed per implementation, alternated. */
+  n: number;
+  /** `assignNames` (a heap of names, each offering its best member with room). */
+  lazyMs: Distribution;
+  /** The definition: every (name, member) pair sorted (what `assignNames` did before). */
+  fullSortMs: Distribution;
+}
+
 export interface FleetResults {
   scale: ScaleResult[];
   rebalance: RebalanceResult;
+  /** What each member spends on the assignment at every change of view, in this process. */
+  assignment: AssignmentCost[];
+}
+
+/** The assignment's CPU cost, the library's against its definition, alternated in one process. */
+function assignmentCost(sizes: readonly (readonly [number, number])[], n: number): AssignmentCost[] {
+  return sizes.map(([names, members]) => {
+    const list = Array.from({ length: names }, (_, i) => `fleet-g-${i}`);
+    const fleet = Array.from({ length: members }, (_, i) => ({ id: `fleet-g-m${i}`, weight: 1 }));
+    const lazy: number[] = [];
+    const full: number[] = [];
+    for (let i = 0; i < n + 1; i++) {
+      let t = performance.now();
+      assignNames(list, fleet);
+      if (i > 0) lazy.push(performance.now() - t); // the first of each warms the code up
+      t = performance.now();
+      assignByFullSort(list, fleet);
+      if (i > 0) full.push(performance.now() - t);
+    }
+    return { names, members, n, lazyMs: distribution(lazy), fullSortMs: distribution(full) };
+  });
 }
 
 export interface Target {
@@ -463,6 +508,14 @@ export async function fleetScenarios(
   );
   log('fleet: rebalancing (join, drain, SIGKILL)');
   const rebalanceResult = await rebalance(url, admin, pick(1_000, 300, 60), 4, pick(3, 1, 1));
+  log("fleet: the assignment's cost");
+  const assignment = assignmentCost(
+    [
+      [big, processes],
+      [1_000, 4],
+    ],
+    pick(20, 10, 2),
+  );
 
   const groupBig = scaleResults[0]!;
   const kill = rebalanceResult.killHandoff;
@@ -494,7 +547,7 @@ export async function fleetScenarios(
       met: drain.n > 0 && drain.p99 <= 100,
     },
   ];
-  return { results: { scale: scaleResults, rebalance: rebalanceResult }, targets };
+  return { results: { scale: scaleResults, rebalance: rebalanceResult, assignment }, targets };
 }
 
 export function printFleet(results: FleetResults, targets: Target[]): void {
@@ -508,6 +561,7 @@ export function printFleet(results: FleetResults, targets: Target[]): void {
         'processes',
         'all led',
         'balanced',
+        'settled',
         'unled/spread at end',
         'stmt/s (pgss)',
         'stmt/s (sent)',
@@ -522,6 +576,7 @@ export function printFleet(results: FleetResults, targets: Target[]): void {
         String(s.processes),
         ms(s.timeUntilEveryNameHasALeaderMs),
         ms(s.timeUntilBalancedMs),
+        ms(s.timeUntilSettledMs),
         `${s.unledAtEnd}/${s.spreadAtEnd}`,
         s.statementsPerSecond.toFixed(2),
         s.statementsSentPerSecond.toFixed(2),
@@ -555,6 +610,20 @@ export function printFleet(results: FleetResults, targets: Target[]): void {
         e.leaseLeftAtKillMs === undefined ? '-' : ms(e.leaseLeftAtKillMs),
         String(e.maxSpread),
         ms(e.timeUntilSpreadAtMostOneMs),
+      ]),
+    ]),
+  );
+  console.log('\nthe assignment each member computes at every change of view (this process, alternated):');
+  console.log(
+    formatTable([
+      ['names', 'members', 'n', 'assignNames p50', 'full sort p50', 'full sort / assignNames'],
+      ...results.assignment.map((a) => [
+        String(a.names),
+        String(a.members),
+        String(a.n),
+        `${a.lazyMs.p50.toFixed(2)} ms`,
+        `${a.fullSortMs.p50.toFixed(2)} ms`,
+        `${(a.fullSortMs.p50 / a.lazyMs.p50).toFixed(1)}x`,
       ]),
     ]),
   );
