@@ -209,7 +209,7 @@ export async function electMany(
   input: { names: readonly string[]; leaderId: string; ttlMs: number; channel: string | null },
 ): Promise<BatchElectOutcome[]> {
   if (input.names.length === 0) return [];
-  const rows = await preparedOnce(db, table, 'elect_many', () => electManyQuery(db, table)).execute({
+  const rows = await preparedOnce(db, table, 'elect_many', electManyQuery).execute({
     names: namesJson(input.names),
     leaderId: input.leaderId,
     ttlMs: input.ttlMs,
@@ -252,8 +252,10 @@ export async function renewManyWithHeartbeat(
   return { outcomes, members: membership?.members ?? [], free: membership?.free ?? [] };
 }
 
+const renewManyWithHeartbeatQuery = (db: LeaderDatabase, table: LeaderTable) => renewManyQuery(db, table, true);
+
 /** The batched renewal, alone or (`withMember`) with the membership heartbeat. */
-function renewManyQuery(db: LeaderDatabase, table: LeaderTable, withMember: boolean) {
+function renewManyQuery(db: LeaderDatabase, table: LeaderTable, withMember = false) {
   // FOR NO KEY UPDATE: the same lock the DO UPDATE below takes, since it sets no key column;
   // it does not conflict with FOR KEY SHARE, so only a foreign writer's lock makes a row skipped.
   const lockable = db
@@ -326,8 +328,8 @@ async function renewStatement(
 ): Promise<{ outcomes: BatchRenewOutcome[]; membership: MembershipView | null }> {
   if (input.leaderships.length === 0) return { outcomes: [], membership: member ? { members: [], free: [] } : null };
   const statement = member
-    ? preparedOnce(db, table, 'renew_many_heartbeat', () => renewManyQuery(db, table, true))
-    : preparedOnce(db, table, 'renew_many', () => renewManyQuery(db, table, false));
+    ? preparedOnce(db, table, 'renew_many_heartbeat', renewManyWithHeartbeatQuery)
+    : preparedOnce(db, table, 'renew_many', renewManyQuery);
   const rows = await statement.execute({
     pairs: pairsJson(input.leaderships),
     leaderId: input.leaderId,
@@ -364,11 +366,17 @@ export async function resignMany(
   input: { leaderships: readonly NameTerm[]; leaderId: string; channel: string | null },
 ): Promise<{ released: string[]; skipped: string[] }> {
   if (input.leaderships.length === 0) return { released: [], skipped: [] };
-  const rows = await preparedOnce(db, table, 'resign_many', () => {
-    const resign = resignStatement(db, table);
-    return db.with(resign.lockable, resign.deleted).select(resign.columns).from(resign.source).leftJoin(resign.deleted, resign.joined);
-  }).execute({ pairs: pairsJson(input.leaderships), leaderId: input.leaderId, channel: input.channel });
+  const rows = await preparedOnce(db, table, 'resign_many', resignManyQuery).execute({
+    pairs: pairsJson(input.leaderships),
+    leaderId: input.leaderId,
+    channel: input.channel,
+  });
   return resignOutcome(input.leaderships, rows);
+}
+
+function resignManyQuery(db: LeaderDatabase, table: LeaderTable) {
+  const resign = resignStatement(db, table);
+  return db.with(resign.lockable, resign.deleted).select(resign.columns).from(resign.source).leftJoin(resign.deleted, resign.joined);
 }
 
 /**
@@ -425,21 +433,27 @@ export async function heartbeat(
   table: LeaderTable,
   input: MemberInput & { leaderId: string; ttlMs: number },
 ): Promise<MembershipView> {
-  const rows = await preparedOnce(db, table, 'heartbeat', () => {
-    const { memberLockable, mine, announced } = memberUpsert(db, table);
-    return db
-      .with(memberLockable, mine, announced)
-      .select({
-        name: sql<string>`m.name`,
-        memberId: sql<string | null>`m.member_id`,
-        memberRemainingMs: sql<number | null>`m.member_remaining_ms`,
-        memberExpiresAt: sql<string | null>`m.member_expires_at`,
-        free: sql<boolean>`m.free`,
-        announced: sql<number>`(select count(*) from ${announced})`.mapWith(Number),
-      })
-      .from(sql`(${membershipRows(table)}) as m`);
-  }).execute({ ...memberParams(input), leaderId: input.leaderId, ttlMs: input.ttlMs });
+  const rows = await preparedOnce(db, table, 'heartbeat', heartbeatQuery).execute({
+    ...memberParams(input),
+    leaderId: input.leaderId,
+    ttlMs: input.ttlMs,
+  });
   return membershipOf(rows);
+}
+
+function heartbeatQuery(db: LeaderDatabase, table: LeaderTable) {
+  const { memberLockable, mine, announced } = memberUpsert(db, table);
+  return db
+    .with(memberLockable, mine, announced)
+    .select({
+      name: sql<string>`m.name`,
+      memberId: sql<string | null>`m.member_id`,
+      memberRemainingMs: sql<number | null>`m.member_remaining_ms`,
+      memberExpiresAt: sql<string | null>`m.member_expires_at`,
+      free: sql<boolean>`m.free`,
+      announced: sql<number>`(select count(*) from ${announced})`.mapWith(Number),
+    })
+    .from(sql`(${membershipRows(table)}) as m`);
 }
 
 /** A heartbeat's parameters. */
@@ -544,29 +558,33 @@ export async function leaveGroup(
   const leaderships = input.leaderships ?? [];
   const params = { memberName: input.memberName, leaderId: input.leaderId, channel: input.channel };
   if (leaderships.length === 0) {
-    const rows = await preparedOnce(db, table, 'leave', () => {
-      const { goneNotified, ctes } = leaveCtes(db, table);
-      return db
-        .with(...ctes)
-        .select({ left: sql<number>`(select count(*) from ${goneNotified})`.mapWith(Number) })
-        .from(sql`(select 1) as one`);
-    }).execute(params);
+    const rows = await preparedOnce(db, table, 'leave', leaveQuery).execute(params);
     return { left: (rows[0]?.left ?? 0) > 0, released: [], skipped: [] };
   }
-  const rows = await preparedOnce(db, table, 'leave_resign', () => {
-    const { goneNotified, ctes } = leaveCtes(db, table);
-    const resign = resignStatement(db, table);
-    return (
-      db
-        .with(...ctes, resign.lockable, resign.deleted)
-        // `left` first: the executor projects columns in order, so the member's NOTIFY is queued
-        // (and heard) before any name's, though all arrive with the one commit.
-        .select({ left: sql<number>`(select count(*) from ${goneNotified})`.mapWith(Number), ...resign.columns })
-        .from(resign.source)
-        .leftJoin(resign.deleted, resign.joined)
-    );
-  }).execute({ ...params, pairs: pairsJson(leaderships) });
+  const rows = await preparedOnce(db, table, 'leave_resign', leaveResignQuery).execute({ ...params, pairs: pairsJson(leaderships) });
   return { left: (rows[0]?.left ?? 0) > 0, ...resignOutcome(leaderships, rows) };
+}
+
+function leaveQuery(db: LeaderDatabase, table: LeaderTable) {
+  const { goneNotified, ctes } = leaveCtes(db, table);
+  return db
+    .with(...ctes)
+    .select({ left: sql<number>`(select count(*) from ${goneNotified})`.mapWith(Number) })
+    .from(sql`(select 1) as one`);
+}
+
+function leaveResignQuery(db: LeaderDatabase, table: LeaderTable) {
+  const { goneNotified, ctes } = leaveCtes(db, table);
+  const resign = resignStatement(db, table);
+  return (
+    db
+      .with(...ctes, resign.lockable, resign.deleted)
+      // `left` first: the executor projects columns in order, so the member's NOTIFY is queued
+      // (and heard) before any name's, though all arrive with the one commit.
+      .select({ left: sql<number>`(select count(*) from ${goneNotified})`.mapWith(Number), ...resign.columns })
+      .from(resign.source)
+      .leftJoin(resign.deleted, resign.joined)
+  );
 }
 
 /** Deleting this member's row (only its own: the stored `leader_id` must be the caller's), with its `resigned` NOTIFY. */

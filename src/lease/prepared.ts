@@ -27,7 +27,7 @@ export function preparedOnce<T extends Preparable>(
   db: LeaderDatabase,
   table: LeaderTable,
   kind: string,
-  build: () => T,
+  build: (db: LeaderDatabase, table: LeaderTable) => T,
 ): ReturnType<T['prepare']> {
   let byTable = cache.get(db);
   if (!byTable) {
@@ -41,7 +41,7 @@ export function preparedOnce<T extends Preparable>(
   }
   let statement = byKind.get(kind) as ReturnType<T['prepare']> | undefined;
   if (!statement) {
-    statement = prepareNamed(kind, build());
+    statement = prepareNamed(kind, build(db, table));
     byKind.set(kind, statement);
   }
   return statement;

@@ -182,17 +182,8 @@ function resignQuery(db: LeaderDatabase, table: LeaderTable) {
     .from(deleted);
 }
 
-/** The prepared elect, renew and resign statements of one database object and table, built on first use. */
-export function preparedStatements(db: LeaderDatabase, table: LeaderTable) {
-  return {
-    elect: preparedOnce(db, table, 'elect', () => electQuery(db, table)),
-    renew: preparedOnce(db, table, 'renew', () => renewQuery(db, table)),
-    resign: preparedOnce(db, table, 'resign', () => resignQuery(db, table)),
-  };
-}
-
 export async function elect(db: LeaderDatabase, table: LeaderTable, input: ElectInput): Promise<ElectResult> {
-  const [row] = await preparedStatements(db, table).elect.execute(input);
+  const [row] = await preparedOnce(db, table, 'elect', electQuery).execute(input);
   if (!row || row.term == null || Number.isNaN(row.term)) return { won: false, holder: null };
   const lease = toLease(row);
   return row.wonTerm != null ? { won: true, lease } : { won: false, holder: lease };
@@ -203,7 +194,7 @@ export async function renew(
   table: LeaderTable,
   input: TermInput & { readonly ttlMs: number },
 ): Promise<LeaderInfo | null> {
-  const [row] = await preparedStatements(db, table).renew.execute(input);
+  const [row] = await preparedOnce(db, table, 'renew', renewQuery).execute(input);
   return row ? toLease(row) : null;
 }
 
@@ -212,7 +203,7 @@ export async function resign(
   table: LeaderTable,
   input: TermInput & { readonly channel: string | null },
 ): Promise<boolean> {
-  const rows = await preparedStatements(db, table).resign.execute(input);
+  const rows = await preparedOnce(db, table, 'resign', resignQuery).execute(input);
   return rows.length > 0;
 }
 
