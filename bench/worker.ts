@@ -30,6 +30,8 @@ export type WorkerInit =
 export type WorkerCommand = WorkerInit | { type: 'stop-leader' } | { type: 'replace' } | { type: 'state' } | { type: 'shutdown' };
 
 export type WorkerReport =
+  /** The module has loaded and listens for commands (tsx's compile time is not the library's). */
+  | { type: 'loaded' }
   | { type: 'ready' }
   | { type: 'gained'; at: number; term: number; name: string }
   | { type: 'stopped'; at: number }
@@ -154,3 +156,4 @@ process.on('message', async (command: WorkerCommand) => {
   }
 });
 process.on('disconnect', () => process.exit(0));
+send({ type: 'loaded' });
