@@ -33,6 +33,8 @@ export const NO_DEADLINE = Object.freeze({ remainingMs: () => 60_000 });
 
 /** Session bounds from a timing, and the library's own connections with them, for tests of what those connections carry. */
 export { sessionBounds } from '../elector/trust.js';
+/** The assignment's pair score and quotas, for the tests that hold `assignNames` to its definition. */
+export { pairScore, quotas } from '../group/balance.js';
 export type { BatchElectOutcome, BatchRenewOutcome, NameTerm } from '../lease/batch.js';
 /** The group's batched statements, straight on `db`, for tests that drive them by hand (stale terms, locked rows). */
 export { electMany, heartbeat, renewMany, renewManyWithHeartbeat, resignMany } from '../lease/batch.js';

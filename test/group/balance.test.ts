@@ -3,7 +3,7 @@
  * members, proportional to weight, independent of input order, and sticky when a member joins.
  */
 import { describe, expect, it } from 'vitest';
-import { pairScore } from '../../src/group/balance.js';
+import { pairScore } from '../../src/dev/testing.js';
 import { assignNames, groupQuotas, type Member } from '../../src/index.js';
 import { assignByFullSort } from '../support/assign-reference.js';
 

@@ -3,7 +3,8 @@
  * (name, member) pair sorted from the highest score down (ties: name, then member), each taken
  * when its name is free and its member has room. What `assign` computed before it went lazy.
  */
-import { type Member, pairScore, quotas } from '../../src/group/balance.js';
+import { pairScore, quotas } from '../../src/dev/testing.js';
+import type { Member } from '../../src/index.js';
 
 export function assignByFullSort(names: readonly string[], members: readonly Member[]): Map<string, string> {
   const result = new Map<string, string>();
