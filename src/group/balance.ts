@@ -104,6 +104,11 @@ export function assign(names: readonly string[], members: readonly Member[]): Ma
   if (m === 0 || n === 0) return result;
   const room = quotas(n, members);
   const ids = members.map((member) => member.id);
+  // One room per id, shared by every entry of an id listed twice (a member restarted with
+  // another weight has two rows until the old one expires): what the full pass does.
+  const first = new Map<string, number>();
+  ids.forEach((id, j) => first.has(id) || first.set(id, j));
+  const slot = ids.map((id) => first.get(id)!);
   const left = ids.map((id) => room.get(id)!);
   // Per name, its members best first (score, then id); scores kept for the heap.
   const scores = new Float64Array(n * m);
@@ -160,8 +165,8 @@ export function assign(names: readonly string[], members: readonly Member[]): Ma
     const member = order[top * m + next[top]!]!;
     if (result.has(names[top]!)) {
       heap[0] = heap[--size]!; // a name listed twice is given once, as the full pass gives it
-    } else if (left[member]! > 0) {
-      left[member]!--;
+    } else if (left[slot[member]!]! > 0) {
+      left[slot[member]!]!--;
       result.set(names[top]!, ids[member]!);
       heap[0] = heap[--size]!;
     } else if (++next[top]! >= m) {

@@ -102,7 +102,11 @@ describe('balance', () => {
       const names = Array.from({ length: n }, (_, i) =>
         next() < 0.1 ? `dup-${Math.floor(next() * 5)}` : `r${round}:${i}\u00e9${'x'.repeat(i % 7)}`,
       );
-      const members: Member[] = Array.from({ length: m }, (_, i) => ({ id: `member-${round}-${i}`, weight: 1 + Math.floor(next() * 4) }));
+      // One round in four lists an id twice (a member restarted with another weight, its old row not yet expired).
+      const members: Member[] = Array.from({ length: m }, (_, i) => ({
+        id: round % 4 === 3 && i > 0 && next() < 0.5 ? `member-${round}-0` : `member-${round}-${i}`,
+        weight: 1 + Math.floor(next() * 4),
+      }));
       const fast = assignNames(names, members);
       expect([...fast.entries()].sort()).toEqual([...assignByFullSort(names, members).entries()].sort());
       checked += fast.size;
