@@ -107,7 +107,7 @@ export function assign(names: readonly string[], members: readonly Member[]): Ma
   // One room per id, shared by every entry of an id listed twice (a member restarted with
   // another weight has two rows until the old one expires): what the full pass does.
   const first = new Map<string, number>();
-  ids.forEach((id, j) => first.has(id) || first.set(id, j));
+  for (const [j, id] of ids.entries()) if (!first.has(id)) first.set(id, j);
   const slot = ids.map((id) => first.get(id)!);
   const left = ids.map((id) => room.get(id)!);
   // Per name, its members best first (score, then id); scores kept for the heap.
