@@ -11,6 +11,8 @@ export type DiagnosisKind =
   | 'database-missing'
   | 'host-unknown'
   | 'not-postgres'
+  /** A pooler (PgBouncer) turned the connection or statement away for now: a busy pool, a server restarting behind it. */
+  | 'pooler-busy'
   | 'unreachable'
   | 'timeout'
   | 'closed'
@@ -25,6 +27,14 @@ export interface Diagnosis {
   /** What is wrong and what to do, in one line. */
   readonly message: string;
 }
+
+/**
+ * 08P01 messages that retrying cannot heal: PgBouncer's own configuration (no such database or
+ * user, a startup parameter or packet it does not support, SSL it requires), or a protocol the
+ * server itself refused. Every other 08P01 (PgBouncer's "query_wait_timeout", "server login has
+ * been failing, try again later", "no more connections allowed", its shutdown...) is retried.
+ */
+const PERMANENT_PROTOCOL_ERROR = /no such (database|user)|unsupported|ssl required|invalid (startup|frontend|length)|protocol/i;
 
 interface CodedError {
   code?: unknown;
@@ -60,6 +70,21 @@ export function diagnose(error: unknown): Diagnosis | null {
         message: `Cannot resolve the database host${where ? ` "${where}"` : ''} (DNS did not answer): check the host in the URL`,
       };
     case '08P01':
+      // PgBouncer answers with 08P01 for conditions that pass (a pool with no free server
+      // connection, a server restarting behind it) as well as for its configuration: only the
+      // latter, and a protocol PostgreSQL itself refused, are worth giving up for.
+      if (!PERMANENT_PROTOCOL_ERROR.test(root.message ?? '')) {
+        return {
+          kind: 'pooler-busy',
+          fatal: false,
+          message: `The pooler${at} turned the request away for now (${root.message}): retrying; if it lasts, check the pooler's pool size and its server`,
+        };
+      }
+      return {
+        kind: 'not-postgres',
+        fatal: true,
+        message: `The server${at} does not speak the PostgreSQL protocol as expected (${root.message}): check the host and port in the URL`,
+      };
     case 'SASL_SIGNATURE_MISMATCH':
       return {
         kind: 'not-postgres',

@@ -22,45 +22,15 @@ if (!binary) console.log('pooler test skipped: pgbouncer is not installed (.ci/r
 describe.skipIf(!binary)('behind PgBouncer in transaction mode', () => {
   let directUrl: string;
   let pooledUrl: string;
-  let bouncer: ChildProcess;
-  let dir: string;
+  let bouncer: Bouncer;
 
   beforeAll(async () => {
     directUrl = await createTestDatabase();
-    const direct = new URL(directUrl);
-    dir = mkdtempSync(join(tmpdir(), 'drizzle-leader-pgbouncer-'));
-    chmodSync(dir, 0o777);
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
-    const database = direct.pathname.slice(1);
-    writeFileSync(
-      join(dir, 'pgbouncer.ini'),
-      [
-        '[databases]',
-        `${database} = host=${direct.hostname} port=${direct.port || 5432} dbname=${database} user=${decodeURIComponent(direct.username)} password=${decodeURIComponent(direct.password)}`,
-        '[pgbouncer]',
-        'listen_addr = 127.0.0.1',
-        `listen_port = ${port}`,
-        'unix_socket_dir =',
-        'auth_type = any',
-        'pool_mode = transaction',
-        'default_pool_size = 4',
-        'max_client_conn = 100',
-        'ignore_startup_parameters = extra_float_digits,options',
-        `logfile = ${join(dir, 'pgbouncer.log')}`,
-      ].join('\n'),
-    );
-    chmodSync(join(dir, 'pgbouncer.ini'), 0o644);
-    // PgBouncer refuses to run as root; -u switches to an unprivileged user.
-    const asRoot = process.getuid?.() === 0 ? ['-u', 'postgres'] : [];
-    bouncer = spawn(binary!, [...asRoot, join(dir, 'pgbouncer.ini')], { stdio: ['ignore', 'ignore', 'inherit'] });
-    await waitForPort(port);
-    pooledUrl = `postgres://${direct.username}@127.0.0.1:${port}/${database}`;
+    bouncer = await startBouncer(directUrl, { default_pool_size: '4' });
+    pooledUrl = bouncer.url;
   });
 
-  afterAll(() => {
-    bouncer?.kill('SIGTERM');
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => bouncer?.stop());
 
   it('renews through the pooler and hands off through NOTIFY on the direct connection', async () => {
     // Transaction pooling: no prepared statements, no session state.
@@ -173,6 +143,49 @@ describe.skipIf(!binary)('behind PgBouncer in transaction mode', () => {
     }
   });
 
+  it('a pooler with no free server connection for now (query_wait_timeout) delays start, never ends it: the elector leads once one is free', async () => {
+    // Before: PgBouncer's 08P01 "query_wait_timeout" was read as "not PostgreSQL", and start()
+    // rejected with DatabaseUnusableError, the elector stopped for good.
+    const busy = await startBouncer(directUrl, { default_pool_size: '1', query_wait_timeout: '1' });
+    const holder = postgres(busy.url, { max: 1, prepare: false, onnotice: () => {} });
+    const warnings: string[] = [];
+    const logger = { debug() {}, info() {}, error() {}, warn: (_f: object, message: string) => void warnings.push(message) };
+    const elector = createElector(
+      drizzle(postgres(busy.url, { max: 2, prepare: false, onnotice: () => {} })) as unknown as LeaderDatabase,
+      {
+        name: 'pooler-busy',
+        id: 'patient',
+        ttl: 6_000,
+        renewInterval: 500,
+        safetyMargin: 1_000,
+        listen: { url: directUrl },
+        logger,
+      },
+    );
+    let release = () => {};
+    const held = holder.begin(async (tx) => {
+      await tx`select 1`;
+      await new Promise<void>((resolve) => {
+        release = resolve;
+      });
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 200)); // the pool's one server connection is now in the transaction
+      await elector.start(); // resolves as a follower instead of rejecting
+      expect(elector.isLeader).toBe(false);
+      expect(warnings.join('\n')).toMatch(/turned the request away for now \(query_wait_timeout\)/);
+      release();
+      await held;
+      await elector.waitForLeadership();
+      expect(elector.isLeader).toBe(true);
+    } finally {
+      release();
+      await elector.stop();
+      await holder.end({ timeout: 1 });
+      busy.stop();
+    }
+  });
+
   it('with LISTEN through the transaction-mode pooler, it notices that nothing is delivered and says how to fix it, once', async () => {
     const pooled = postgres(pooledUrl, { max: 4, prepare: false, onnotice: () => {} });
     const db = drizzle(pooled) as unknown as LeaderDatabase;
@@ -196,6 +209,49 @@ describe.skipIf(!binary)('behind PgBouncer in transaction mode', () => {
     }
   });
 });
+
+interface Bouncer {
+  readonly url: string;
+  stop(): void;
+}
+
+/** A transaction-mode PgBouncer in front of `directUrl`'s database, on loopback, with `settings` added. */
+async function startBouncer(directUrl: string, settings: Record<string, string>): Promise<Bouncer> {
+  const direct = new URL(directUrl);
+  const dir = mkdtempSync(join(tmpdir(), 'drizzle-leader-pgbouncer-'));
+  chmodSync(dir, 0o777);
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  const database = direct.pathname.slice(1);
+  writeFileSync(
+    join(dir, 'pgbouncer.ini'),
+    [
+      '[databases]',
+      `${database} = host=${direct.hostname} port=${direct.port || 5432} dbname=${database} user=${decodeURIComponent(direct.username)} password=${decodeURIComponent(direct.password)}`,
+      '[pgbouncer]',
+      'listen_addr = 127.0.0.1',
+      `listen_port = ${port}`,
+      'unix_socket_dir =',
+      'auth_type = any',
+      'pool_mode = transaction',
+      'max_client_conn = 100',
+      'ignore_startup_parameters = extra_float_digits,options',
+      `logfile = ${join(dir, 'pgbouncer.log')}`,
+      ...Object.entries(settings).map(([key, value]) => `${key} = ${value}`),
+    ].join('\n'),
+  );
+  chmodSync(join(dir, 'pgbouncer.ini'), 0o644);
+  // PgBouncer refuses to run as root; -u switches to an unprivileged user.
+  const asRoot = process.getuid?.() === 0 ? ['-u', 'postgres'] : [];
+  const child: ChildProcess = spawn(binary!, [...asRoot, join(dir, 'pgbouncer.ini')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  await waitForPort(port);
+  return {
+    url: `postgres://${direct.username}@127.0.0.1:${port}/${database}`,
+    stop() {
+      child.kill('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
 
 async function waitForPort(port: number): Promise<void> {
   for (let i = 0; i < 100; i++) {

@@ -109,6 +109,10 @@ async function openOwnPool(
     max: 1,
     idle_timeout: 60,
     connect_timeout,
+    // The library's statements take no array parameters. postgres.js reads the array types at
+    // each connect by default, and a failure of that read (a pooler's query_wait_timeout) is an
+    // unhandled rejection inside postgres.js: one that would end the process.
+    fetch_types: false,
     onnotice: () => {},
     connection,
     socket: sockets.postgresJsSocket(),

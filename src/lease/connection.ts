@@ -15,6 +15,7 @@
  * another group's (or elector's) elections would queue behind every such wait.
  */
 import { sql } from 'drizzle-orm';
+import { diagnose } from '../diagnose.js';
 import { detectDriver } from '../driver/detect.js';
 import type { OwnPool, SessionBounds } from '../driver/types.js';
 import type { LeaderDatabase, Logger } from '../types.js';
@@ -30,9 +31,14 @@ interface Shared {
 
 const pools = new WeakMap<object, Map<string, Shared>>();
 
-/** PgBouncer (and other poolers) refuse startup parameters they do not know. */
+/**
+ * PgBouncer (and other poolers) refuse startup parameters they do not know, with 08P01. Not
+ * every 08P01 is that: a pool with no free server connection for now (query_wait_timeout) is
+ * retried with the bounds, not answered by giving them up for good.
+ */
 function refusedStartupParameters(error: unknown): boolean {
-  return errorCode(error) === '08P01' || /unsupported startup parameter/i.test(String((error as Error)?.message ?? error));
+  if (/unsupported startup parameter/i.test(String((error as Error)?.message ?? error))) return true;
+  return errorCode(error) === '08P01' && diagnose(error)?.kind !== 'pooler-busy';
 }
 
 /** Connection attempts give up after the trust window, and never wait longer than this. */
