@@ -152,6 +152,25 @@ export class TransactionAbortedError extends DrizzleLeaderError {
   }
 }
 
+/**
+ * An answer that cannot be the answer to the statement the library sent (another name or
+ * leader, a term that is no identity value): the connection is out of step with the server.
+ * Seen with postgres.js `prepare: true` behind a transaction-mode pooler, which hands one
+ * client's pipelined statements to different server connections. The answer is not believed:
+ * the statement counts as failed and is retried. Through such a pooler use `prepare: false`.
+ */
+export class UnexpectedAnswerError extends DrizzleLeaderError {
+  override name = 'UnexpectedAnswerError';
+  constructor(
+    readonly statement: string,
+    readonly detail: string,
+  ) {
+    super(
+      `The answer to the ${statement} does not match it (${detail}): the connection is out of step with the server. Behind a transaction-mode pooler, give postgres.js prepare: false`,
+    );
+  }
+}
+
 /** A statement or wait did not finish within its bound (safety rule 6). */
 export class DeadlineExceededError extends DrizzleLeaderError {
   override name = 'DeadlineExceededError';

@@ -24,6 +24,7 @@ export {
   LeaseTableOutdatedError,
   ReservedNameError,
   TransactionAbortedError,
+  UnexpectedAnswerError,
   UnsupportedDriverError,
 } from './errors.js';
 export { assign as assignNames, type Member } from './group/balance.js';

@@ -35,6 +35,8 @@ export const NO_DEADLINE = Object.freeze({ remainingMs: () => 60_000 });
 export { sessionBounds } from '../elector/trust.js';
 /** The assignment's pair score and quotas, for the tests that hold `assignNames` to its definition. */
 export { pairScore, quotas } from '../group/balance.js';
+/** The check every lease answer passes before it is believed, for its own test. */
+export { believed } from '../lease/answers.js';
 export type { BatchElectOutcome, BatchRenewOutcome, NameTerm } from '../lease/batch.js';
 /** The group's batched statements, straight on `db`, for tests that drive them by hand (stale terms, locked rows). */
 export { electMany, heartbeat, renewMany, renewManyWithHeartbeat, resignMany } from '../lease/batch.js';

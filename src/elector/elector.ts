@@ -65,7 +65,7 @@
 import { randomUUID } from 'node:crypto';
 import type { SQL } from 'drizzle-orm';
 import type { SessionBounds } from '../driver/types.js';
-import { DeadlineExceededError, DrizzleLeaderError, ElectorStoppedError, InvalidOptionError, LeadershipLostError } from '../errors.js';
+import { DrizzleLeaderError, ElectorStoppedError, InvalidOptionError, LeadershipLostError } from '../errors.js';
 import { acquireStatementDatabase, MAX_CONNECT_TIMEOUT_MS } from '../lease/connection.js';
 import { notify, readLease } from '../lease/statements.js';
 import { createLeaseStore, type LeaseStore } from '../lease/store.js';
@@ -89,7 +89,7 @@ import { type Instant, readClock } from '../util/clock.js';
 import { settledWithin, withDeadline } from '../util/deadline.js';
 import { deferred } from '../util/deferred.js';
 import { Wakeup } from '../util/wakeup.js';
-import { classifyFailure, isFatal } from './failures.js';
+import { afterFailure, classifyFailure, isFatal } from './failures.js';
 import { Instruments } from './instruments.js';
 import { type LeaseTransactionConfig, type LeaseTransactionFn, runLeaseTransaction } from './lease-transaction.js';
 import { endOverrunningTransaction, giveUpOverrun, LeaseKeyCheck, prepareLeaseTransaction } from './lease-work.js';
@@ -1089,15 +1089,11 @@ export class Elector<TDb extends LeaderDatabase = LeaderDatabase> {
     for (const resolve of waiters) resolve();
   }
 
-  /**
-   * No answer in time, twice running: the connection may be dead without anyone being told (a
-   * vanished peer), and the driver would keep using it; start over on fresh ones. Not at the
-   * first: a merely slow answer still arrives, and a lease it carries is then released.
-   */
+  /** Replaces the connections when a failure says they are dead or out of step (failures.ts). */
   #noteUnanswered(error: unknown): void {
-    if (!(error instanceof DeadlineExceededError) || ++this.#unanswered < 2) return;
-    this.#unanswered = 0;
-    this.#resetConnections();
+    const next = afterFailure(error, this.#unanswered);
+    this.#unanswered = next.unanswered;
+    if (next.reset) this.#resetConnections();
   }
 
   /** Counts a failed statement; returns `LeaseTableMissingError` when retrying cannot help, else the error. */

@@ -61,14 +61,14 @@
 import { createHash } from 'node:crypto';
 import type { SQL } from 'drizzle-orm';
 import type { SessionBounds } from '../driver/types.js';
-import { classifyFailure, isFatal } from '../elector/failures.js';
+import { afterFailure, classifyFailure, isFatal } from '../elector/failures.js';
 import { type LeaseTransactionConfig, type LeaseTransactionFn, runLeaseTransaction } from '../elector/lease-transaction.js';
 import { endOverrunningTransaction, giveUpOverrun, LeaseKeyCheck, prepareLeaseTransaction } from '../elector/lease-work.js';
 import { Subscribers } from '../elector/subscribers.js';
 import { TaskRuns } from '../elector/task-runs.js';
 import { sessionBounds, TrustWindow } from '../elector/trust.js';
 import { LeaderWork, type WorkItem } from '../elector/work.js';
-import { DeadlineExceededError, DrizzleLeaderError, ElectorStoppedError, InvalidOptionError, LeadershipLostError } from '../errors.js';
+import { DrizzleLeaderError, ElectorStoppedError, InvalidOptionError, LeadershipLostError } from '../errors.js';
 import { electMany, heartbeat, leaveGroup, type MemberRow, type NameTerm, renewManyWithHeartbeat, resignMany } from '../lease/batch.js';
 import { acquireStatementDatabase, MAX_CONNECT_TIMEOUT_MS } from '../lease/connection.js';
 import { notifyingIfPossible } from '../lease/notify-fallback.js';
@@ -1278,9 +1278,9 @@ export class ElectorGroup<TDb extends LeaderDatabase = LeaderDatabase> {
 
   #unanswered = 0;
   #noteUnanswered(error: unknown): void {
-    if (!(error instanceof DeadlineExceededError) || ++this.#unanswered < 2) return;
-    this.#unanswered = 0;
-    this.#resetConnections();
+    const next = afterFailure(error, this.#unanswered);
+    this.#unanswered = next.unanswered;
+    if (next.reset) this.#resetConnections();
   }
 
   #failed(error: unknown, operation: 'election' | 'renewal'): unknown {

@@ -30,6 +30,7 @@ import { bigint, getTableConfig, pgSchema, pgTable, text, timestamp } from 'driz
 import { notifyRowSql } from '../listen/payload.js';
 import type { LeaderTable } from '../schema.js';
 import type { LeaderDatabase, LeaderInfo } from '../types.js';
+import { believed } from './answers.js';
 import { preparedOnce } from './prepared.js';
 
 /** One leadership of the caller: renew and resign touch this term of this name and nothing else. */
@@ -215,9 +216,17 @@ export async function electMany(
     ttlMs: input.ttlMs,
     channel: input.channel,
   });
+  const asked = new Set(input.names);
   return inInputOrder(input.names, rows).map((row) => {
-    if (row.wonTerm != null) return { name: row.name, won: true as const, lease: toLease({ ...row, name: row.name }) };
-    const holder = row.term == null ? null : toLease({ ...row, name: row.name });
+    if (row.wonTerm != null) {
+      const lease = believed(toLease({ ...row, name: row.name }), {
+        statement: 'batched election',
+        names: asked,
+        leaderId: input.leaderId,
+      });
+      return { name: row.name, won: true as const, lease };
+    }
+    const holder = row.term == null ? null : believed(toLease({ ...row, name: row.name }), { statement: 'batched election', names: asked });
     return { name: row.name, won: false as const, holder };
   });
 }
@@ -337,15 +346,24 @@ async function renewStatement(
     ...(member ? memberParams(member) : {}),
   });
   const view = member ? membershipOf(rows) : null;
+  const asked = new Set(input.leaderships.map((l) => l.name));
+  const termOf = new Map(input.leaderships.map((l) => [l.name, l.term]));
   const outcomes = inInputOrder(
     input.leaderships.map((l) => l.name),
     rows.filter((row) => row.memberId === null && !row.free),
   ).map((row): BatchRenewOutcome => {
     if (row.term != null) {
+      const lease = toLease({
+        ...row,
+        name: row.name,
+        leaderId: row.leaderId!,
+        electedAt: row.electedAt!,
+        expiresAt: row.expiresAt!,
+      } as never);
       return {
         name: row.name,
         kind: 'renewed',
-        lease: toLease({ ...row, name: row.name, leaderId: row.leaderId!, electedAt: row.electedAt!, expiresAt: row.expiresAt! } as never),
+        lease: believed(lease, { statement: 'batched renewal', names: asked, leaderId: input.leaderId, atLeastTerm: termOf.get(row.name) }),
       };
     }
     // A row this statement saw but could not lock belongs to someone mid-write: not a verdict.

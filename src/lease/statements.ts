@@ -11,6 +11,7 @@ import { and, eq, gt, lte, type SQL, sql } from 'drizzle-orm';
 import { notifyRowSql } from '../listen/payload.js';
 import type { LeaderTable } from '../schema.js';
 import type { LeaderDatabase, LeaderInfo } from '../types.js';
+import { believed } from './answers.js';
 import { preparedOnce } from './prepared.js';
 import { RESERVED_PREFIX } from './reserved.js';
 
@@ -186,7 +187,9 @@ export async function elect(db: LeaderDatabase, table: LeaderTable, input: Elect
   const [row] = await preparedOnce(db, table, 'elect', electQuery).execute(input);
   if (!row || row.term == null || Number.isNaN(row.term)) return { won: false, holder: null };
   const lease = toLease(row);
-  return row.wonTerm != null ? { won: true, lease } : { won: false, holder: lease };
+  if (row.wonTerm != null)
+    return { won: true, lease: believed(lease, { statement: 'election', names: input.name, leaderId: input.leaderId }) };
+  return { won: false, holder: believed(lease, { statement: 'election', names: input.name }) };
 }
 
 export async function renew(
@@ -195,7 +198,9 @@ export async function renew(
   input: TermInput & { readonly ttlMs: number },
 ): Promise<LeaderInfo | null> {
   const [row] = await preparedOnce(db, table, 'renew', renewQuery).execute(input);
-  return row ? toLease(row) : null;
+  return row
+    ? believed(toLease(row), { statement: 'renewal', names: input.name, leaderId: input.leaderId, atLeastTerm: input.term })
+    : null;
 }
 
 export async function resign(

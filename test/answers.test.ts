@@ -1,0 +1,44 @@
+/**
+ * An answer is believed only if it can answer the statement sent (lease/answers.ts). A
+ * connection out of step with the server (postgres.js `prepare: true` behind a transaction-mode
+ * PgBouncer) was seen to hand one statement's rows to another: a group then believed it led five
+ * names with term null while another member held them. Pure: the answers here are made by hand,
+ * as such a connection delivers them; the real statements' answers pass it in every other test.
+ */
+import { describe, expect, it } from 'vitest';
+import { believed } from '../src/dev/testing.js';
+import { type LeaderInfo, UnexpectedAnswerError } from '../src/index.js';
+
+const lease = (over: Partial<Record<keyof LeaderInfo, unknown>> = {}): LeaderInfo =>
+  ({
+    name: 'jobs',
+    leaderId: 'me',
+    term: 7,
+    electedAt: new Date(),
+    expiresAt: new Date(Date.now() + 10_000),
+    remainingMs: 10_000,
+    resignRequestedAt: null,
+    ...over,
+  }) as LeaderInfo;
+
+describe('answers the library believes', () => {
+  it('a real answer passes: the name asked about, the caller as leader, a term at or above the one renewed', () => {
+    expect(believed(lease(), { statement: 'renewal', names: 'jobs', leaderId: 'me', atLeastTerm: 7 }).term).toBe(7);
+    expect(believed(lease({ term: 9 }), { statement: 'renewal', names: 'jobs', leaderId: 'me', atLeastTerm: 7 }).term).toBe(9);
+    expect(believed(lease({ leaderId: 'other' }), { statement: 'election', names: new Set(['a', 'jobs']) }).leaderId).toBe('other');
+  });
+
+  it.each([
+    ['a term that is no identity value (null)', lease({ term: null as unknown as number }), { leaderId: 'me' }],
+    ['a term that is no identity value (NaN)', lease({ term: Number.NaN }), { leaderId: 'me' }],
+    ['a term of 0', lease({ term: 0 }), {}],
+    ['a name not asked about', lease({ name: 'other-name' }), {}],
+    ["another leader's lease as the caller's win", lease({ leaderId: 'someone-else' }), { leaderId: 'me' }],
+    ['a term below the one renewed', lease({ term: 6 }), { leaderId: 'me', atLeastTerm: 7 }],
+    ['no expiry', lease({ expiresAt: new Date(Number.NaN) }), {}],
+  ])('refuses %s, with a typed error that says what and how to fix it', (_what, answer, expected) => {
+    const check = () => believed(answer, { statement: 'batched election', names: new Set(['jobs']), ...expected });
+    expect(check).toThrow(UnexpectedAnswerError);
+    expect(check).toThrow(/batched election does not match it .*prepare: false/);
+  });
+});
