@@ -396,17 +396,14 @@ describe('lease-checked transactions on node-postgres, before and after the work
     try {
       // The server runs the COMMIT; its answer (and every answer after) is held, then the connections are reset.
       proxy.set({ kind: 'deaf-at', pattern: 'commit' });
-      const outcome = elector
-        .transaction(
+      const outcome = failure(
+        elector.transaction(
           async (tx) => {
             await (tx as unknown as LeaderDatabase).execute(sql`insert into acked_rows values (1)`);
           },
           { timeout: 500 },
-        )
-        .then(
-          () => null,
-          (e: Error) => e,
-        );
+        ),
+      );
       await vi.waitFor(() => expect(proxy.mode.kind).toBe('deaf'), { timeout: 5_000, interval: 1 });
       await sleep(1_200);
       proxy.cut();
@@ -436,17 +433,14 @@ describe('lease-checked transactions on node-postgres, before and after the work
       const elector = createElector(drizzlePg(pool) as unknown as LeaderDatabase, { name: 'slow-commit', ...TIMING, listen: false });
       track(elector);
       await elector.start();
-      const error = await elector
-        .transaction(
+      const error = await failure(
+        elector.transaction(
           async (tx) => {
             await (tx as unknown as LeaderDatabase).execute(sql`insert into slow_commit_rows values (1)`);
           },
           { timeout: 1_000 },
-        )
-        .then(
-          () => null,
-          (e: Error) => e,
-        );
+        ),
+      );
       const [row] = await admin.query<{ n: number }>('select count(*)::int as n from slow_commit_rows');
       expect(row!.n).toBe(0);
       // The COMMIT's own answer was the end of its session (the timeout): rolled back, not unknown.
@@ -480,18 +474,15 @@ describe('lease-checked transactions on node-postgres, before and after the work
     try {
       // A real partition: when the server ends the session (its timeout), the client hears nothing.
       proxy.hideServerCloses = true;
-      const outcome = elector
-        .transaction(
+      const outcome = failure(
+        elector.transaction(
           async (tx) => {
             proxy.set({ kind: 'blackhole' });
             await (tx as unknown as LeaderDatabase).execute(sql`select 1`);
           },
           { timeout: 500 },
-        )
-        .then(
-          () => null,
-          (e: Error) => e,
-        );
+        ),
+      );
       const error = await Promise.race([outcome, sleep(5_000).then(() => 'no answer in 5 s')]);
       // Before: no answer until the connection answered again (a real partition: until TCP gives up).
       expect(error).toBeInstanceOf(LeadershipLostError);
