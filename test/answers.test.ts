@@ -6,8 +6,8 @@
  * as such a connection delivers them; the real statements' answers pass it in every other test.
  */
 import { describe, expect, it } from 'vitest';
-import { believed } from '../src/dev/testing.js';
-import { type LeaderInfo, UnexpectedAnswerError } from '../src/index.js';
+import { afterFailure, believed } from '../src/dev/testing.js';
+import { DeadlineExceededError, type LeaderInfo, UnexpectedAnswerError } from '../src/index.js';
 
 const lease = (over: Partial<Record<keyof LeaderInfo, unknown>> = {}): LeaderInfo =>
   ({
@@ -40,5 +40,12 @@ describe('answers the library believes', () => {
     const check = () => believed(answer, { statement: 'batched election', names: new Set(['jobs']), ...expected });
     expect(check).toThrow(UnexpectedAnswerError);
     expect(check).toThrow(/batched election does not match it .*prepare: false/);
+  });
+
+  it('an answer refused replaces the connections at once; no answer in time only at the second in a row; other errors never', () => {
+    expect(afterFailure(new UnexpectedAnswerError('election', 'x'), 0)).toEqual({ unanswered: 0, reset: true });
+    expect(afterFailure(new DeadlineExceededError('slow'), 0)).toEqual({ unanswered: 1, reset: false });
+    expect(afterFailure(new DeadlineExceededError('slow'), 1)).toEqual({ unanswered: 0, reset: true });
+    expect(afterFailure(new Error('connection refused'), 1)).toEqual({ unanswered: 1, reset: false });
   });
 });

@@ -31,6 +31,8 @@ export function renewSql(db: LeaderDatabase, table = riverLeader): string {
 /** A deadline far in the future, for store calls in tests that are not about deadlines. */
 export const NO_DEADLINE = Object.freeze({ remainingMs: () => 60_000 });
 
+/** When a failed statement replaces the connections, for its own test. */
+export { afterFailure } from '../elector/failures.js';
 /** Session bounds from a timing, and the library's own connections with them, for tests of what those connections carry. */
 export { sessionBounds } from '../elector/trust.js';
 /** The assignment's pair score and quotas, for the tests that hold `assignNames` to its definition. */

@@ -32,6 +32,7 @@ import type { LeaderTable } from '../schema.js';
 import type { LeaderDatabase, LeaderInfo } from '../types.js';
 import { believed } from './answers.js';
 import { preparedOnce } from './prepared.js';
+import { leaseEnd, remainingMsOf } from './statements.js';
 
 /** One leadership of the caller: renew and resign touch this term of this name and nothing else. */
 export interface NameTerm {
@@ -65,7 +66,8 @@ export interface MemberRow {
 
 /**
  * Every value is a placeholder: each statement is built once per database object and table and
- * prepared (prepared.ts), and a call only binds its lists (JSON text) and scalars.
+ * prepared (prepared.ts), and a call only binds its lists (JSON text) and scalars. `ttlMs` is
+ * the placeholder of `leaseEnd` (statements.ts).
  */
 const b = {
   /** `[{name}]`: the names of an election. */
@@ -75,7 +77,6 @@ const b = {
   /** `[{name}]`: the names a heartbeat looks at in passing. */
   peek: sql.placeholder('peek'),
   leaderId: sql.placeholder('leaderId'),
-  ttlMs: sql.placeholder('ttlMs'),
   channel: sql.placeholder('channel'),
   memberName: sql.placeholder('memberName'),
   prefix: sql.placeholder('prefix'),
@@ -83,11 +84,8 @@ const b = {
 
 const pairsOf = (): SQL => sql`json_to_recordset(${b.pairs}::json) as p(name text, term bigint)`;
 const namesOf = (list: typeof b.names | typeof b.peek): SQL => sql`json_to_recordset(${list}::json) as p(name text)`;
-const leaseEnd = (): SQL => sql`now() + ${b.ttlMs} * interval '1 millisecond'`;
 const namesJson = (names: readonly string[]): string => JSON.stringify(names.map((name) => ({ name })));
 const pairsJson = (leaderships: readonly NameTerm[]): string => JSON.stringify(leaderships.map(({ name, term }) => ({ name, term })));
-const remainingMsOf = (expiresAt: unknown): SQL<number> =>
-  sql<number>`(extract(epoch from (${expiresAt} - now())) * 1000)::float8`.mapWith(Number);
 
 function toLease(row: {
   name: string;

@@ -42,9 +42,11 @@ const p = {
   channel: sql.placeholder('channel'),
 };
 
-const leaseEnd = (): SQL => sql`now() + ${p.ttlMs} * interval '1 millisecond'`;
+/** `now()` + the `ttlMs` placeholder: the end of a lease started by this statement (shared with batch.ts). */
+export const leaseEnd = (): SQL => sql`now() + ${p.ttlMs} * interval '1 millisecond'`;
 
-const remainingMsOf = (expiresAt: unknown): SQL<number> =>
+/** Time left, computed by the server (shared with batch.ts). */
+export const remainingMsOf = (expiresAt: unknown): SQL<number> =>
   sql<number>`(extract(epoch from (${expiresAt} - now())) * 1000)::float8`.mapWith(Number);
 
 /** The lease columns every read returns, with the server-computed time left. */
