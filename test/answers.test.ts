@@ -7,7 +7,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { afterFailure, believed } from '../src/dev/testing.js';
-import { DeadlineExceededError, type LeaderInfo, UnexpectedAnswerError } from '../src/index.js';
+import { createElector, createElectorGroup, DeadlineExceededError, type LeaderInfo, UnexpectedAnswerError } from '../src/index.js';
+import { connect, createTestDatabase, DRIVERS } from './support/db.js';
 
 const lease = (over: Partial<Record<keyof LeaderInfo, unknown>> = {}): LeaderInfo =>
   ({
@@ -35,7 +36,7 @@ describe('answers the library believes', () => {
     ['a name not asked about', lease({ name: 'other-name' }), {}],
     ["another leader's lease as the caller's win", lease({ leaderId: 'someone-else' }), { leaderId: 'me' }],
     ['a term below the one renewed', lease({ term: 6 }), { leaderId: 'me', atLeastTerm: 7 }],
-    ['no expiry', lease({ expiresAt: new Date(Number.NaN) }), {}],
+    ['no time left', lease({ remainingMs: Number.NaN }), {}],
   ])('refuses %s, with a typed error that says what and how to fix it', (_what, answer, expected) => {
     const check = () => believed(answer, { statement: 'batched election', names: new Set(['jobs']), ...expected });
     expect(check).toThrow(UnexpectedAnswerError);
@@ -47,5 +48,34 @@ describe('answers the library believes', () => {
     expect(afterFailure(new DeadlineExceededError('slow'), 0)).toEqual({ unanswered: 1, reset: false });
     expect(afterFailure(new DeadlineExceededError('slow'), 1)).toEqual({ unanswered: 0, reset: true });
     expect(afterFailure(new Error('connection refused'), 1)).toEqual({ unanswered: 1, reset: false });
+  });
+});
+
+describe.each(DRIVERS)("real answers under a session's own settings (%s)", (driver) => {
+  it("a DateStyle other than ISO ('SQL, DMY': Drizzle's Date of the expiry is invalid) is still a real answer: an elector and a group lead", async () => {
+    // Before: every win was refused ("without a valid expiry") while the database elected it,
+    // term after term, and no name ever had a leader.
+    const url = await createTestDatabase();
+    const conn = connect(driver, url);
+    const [{ db: name }] = (await conn.query('select current_database() as db')) as [{ db: string }];
+    await conn.query(`alter database ${name} set datestyle = 'SQL, DMY'`);
+    const db = connect(driver, url);
+    const timing = { ttl: 3_000, renewInterval: 300, safetyMargin: 500, listen: false as const };
+    const elector = createElector(db.db, { ...timing, name: 'datestyle' });
+    const group = createElectorGroup(db.db, { ...timing, names: ['ds-a', 'ds-b'], group: 'datestyle' });
+    try {
+      await elector.start();
+      await group.start();
+      expect(elector.isLeader).toBe(true);
+      expect([...group.leaderships().keys()].sort()).toEqual(['ds-a', 'ds-b']);
+      await new Promise((r) => setTimeout(r, 700)); // renewals too
+      expect(elector.stats.renewals.failed).toBe(0);
+      expect(elector.isLeader).toBe(true);
+      expect(group.stats.statements.failed).toBe(0);
+    } finally {
+      await Promise.all([elector.stop(), group.stop()]);
+      await db.close();
+      await conn.close();
+    }
   });
 });
