@@ -29,12 +29,13 @@ export interface Diagnosis {
 }
 
 /**
- * 08P01 messages that retrying cannot heal: PgBouncer's own configuration (no such database or
- * user, a startup parameter or packet it does not support, SSL it requires), or a protocol the
- * server itself refused. Every other 08P01 (PgBouncer's "query_wait_timeout", "server login has
- * been failing, try again later", "no more connections allowed", its shutdown...) is retried.
+ * 08P01 messages, besides login and database errors, that retrying cannot heal: PgBouncer's own
+ * configuration (a startup parameter or packet it does not support, SSL it requires, "bouncer
+ * config error"), or a protocol the server itself refused. Every other 08P01 (PgBouncer's
+ * "query_wait_timeout", "server login has been failing, try again later", "no more connections
+ * allowed", its shutdown...) is retried.
  */
-const PERMANENT_PROTOCOL_ERROR = /no such (database|user)|unsupported|ssl required|invalid (startup|frontend|length)|protocol/i;
+const PERMANENT_PROTOCOL_ERROR = /unsupported|ssl required|config error|invalid (startup|frontend|length)|protocol/i;
 
 interface CodedError {
   code?: unknown;
@@ -69,22 +70,35 @@ export function diagnose(error: unknown): Diagnosis | null {
         fatal: false,
         message: `Cannot resolve the database host${where ? ` "${where}"` : ''} (DNS did not answer): check the host in the URL`,
       };
-    case '08P01':
+    case '08P01': {
       // PgBouncer answers with 08P01 for conditions that pass (a pool with no free server
-      // connection, a server restarting behind it) as well as for its configuration: only the
-      // latter, and a protocol PostgreSQL itself refused, are worth giving up for.
-      if (!PERMANENT_PROTOCOL_ERROR.test(root.message ?? '')) {
+      // connection, a server restarting behind it), for its configuration, and for the server's
+      // own login errors it passes on: only the passing ones are retried.
+      const message = root.message ?? '';
+      if (/password authentication failed|authentication failed|role ".*" does not exist|no such user/i.test(message))
         return {
-          kind: 'pooler-busy',
-          fatal: false,
-          message: `The pooler${at} turned the request away for now (${root.message}): retrying; if it lasts, check the pooler's pool size and its server`,
+          kind: 'authentication',
+          fatal: true,
+          message: `The login was refused through the pooler${at} (${message}): check the user and password`,
         };
-      }
+      if (/database ".*" does not exist|no such database/i.test(message))
+        return {
+          kind: 'database-missing',
+          fatal: true,
+          message: `${message}${at}: create it, or fix the database name in the URL or the pooler's [databases] entry`,
+        };
+      if (PERMANENT_PROTOCOL_ERROR.test(message))
+        return {
+          kind: 'not-postgres',
+          fatal: true,
+          message: `The server or pooler${at} refused the connection (${message}): check the host and port in the URL, and the pooler's configuration`,
+        };
       return {
-        kind: 'not-postgres',
-        fatal: true,
-        message: `The server${at} does not speak the PostgreSQL protocol as expected (${root.message}): check the host and port in the URL`,
+        kind: 'pooler-busy',
+        fatal: false,
+        message: `The pooler${at} turned the request away for now (${message}): retrying; if it lasts, check the pooler's pool size and its server`,
       };
+    }
     case 'SASL_SIGNATURE_MISMATCH':
       return {
         kind: 'not-postgres',

@@ -13,7 +13,14 @@ import pg from 'pg';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { electMany, heartbeat, leaseStore, NO_DEADLINE, renewMany, resignMany } from '../src/dev/testing.js';
-import { createElector, createElectorGroup, type LeaderDatabase, riverLeader } from '../src/index.js';
+import {
+  createElector,
+  createElectorGroup,
+  type DatabaseUnusableError,
+  type LeaderDatabase,
+  riverLeader,
+  SILENT_LOGGER,
+} from '../src/index.js';
 import { createTestDatabase } from './support/db.js';
 
 const binary = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer', '/usr/local/bin/pgbouncer'].find((p) => existsSync(p));
@@ -183,6 +190,49 @@ describe.skipIf(!binary)('behind PgBouncer in transaction mode', () => {
       await elector.stop();
       await holder.end({ timeout: 1 });
       busy.stop();
+    }
+  });
+
+  it("a database that does not exist behind the pooler (its 08P01 passes the server's error on) is said as an error with its fix, not as a busy pooler", async () => {
+    // PgBouncer answers a client only once its own server login has failed (and in between with
+    // "server login has been failing, try again later"), so the first attempt may time out and
+    // start() resolve as a follower; what it must not do is call a missing database a busy
+    // pooler. Before: every 08P01 but PgBouncer's own wording was "retrying" for good, no error.
+    const wrong = new URL(directUrl);
+    wrong.pathname = '/no_such_database_here';
+    const missing = await startBouncer(wrong.toString(), { server_login_retry: '1' });
+    const errors: string[] = [];
+    const logger = {
+      debug() {},
+      info() {},
+      warn() {},
+      error: (o: object, m: string) => void errors.push(`${m} ${String((o as { err?: unknown }).err)}`),
+    };
+    const client = postgres(missing.url, { max: 1, prepare: false, onnotice: () => {} });
+    const elector = createElector(drizzle(client) as unknown as LeaderDatabase, {
+      name: 'missing-db',
+      ttl: 3_000,
+      renewInterval: 300,
+      safetyMargin: 500,
+      listen: false,
+      logger,
+    });
+    try {
+      const started = await elector.start().then(
+        () => null,
+        (e: Error) => e,
+      );
+      if (started) expect((started as DatabaseUnusableError).kind).toBe('database-missing');
+      else
+        await vi.waitFor(() => expect(errors.join('\n')).toMatch(/retrying cannot fix it.*no_such_database_here.*does not exist/s), {
+          timeout: 20_000,
+          interval: 100,
+        });
+      expect(elector.isLeader).toBe(false);
+    } finally {
+      await elector.stop();
+      await client.end({ timeout: 1 });
+      missing.stop();
     }
   });
 

@@ -34,11 +34,11 @@ const pools = new WeakMap<object, Map<string, Shared>>();
 /**
  * PgBouncer (and other poolers) refuse startup parameters they do not know, with 08P01. Not
  * every 08P01 is that: a pool with no free server connection for now (query_wait_timeout) is
- * retried with the bounds, not answered by giving them up for good.
+ * retried with the bounds, and a login or database error passed on is the caller's to report.
  */
 function refusedStartupParameters(error: unknown): boolean {
   if (/unsupported startup parameter/i.test(String((error as Error)?.message ?? error))) return true;
-  return errorCode(error) === '08P01' && diagnose(error)?.kind !== 'pooler-busy';
+  return errorCode(error) === '08P01' && diagnose(error)?.kind === 'not-postgres';
 }
 
 /** Connection attempts give up after the trust window, and never wait longer than this. */
